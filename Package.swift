@@ -1,0 +1,71 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strictSwift: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "extentdb",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "extentdb", targets: ["extentdb"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // `_GNU_SOURCE` wrappers: SEEK_DATA/SEEK_HOLE, copy_file_range (Glibc's overlay hides them).
+        .target(name: "CExtentShims"),
+        // Pure on-disk format parsers: bytes in, values out. No I/O, no SQLite.
+        .target(name: "ImageFormats", swiftSettings: strictSwift),
+        // Positional file reads, hole probing, file identity.
+        .target(
+            name: "ImageIO",
+            dependencies: [
+                "CExtentShims",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // The SQLite index; schema comes from migrations/*.sql, embedded at build time.
+        .target(
+            name: "AllocationIndex",
+            dependencies: ["ImageFormats", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strictSwift,
+            plugins: ["MigrationEmbedder"]
+        ),
+        // Image -> layer maps -> composed extents -> store.
+        .target(
+            name: "Scanner",
+            dependencies: ["ImageFormats", "ImageIO", "AllocationIndex"],
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "extentdb",
+            dependencies: [
+                "Scanner", "AllocationIndex", "ImageFormats", "ImageIO",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(name: "embed-migrations", swiftSettings: strictSwift),
+        .plugin(
+            name: "MigrationEmbedder",
+            capability: .buildTool(),
+            dependencies: ["embed-migrations"]
+        ),
+        .testTarget(name: "ImageFormatsTests", dependencies: ["ImageFormats"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "AllocationIndexTests",
+            dependencies: ["AllocationIndex", "ImageFormats", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "ScannerTests",
+            dependencies: ["Scanner", "ImageFormats", "ImageIO", "AllocationIndex"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(name: "CLITests", dependencies: ["extentdb"], swiftSettings: strictSwift),
+    ]
+)

@@ -1,0 +1,102 @@
+import Foundation
+import ImageFormats
+
+/// Packs a run of consecutive extents into a compact blob and back.
+///
+/// Extents in a chunk are contiguous, so starts are implied by the chunk start and the lengths. Each
+/// extent is: LEB128 `length`, a flags byte, LEB128 `depth`, and when it has a host offset, the zigzag
+/// LEB128 difference between that offset and the end of the previous extent's host range (host offsets
+/// usually advance, so this is a byte or two).
+///
+/// ```
+/// flags: bit 0 present · bit 1 zero · bit 2 data · bit 3 compressed · bit 4 has offset
+/// ```
+public enum ExtentRunCodec {
+    static let present: UInt8 = 1 << 0
+    static let zero: UInt8 = 1 << 1
+    static let data: UInt8 = 1 << 2
+    static let compressed: UInt8 = 1 << 3
+    static let hasOffset: UInt8 = 1 << 4
+
+    public static func encode(_ extents: ArraySlice<Extent>) -> Data {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(extents.count * 6)
+        var predicted: UInt64 = 0
+        for extent in extents {
+            appendVarint(extent.length, to: &bytes)
+            var flags: UInt8 = 0
+            if extent.present { flags |= present }
+            if extent.zero { flags |= zero }
+            if extent.data { flags |= data }
+            if extent.compressed { flags |= compressed }
+            if extent.offset != nil { flags |= hasOffset }
+            bytes.append(flags)
+            appendVarint(UInt64(extent.depth), to: &bytes)
+            if let offset = extent.offset {
+                let delta = Int64(bitPattern: offset &- predicted)
+                appendVarint(UInt64(bitPattern: (delta << 1) ^ (delta >> 63)), to: &bytes)
+                predicted = offset &+ extent.length
+            }
+        }
+        return Data(bytes)
+    }
+
+    /// Decodes `count` extents starting at guest offset `start`, calling `body` for each.
+    ///
+    /// - Throws: ``StoreError`` when the blob is malformed (a damaged index, never image input).
+    public static func decode(
+        _ blob: Data, start: UInt64, count: Int, _ body: (Extent) throws -> Void
+    ) throws {
+        try blob.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+            var position = 0
+            var guest = start
+            var predicted: UInt64 = 0
+            for _ in 0..<count {
+                let length = try readVarint(raw, &position)
+                guard position < raw.count else { throw StoreError.corruptChunk("flags past end of blob") }
+                let flags = raw[position]
+                position += 1
+                let depth = try readVarint(raw, &position)
+                var offset: UInt64?
+                if flags & hasOffset != 0 {
+                    let zigzag = try readVarint(raw, &position)
+                    let delta = Int64(bitPattern: zigzag >> 1) ^ -Int64(bitPattern: zigzag & 1)
+                    let value = predicted &+ UInt64(bitPattern: delta)
+                    offset = value
+                    predicted = value &+ length
+                }
+                guard length > 0, depth <= UInt64(UInt32.max) else { throw StoreError.corruptChunk("bad extent length or depth") }
+                try body(
+                    Extent(
+                        start: guest, length: length, depth: UInt32(depth), present: flags & present != 0,
+                        zero: flags & zero != 0, data: flags & data != 0, compressed: flags & compressed != 0,
+                        offset: offset))
+                guest += length
+            }
+        }
+    }
+
+    @inline(__always)
+    static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
+        var value = value
+        while value >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: value) | 0x80)
+            value >>= 7
+        }
+        bytes.append(UInt8(value))
+    }
+
+    @inline(__always)
+    static func readVarint(_ raw: UnsafeRawBufferPointer, _ position: inout Int) throws -> UInt64 {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard position < raw.count, shift < 64 else { throw StoreError.corruptChunk("truncated varint") }
+            let byte = raw[position]
+            position += 1
+            value |= UInt64(byte & 0x7F) << shift
+            if byte & 0x80 == 0 { return value }
+            shift += 7
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import GRDB
+import ImageFormats
+
+/// A scan as read back from the index: the image, the scan, and the chain identity it was taken against.
+public struct IndexedScan: Sendable, Equatable {
+    public var image: ImageRecord
+    public var scan: ScanRecord
+    /// Layer 0 is the image itself.
+    public var layers: [ScanLayerRecord]
+}
+
+extension IndexStore {
+    /// The latest scan of the image at the canonical `path`, if it has one.
+    public func latestScan(path: String) throws -> IndexedScan? {
+        try writer.read { db in
+            guard let image = try ImageRecord.filter(ImageRecord.Columns.path == path).fetchOne(db),
+                let scanID = image.latestScanId
+            else { return nil }
+            return try Self.indexedScan(scanID: scanID, db)
+        }
+    }
+
+    /// The image row for `path`, scanned or not.
+    public func image(path: String) throws -> ImageRecord? {
+        try writer.read { db in try ImageRecord.filter(ImageRecord.Columns.path == path).fetchOne(db) }
+    }
+
+    /// All scans of the image at `path`, oldest first.
+    public func scans(path: String) throws -> [ScanRecord] {
+        try writer.read { db in
+            guard let image = try ImageRecord.filter(ImageRecord.Columns.path == path).fetchOne(db), let id = image.id
+            else { return [] }
+            return try ScanRecord.filter(ScanRecord.Columns.imageId == id).order(ScanRecord.Columns.id).fetchAll(db)
+        }
+    }
+
+    static func indexedScan(scanID: Int64, _ db: Database) throws -> IndexedScan? {
+        guard let scan = try ScanRecord.fetchOne(db, key: scanID),
+            let image = try ImageRecord.fetchOne(db, key: scan.imageId)
+        else { return nil }
+        let layers = try ScanLayerRecord.filter(ScanLayerRecord.Columns.scanId == scanID)
+            .order(ScanLayerRecord.Columns.depth).fetchAll(db)
+        return IndexedScan(image: image, scan: scan, layers: layers)
+    }
+
+    /// Calls `body` with each extent of a scan that overlaps `[lower, upper)`, clipped to it, in order.
+    ///
+    /// Only the chunks overlapping the range are read: a bounded lookup on `(scan_id, start)`.
+    public func forEachExtent(
+        scanID: Int64, from lower: UInt64 = 0, to upper: UInt64 = UInt64(Int64.max), _ body: (Extent) throws -> Void
+    ) throws {
+        guard lower < upper else { return }
+        let sql = """
+            SELECT start, extent_count, runs FROM extent_chunks
+            WHERE scan_id = :scan
+              AND start >= coalesce((SELECT max(start) FROM extent_chunks WHERE scan_id = :scan AND start <= :lower), 0)
+              AND start < :upper
+            ORDER BY start
+            """
+        let arguments: StatementArguments = ["scan": scanID, "lower": Int64(lower), "upper": Int64(min(upper, UInt64(Int64.max)))]
+        try writer.read { db in
+            let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+            while let row = try rows.next() {
+                let start: Int64 = row[0]
+                let count: Int = row[1]
+                let blob: Data = row[2]
+                try ExtentRunCodec.decode(blob, start: UInt64(start), count: count) { extent in
+                    if extent.start >= lower && extent.end <= upper {
+                        try body(extent)
+                    } else if let clipped = extent.clipped(to: lower, upper) {
+                        try body(clipped)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The extents of a scan overlapping `[lower, upper)`, clipped to it.
+    public func extents(scanID: Int64, from lower: UInt64 = 0, to upper: UInt64 = UInt64(Int64.max)) throws -> [Extent] {
+        var result: [Extent] = []
+        try forEachExtent(scanID: scanID, from: lower, to: upper) { result.append($0) }
+        return result
+    }
+
+    /// Sums of the per-chunk totals of a scan, computed in SQL.
+    public func chunkTotals(scanID: Int64) throws -> (extents: Int64, data: Int64, ownData: Int64, zero: Int64, compressed: Int64) {
+        try writer.read { db in
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT coalesce(sum(extent_count), 0), coalesce(sum(data_bytes), 0), coalesce(sum(own_data_bytes), 0),
+                           coalesce(sum(zero_bytes), 0), coalesce(sum(compressed_bytes), 0)
+                    FROM extent_chunks WHERE scan_id = ?
+                    """, arguments: [scanID])
+            guard let row else { return (0, 0, 0, 0, 0) }
+            return (row[0], row[1], row[2], row[3], row[4])
+        }
+    }
+}

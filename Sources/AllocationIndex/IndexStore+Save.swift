@@ -1,0 +1,163 @@
+import Foundation
+import GRDB
+import ImageFormats
+
+/// One layer of a scanned chain, as the index records it.
+public struct NewLayer: Sendable {
+    public var path: String
+    public var format: String
+    public var virtualSize: UInt64
+    public var clusterSize: UInt64?
+    public var backingPath: String?
+    public var metadataJSON: String
+    public var device: UInt64
+    public var inode: UInt64
+    public var fileSize: UInt64
+    public var mtimeNanoseconds: Int64
+    public var headerChecksum: String
+
+    public init(
+        path: String, format: String, virtualSize: UInt64, clusterSize: UInt64?, backingPath: String?,
+        metadataJSON: String, device: UInt64, inode: UInt64, fileSize: UInt64, mtimeNanoseconds: Int64,
+        headerChecksum: String
+    ) {
+        self.path = path
+        self.format = format
+        self.virtualSize = virtualSize
+        self.clusterSize = clusterSize
+        self.backingPath = backingPath
+        self.metadataJSON = metadataJSON
+        self.device = device
+        self.inode = inode
+        self.fileSize = fileSize
+        self.mtimeNanoseconds = mtimeNanoseconds
+        self.headerChecksum = headerChecksum
+    }
+}
+
+/// A finished scan to record: the chain (layer 0 first) and its composed extents.
+public struct NewScan: Sendable {
+    public var layers: [NewLayer]
+    public var extents: [Extent]
+    public var scannedAtNanoseconds: Int64
+    public var durationNanoseconds: UInt64
+    public var toolVersion: String
+    public var warnings: [String]
+
+    public init(
+        layers: [NewLayer], extents: [Extent], scannedAtNanoseconds: Int64, durationNanoseconds: UInt64,
+        toolVersion: String, warnings: [String]
+    ) {
+        self.layers = layers
+        self.extents = extents
+        self.scannedAtNanoseconds = scannedAtNanoseconds
+        self.durationNanoseconds = durationNanoseconds
+        self.toolVersion = toolVersion
+        self.warnings = warnings
+    }
+}
+
+/// Byte totals over a list of extents, as stored per chunk and per scan.
+public struct ExtentTotals: Sendable, Equatable {
+    public var data: UInt64 = 0
+    public var ownData: UInt64 = 0
+    public var zero: UInt64 = 0
+    public var compressed: UInt64 = 0
+
+    public init() {}
+
+    public mutating func add(_ extent: Extent) {
+        if extent.data {
+            data += extent.length
+            if extent.depth == 0 { ownData += extent.length }
+        } else if extent.zero && extent.present {
+            zero += extent.length
+        }
+        if extent.compressed { compressed += extent.length }
+    }
+}
+
+extension IndexStore {
+    /// Records a scan in one transaction: upserts every layer's image row, inserts the scan, its layer
+    /// identities and packed extents, and makes it the image's latest scan.
+    ///
+    /// - Parameter beforeCommit: runs inside the transaction just before it commits (tests use it to
+    ///   simulate a crash mid-write).
+    @discardableResult
+    public func save(_ scan: NewScan, beforeCommit: (@Sendable (Database) throws -> Void)? = nil) throws -> IndexedScan {
+        precondition(!scan.layers.isEmpty, "a scan has at least one layer")
+        return try writer.write { db in
+            var imageIDs: [Int64] = Array(repeating: 0, count: scan.layers.count)
+            for depth in stride(from: scan.layers.count - 1, through: 0, by: -1) {
+                let below = depth + 1 < scan.layers.count ? imageIDs[depth + 1] : nil
+                imageIDs[depth] = try upsertImage(scan.layers[depth], backingImageID: below, db)
+            }
+            var totals = ExtentTotals()
+            for extent in scan.extents { totals.add(extent) }
+            var record = ScanRecord(
+                id: nil, imageId: imageIDs[0], scannedAtNs: scan.scannedAtNanoseconds,
+                durationNs: Int64(scan.durationNanoseconds), toolVersion: scan.toolVersion,
+                virtualSize: Int64(scan.layers[0].virtualSize), chainDepth: Int64(scan.layers.count),
+                extentCount: Int64(scan.extents.count), dataBytes: Int64(totals.data), ownDataBytes: Int64(totals.ownData),
+                zeroBytes: Int64(totals.zero), compressedBytes: Int64(totals.compressed),
+                warningsJson: String(decoding: try JSONEncoder().encode(scan.warnings), as: UTF8.self))
+            try record.insert(db)
+            guard let scanID = record.id else { throw StoreError.notFound("inserted scan id") }
+            for (depth, layer) in scan.layers.enumerated() {
+                try ScanLayerRecord(
+                    scanId: scanID, depth: Int64(depth), path: layer.path, format: layer.format,
+                    device: Int64(bitPattern: layer.device), inode: Int64(bitPattern: layer.inode),
+                    fileSize: Int64(layer.fileSize), mtimeNs: layer.mtimeNanoseconds, headerChecksum: layer.headerChecksum
+                ).insert(db)
+            }
+            try insertChunks(scan.extents, scanID: scanID, db)
+            try db.execute(sql: "UPDATE images SET latest_scan_id = ? WHERE id = ?", arguments: [scanID, imageIDs[0]])
+            try beforeCommit?(db)
+            guard let stored = try Self.indexedScan(scanID: scanID, db) else { throw StoreError.notFound("scan \(scanID)") }
+            return stored
+        }
+    }
+
+    private func upsertImage(_ layer: NewLayer, backingImageID: Int64?, _ db: Database) throws -> Int64 {
+        let sql = """
+            INSERT INTO images (path, format, virtual_size, cluster_size, backing_path, backing_image_id, metadata_json)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(path) DO UPDATE SET
+                format = excluded.format, virtual_size = excluded.virtual_size, cluster_size = excluded.cluster_size,
+                backing_path = excluded.backing_path, backing_image_id = excluded.backing_image_id,
+                metadata_json = excluded.metadata_json
+            RETURNING id
+            """
+        let arguments: StatementArguments = [
+            layer.path, layer.format, Int64(layer.virtualSize), layer.clusterSize.map { Int64($0) }, layer.backingPath,
+            backingImageID, layer.metadataJSON,
+        ]
+        guard let id = try Int64.fetchOne(db, sql: sql, arguments: arguments) else {
+            throw StoreError.notFound("image row for \(layer.path)")
+        }
+        return id
+    }
+
+    private func insertChunks(_ extents: [Extent], scanID: Int64, _ db: Database) throws {
+        let statement = try db.cachedStatement(
+            sql: """
+                INSERT INTO extent_chunks (scan_id, start, length, extent_count, data_bytes, own_data_bytes, zero_bytes,
+                                           compressed_bytes, runs)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+        var index = 0
+        while index < extents.count {
+            let end = min(index + Self.extentsPerChunk, extents.count)
+            let slice = extents[index..<end]
+            var totals = ExtentTotals()
+            for extent in slice { totals.add(extent) }
+            let start = slice[slice.startIndex].start
+            let length = slice[slice.endIndex - 1].end - start
+            try statement.execute(arguments: [
+                scanID, Int64(start), Int64(length), slice.count, Int64(totals.data), Int64(totals.ownData),
+                Int64(totals.zero), Int64(totals.compressed), ExtentRunCodec.encode(slice),
+            ])
+            index = end
+        }
+    }
+}

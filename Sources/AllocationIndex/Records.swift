@@ -1,0 +1,116 @@
+import GRDB
+
+/// A row of `images` (migrations/0001_initial.sql).
+public struct ImageRecord: Codable, FetchableRecord, MutablePersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "images"
+    public var id: Int64?
+    public var path: String
+    public var format: String
+    public var virtualSize: Int64
+    public var clusterSize: Int64?
+    public var backingPath: String?
+    public var backingImageId: Int64?
+    public var metadataJson: String
+    public var latestScanId: Int64?
+
+    public enum Columns {
+        public static let id = Column(CodingKeys.id)
+        public static let path = Column(CodingKeys.path)
+        public static let latestScanId = Column(CodingKeys.latestScanId)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, path, format
+        case virtualSize = "virtual_size"
+        case clusterSize = "cluster_size"
+        case backingPath = "backing_path"
+        case backingImageId = "backing_image_id"
+        case metadataJson = "metadata_json"
+        case latestScanId = "latest_scan_id"
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+/// A row of `scans`.
+public struct ScanRecord: Codable, FetchableRecord, MutablePersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "scans"
+    public var id: Int64?
+    public var imageId: Int64
+    public var scannedAtNs: Int64
+    public var durationNs: Int64
+    public var toolVersion: String
+    public var virtualSize: Int64
+    public var chainDepth: Int64
+    public var extentCount: Int64
+    public var dataBytes: Int64
+    public var ownDataBytes: Int64
+    public var zeroBytes: Int64
+    public var compressedBytes: Int64
+    public var warningsJson: String
+
+    public enum Columns {
+        public static let id = Column(CodingKeys.id)
+        public static let imageId = Column(CodingKeys.imageId)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case imageId = "image_id"
+        case scannedAtNs = "scanned_at_ns"
+        case durationNs = "duration_ns"
+        case toolVersion = "tool_version"
+        case virtualSize = "virtual_size"
+        case chainDepth = "chain_depth"
+        case extentCount = "extent_count"
+        case dataBytes = "data_bytes"
+        case ownDataBytes = "own_data_bytes"
+        case zeroBytes = "zero_bytes"
+        case compressedBytes = "compressed_bytes"
+        case warningsJson = "warnings_json"
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
+}
+
+/// A row of `scan_layers`: one chain layer's identity at scan time.
+public struct ScanLayerRecord: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
+    public static let databaseTableName = "scan_layers"
+    public var scanId: Int64
+    public var depth: Int64
+    public var path: String
+    public var format: String
+    public var device: Int64
+    public var inode: Int64
+    public var fileSize: Int64
+    public var mtimeNs: Int64
+    public var headerChecksum: String
+
+    public enum Columns {
+        public static let scanId = Column(CodingKeys.scanId)
+        public static let depth = Column(CodingKeys.depth)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case scanId = "scan_id"
+        case depth, path, format, device, inode
+        case fileSize = "file_size"
+        case mtimeNs = "mtime_ns"
+        case headerChecksum = "header_checksum"
+    }
+
+    public init(
+        scanId: Int64 = 0, depth: Int64, path: String, format: String, device: Int64, inode: Int64, fileSize: Int64,
+        mtimeNs: Int64, headerChecksum: String
+    ) {
+        self.scanId = scanId
+        self.depth = depth
+        self.path = path
+        self.format = format
+        self.device = device
+        self.inode = inode
+        self.fileSize = fileSize
+        self.mtimeNs = mtimeNs
+        self.headerChecksum = headerChecksum
+    }
+}

@@ -1,0 +1,14 @@
+/// A problem with the index database itself (not with an image).
+public enum StoreError: Error, Sendable, CustomStringConvertible {
+    case corruptChunk(String)
+    case cannotCreateDirectory(String)
+    case notFound(String)
+
+    public var description: String {
+        switch self {
+        case .corruptChunk(let detail): return "index is damaged: extent chunk \(detail)"
+        case .cannotCreateDirectory(let path): return "cannot create index directory \(path)"
+        case .notFound(let what): return "\(what) is not in the index"
+        }
+    }
+}

@@ -1,0 +1,15 @@
+#ifndef CEXTENTSHIMS_H
+#define CEXTENTSHIMS_H
+#include <stdint.h>
+#include <sys/types.h>
+
+/// lseek(fd, offset, SEEK_DATA); returns -1 and sets errno (ENXIO past the last data).
+int64_t extentdb_seek_data(int fd, int64_t offset);
+/// lseek(fd, offset, SEEK_HOLE); returns -1 and sets errno.
+int64_t extentdb_seek_hole(int fd, int64_t offset);
+/// copy_file_range(2) with explicit offsets; returns bytes copied or -1.
+int64_t extentdb_copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, uint64_t len);
+/// errno of the calling thread.
+int extentdb_errno(void);
+
+#endif

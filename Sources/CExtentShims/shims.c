@@ -1,0 +1,17 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <unistd.h>
+#include "CExtentShims.h"
+
+int64_t extentdb_seek_data(int fd, int64_t offset) { return (int64_t)lseek(fd, (off_t)offset, SEEK_DATA); }
+int64_t extentdb_seek_hole(int fd, int64_t offset) { return (int64_t)lseek(fd, (off_t)offset, SEEK_HOLE); }
+
+int64_t extentdb_copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, uint64_t len) {
+    loff_t in = (loff_t)*off_in, out = (loff_t)*off_out;
+    ssize_t n = copy_file_range(fd_in, &in, fd_out, &out, (size_t)len, 0);
+    *off_in = (int64_t)in;
+    *off_out = (int64_t)out;
+    return (int64_t)n;
+}
+
+int extentdb_errno(void) { return errno; }

@@ -1,0 +1,80 @@
+/// One run of the guest disk with uniform allocation status, as `qemu-img map --output=json` reports it.
+///
+/// A composed map is a sorted list of extents that tiles `[0, virtual_size)` exactly, with adjacent
+/// extents of equal status merged (see ``ExtentListBuilder``).
+public struct Extent: Sendable, Equatable, Hashable {
+    /// Guest byte offset of the first byte.
+    public var start: UInt64
+    /// Length in bytes; never zero.
+    public var length: UInt64
+    /// Chain layer that supplies the range: 0 is the image itself, 1 its backing file or parent, and so on.
+    /// For ranges no layer allocates it is the layer where the lookup stopped (qemu-img's convention).
+    public var depth: UInt32
+    /// Some layer allocates the range (data or zero). False for ranges that fall through every layer.
+    public var present: Bool
+    /// The range reads as zeros.
+    public var zero: Bool
+    /// The range is backed by stored data (which may itself read as zeros, e.g. a host-file hole).
+    public var data: Bool
+    /// The data is stored compressed (qcow2), so it has no plain host offset.
+    public var compressed: Bool
+    /// Host offset of `start` in the file of the supplying layer, where the format gives one.
+    public var offset: UInt64?
+
+    public init(
+        start: UInt64, length: UInt64, depth: UInt32, present: Bool, zero: Bool, data: Bool,
+        compressed: Bool = false, offset: UInt64? = nil
+    ) {
+        self.start = start
+        self.length = length
+        self.depth = depth
+        self.present = present
+        self.zero = zero
+        self.data = data
+        self.compressed = compressed
+        self.offset = offset
+    }
+
+    public var end: UInt64 { start + length }
+
+    /// True when `next` starts where this ends and carries the same status, so the two are one run.
+    /// Host offsets must continue (or both be absent), as qemu-img map merges them.
+    public func canMerge(with next: Extent) -> Bool {
+        guard next.start == end, next.depth == depth, next.present == present, next.zero == zero,
+            next.data == data, next.compressed == compressed
+        else { return false }
+        switch (offset, next.offset) {
+        case (nil, nil): return true
+        case let (mine?, theirs?): return mine &+ length == theirs
+        default: return false
+        }
+    }
+
+    /// The part of this extent inside `[lower, upper)`, with the host offset moved along.
+    public func clipped(to lower: UInt64, _ upper: UInt64) -> Extent? {
+        let newStart = Swift.max(start, lower)
+        let newEnd = Swift.min(end, upper)
+        guard newStart < newEnd else { return nil }
+        var copy = self
+        copy.start = newStart
+        copy.length = newEnd - newStart
+        if let offset { copy.offset = offset + (newStart - start) }
+        return copy
+    }
+}
+
+/// Appends extents in guest order and merges each with its predecessor where qemu-img would.
+public struct ExtentListBuilder: Sendable {
+    public private(set) var extents: [Extent] = []
+
+    public init() {}
+
+    public mutating func append(_ extent: Extent) {
+        guard extent.length > 0 else { return }
+        if let last = extents.last, last.canMerge(with: extent) {
+            extents[extents.count - 1].length += extent.length
+        } else {
+            extents.append(extent)
+        }
+    }
+}

@@ -1,0 +1,61 @@
+import ImageFormats
+
+/// Header metadata of one image, stored as JSON in the index and printed by `info`.
+public struct ImageMetadata: Sendable, Codable, Equatable {
+    public var format: ImageFormat
+    public var virtualSize: UInt64
+    public var clusterSize: UInt64?
+    public var fileSize: UInt64
+    public var backing: BackingReference?
+    public var qcow2: QCOW2Details?
+    /// Things worth knowing that did not stop the scan (dirty bit, unknown extensions...).
+    public var warnings: [String] = []
+
+    public init(format: ImageFormat, virtualSize: UInt64, clusterSize: UInt64?, fileSize: UInt64) {
+        self.format = format
+        self.virtualSize = virtualSize
+        self.clusterSize = clusterSize
+        self.fileSize = fileSize
+    }
+}
+
+/// The backing file (qcow2) or parent (VHD) as the header names it and as it resolved.
+public struct BackingReference: Sendable, Codable, Equatable {
+    /// The name exactly as stored in the image.
+    public var name: String
+    /// Absolute path it resolves to (relative names against the image's directory).
+    public var resolvedPath: String
+    /// Format the image declares for it (qcow2 backing-format extension), if any.
+    public var declaredFormat: String?
+    /// True when the resolved path lies outside the image's directory tree.
+    public var escapesImageDirectory: Bool
+}
+
+/// QCOW2-specific header facts.
+public struct QCOW2Details: Sendable, Codable, Equatable {
+    public var version: UInt32
+    public var clusterBits: UInt32
+    public var refcountBits: UInt64
+    public var l1Size: UInt32
+    public var l1TableOffset: UInt64
+    public var extendedL2: Bool
+    public var compressionType: String
+    public var encrypted: Bool
+    public var encryption: String?
+    public var dirty: Bool
+    public var lazyRefcounts: Bool
+    public var externalDataFile: String?
+    public var externalDataFileRaw: Bool
+    public var hasBitmaps: Bool
+    public var snapshots: [SnapshotSummary]
+}
+
+/// One internal snapshot as listed by `info` (the map always follows the active L1 table).
+public struct SnapshotSummary: Sendable, Codable, Equatable {
+    public var id: String
+    public var name: String
+    public var dateSeconds: UInt32
+    public var vmStateSize: UInt64
+    public var diskSize: UInt64?
+    public var l1Size: UInt32
+}

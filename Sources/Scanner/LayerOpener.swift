@@ -1,0 +1,165 @@
+import ImageFormats
+import ImageIO
+
+/// Opens one file of a chain: identity, format, header metadata and (optionally) its own layer map.
+enum LayerOpener {
+    struct Opened {
+        var layer: ScannedLayer
+    }
+
+    static func open(path: String, declaredFormat: ImageFormat?, withMap: Bool) throws -> Opened {
+        let absolute = PathResolver.absolute(path, relativeTo: PathResolver.currentDirectory())
+        guard let canonical = PathResolver.canonical(absolute) else {
+            let identity = try? FileIdentity(path: absolute)
+            _ = identity
+            throw ImageError.chain(path, "no such file")
+        }
+        let identity = try attributing(to: canonical) { try FileIdentity(path: canonical) }
+        guard identity.kind == .regular || identity.kind == .blockDevice else {
+            throw ImageError.chain(canonical, "not a regular file or block device (\(identity.kind.rawValue))")
+        }
+        let source = try attributing(to: canonical) { try FileBlockSource(path: canonical) }
+        defer { source.close() }
+        let detected = try attributing(to: canonical) { try detect(source) }
+        let format = declaredFormat ?? detected
+        if declaredFormat == .qcow2 && detected != .qcow2 {
+            throw ImageError.chain(canonical, "declared as qcow2 by its overlay but has no qcow2 header")
+        }
+        switch format {
+        case .qcow2:
+            return Opened(layer: try openQCOW2(source: source, givenPath: absolute, canonical: canonical, identity: identity, withMap: withMap))
+        case .raw:
+            return Opened(layer: try openRaw(source: source, canonical: canonical, identity: identity, withMap: withMap))
+        case .vhd:
+            throw ImageError.format(
+                canonical, .unsupported(field: "footer", offset: 0, feature: "VHD images (the VHD reader is not built yet)"))
+        }
+    }
+
+    /// Detects the format of a file by content, for callers that only need to know what it is.
+    static func detectFormat(path: String, referencedBy image: String, name: String) throws -> ImageFormat {
+        guard let canonical = PathResolver.canonical(path) else {
+            throw ImageError.chain(image, "backing file '\(name)' (resolved to \(path)) not found")
+        }
+        let identity = try attributing(to: canonical) { try FileIdentity(path: canonical) }
+        guard identity.kind == .regular || identity.kind == .blockDevice else {
+            throw ImageError.chain(image, "backing file '\(name)' resolves to \(canonical), which is not a regular file or block device")
+        }
+        let source = try attributing(to: canonical) { try FileBlockSource(path: canonical) }
+        defer { source.close() }
+        return try attributing(to: canonical) { try detect(source) }
+    }
+
+    private static func detect(_ source: FileBlockSource) throws -> ImageFormat {
+        let head = try source.read(at: 0, count: 512)
+        let tailStart = source.size >= 512 ? source.size - 512 : 0
+        let tail = try source.read(at: tailStart, count: Int(source.size - tailStart))
+        return ImageFormat.detect(head: head[...], tail: tail[...])
+    }
+
+    private static func openRaw(source: FileBlockSource, canonical: String, identity: FileIdentity, withMap: Bool) throws -> ScannedLayer {
+        let head = try attributing(to: canonical) { try source.read(at: 0, count: 4096) }
+        let metadata = ImageMetadata(format: .raw, virtualSize: source.size, clusterSize: nil, fileSize: source.size)
+        var map = LayerMap(virtualSize: source.size, runs: [])
+        if withMap {
+            let segments = try attributing(to: canonical) { try source.dataSegments() }
+            map = RawLayerMapper.map(size: source.size, dataSegments: segments)
+        }
+        return ScannedLayer(
+            path: canonical, format: .raw, identity: identity, headerChecksum: HeaderChecksum.fnv1a64(head),
+            metadata: metadata, map: map)
+    }
+
+    private static func openQCOW2(
+        source: FileBlockSource, givenPath: String, canonical: String, identity: FileIdentity, withMap: Bool
+    ) throws -> ScannedLayer {
+        let reader = try QCOW2LayerReader(source: source)
+        let header = reader.header
+        let directory = PathResolver.directory(of: givenPath)
+        var metadata = ImageMetadata(format: .qcow2, virtualSize: header.size, clusterSize: header.clusterSize, fileSize: source.size)
+        if let name = reader.backingName {
+            guard !name.hasPrefix("json:"), !name.contains("://") || name.hasPrefix("file://") else {
+                throw ImageError.chain(canonical, "backing file '\(name)' is a protocol URL, which extentdb does not follow")
+            }
+            let plain = name.hasPrefix("file:") ? String(name.dropFirst(name.hasPrefix("file://") ? 7 : 5)) : name
+            let resolved = PathResolver.absolute(plain, relativeTo: directory)
+            metadata.backing = BackingReference(
+                name: name, resolvedPath: resolved, declaredFormat: reader.extensions.backingFormat,
+                escapesImageDirectory: !resolved.hasPrefix(directory == "/" ? "/" : directory + "/"))
+        }
+        let snapshots = try reader.snapshots()
+        let hasExternalData = header.incompatibleFeatures.contains(.externalDataFile)
+        if hasExternalData && reader.extensions.externalDataFile == nil {
+            throw ImageError.format(canonical, .invalid(field: "incompatible_features", offset: 72, reason: "external data file bit set but no data file name extension"))
+        }
+        metadata.qcow2 = QCOW2Details(
+            version: header.version, clusterBits: header.clusterBits, refcountBits: 1 << UInt64(header.refcountOrder),
+            l1Size: header.l1Size, l1TableOffset: header.l1TableOffset, extendedL2: header.hasExtendedL2,
+            compressionType: header.compressionType == .zstd ? "zstd" : "zlib", encrypted: header.cryptMethod != 0,
+            encryption: header.cryptMethod == 0 ? nil : (header.cryptMethod == 1 ? "aes" : header.cryptMethod == 2 ? "luks" : "method \(header.cryptMethod)"),
+            dirty: header.incompatibleFeatures.contains(.dirty), lazyRefcounts: header.compatibleFeatures & 1 != 0,
+            externalDataFile: reader.extensions.externalDataFile,
+            externalDataFileRaw: header.autoclearFeatures.contains(.rawExternalData),
+            hasBitmaps: reader.extensions.hasBitmaps,
+            snapshots: snapshots.map {
+                SnapshotSummary(id: $0.id, name: $0.name, dateSeconds: $0.dateSeconds, vmStateSize: $0.vmStateSize, diskSize: $0.diskSize, l1Size: $0.l1Size)
+            })
+        if header.incompatibleFeatures.contains(.dirty) {
+            metadata.warnings.append("image is marked dirty (incompatible feature bit 0): refcounts may be stale; mapped anyway")
+        }
+        if !reader.extensions.unknownTypes.isEmpty {
+            metadata.warnings.append("ignored unknown header extensions: " + reader.extensions.unknownTypes.map { "0x" + String($0, radix: 16) }.joined(separator: ", "))
+        }
+        var map = LayerMap(virtualSize: header.size, runs: [])
+        if withMap {
+            map = try mapQCOW2(reader: reader, identity: identity, directory: directory, canonical: canonical, hasExternalData: hasExternalData)
+        }
+        return ScannedLayer(
+            path: canonical, format: .qcow2, identity: identity, headerChecksum: HeaderChecksum.fnv1a64(reader.headerBytes),
+            metadata: metadata, map: map)
+    }
+
+    /// Maps a QCOW2 layer; when qemu would consider it metadata-preallocated, parts of data clusters that
+    /// are holes in the data file are marked as reading zero, as qemu-img map reports them.
+    private static func mapQCOW2(reader: QCOW2LayerReader, identity: FileIdentity, directory: String, canonical: String, hasExternalData: Bool) throws -> LayerMap {
+        var dataSource = reader.source
+        if hasExternalData, let name = reader.extensions.externalDataFile {
+            let dataPath = PathResolver.absolute(name, relativeTo: directory)
+            guard PathResolver.canonical(dataPath) != nil else {
+                throw ImageError.chain(canonical, "external data file '\(name)' (resolved to \(dataPath)) not found")
+            }
+            dataSource = try attributing(to: dataPath) { try FileBlockSource(path: dataPath) }
+        }
+        defer { if dataSource !== reader.source { dataSource.close() } }
+        var map = try reader.layerMap(dataFileSize: dataSource.size, hasExternalData: hasExternalData)
+        if reader.header.cryptMethod == 0,
+            try QCOW2PreallocationProbe.looksPreallocated(reader: reader, allocatedBytes: identity.allocatedBytes)
+        {
+            let segments = try attributing(to: dataSource.path) { try dataSource.dataSegments() }
+            map.markHostHoles(segments: segments, fileSize: dataSource.size)
+        }
+        return map
+    }
+}
+
+/// Maps a raw file: data segments are data, holes read as zero; both at host offset = guest offset.
+enum RawLayerMapper {
+    static func map(size: UInt64, dataSegments: [Range<UInt64>]) -> LayerMap {
+        var builder = ExtentListBuilder()
+        var position: UInt64 = 0
+        for segment in dataSegments where segment.upperBound > position {
+            let start = max(segment.lowerBound, position)
+            if start > position {
+                builder.append(Extent(start: position, length: start - position, depth: 0, present: true, zero: true, data: false, offset: position))
+            }
+            let end = min(segment.upperBound, size)
+            guard end > start else { continue }
+            builder.append(Extent(start: start, length: end - start, depth: 0, present: true, zero: false, data: true, offset: start))
+            position = end
+        }
+        if position < size {
+            builder.append(Extent(start: position, length: size - position, depth: 0, present: true, zero: true, data: false, offset: position))
+        }
+        return LayerMap(virtualSize: size, runs: builder.extents)
+    }
+}

@@ -1,0 +1,63 @@
+import ArgumentParser
+import Foundation
+import Scanner
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Entry point: parses arguments and maps failures to exit codes —
+/// 0 success, 1 bad input or image error, 2 usage error.
+@main
+enum Main {
+    static func main() {
+        signal(SIGPIPE, SIG_IGN)
+        var command: ParsableCommand
+        do {
+            command = try Extentdb.parseAsRoot()
+        } catch {
+            let code = Extentdb.exitCode(for: error)
+            let message = Extentdb.fullMessage(for: error)
+            if code == .success {
+                if !message.isEmpty { print(message) }
+                exit(0)
+            }
+            Console.error(message)
+            exit(ExitStatus.usage)
+        }
+        do {
+            try command.run()
+            Console.flushStandardOutput()
+            exit(0)
+        } catch let error as ExitCode {
+            Console.flushStandardOutput()
+            exit(error.rawValue)
+        } catch let error as ValidationError {
+            Console.error("extentdb: \(error.message)")
+            exit(ExitStatus.usage)
+        } catch {
+            Console.flushStandardOutput()
+            Console.error("extentdb: \(error)")
+            exit(ExitStatus.failure)
+        }
+    }
+}
+
+enum ExitStatus {
+    static let failure: Int32 = 1
+    static let usage: Int32 = 2
+}
+
+struct Extentdb: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "extentdb",
+        abstract: "Index the allocated extents of VHD, QCOW2 and raw disk images in SQLite, and answer from the index.",
+        discussion: """
+            Scan once, then ask the index: `map` answers qemu-img map's question without re-walking
+            the image's L1/L2 tables, and `read-headers` gives xapi the JSON it reads from vhd-tool.
+            Exit codes: 0 success, 1 bad input or image error, 2 usage error.
+            """,
+        version: "extentdb \(extentdbVersion)",
+        subcommands: [ScanCommand.self, MapCommand.self, InfoCommand.self, ReadHeadersCommand.self]
+    )
+}

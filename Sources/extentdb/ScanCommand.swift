@@ -1,0 +1,193 @@
+import AllocationIndex
+import ArgumentParser
+import Foundation
+import ImageFormats
+import ImageIO
+import Scanner
+import Synchronization
+
+struct ScanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scan",
+        abstract: "Scan images (files, or directories searched recursively) into the index.",
+        discussion: """
+            Images are recognised by content (QCOW2 magic, VHD footer cookie). Files named on the command line
+            that are neither are indexed as raw images; inside directories only QCOW2/VHD files are picked up
+            unless --include-raw is given. An image whose files (the whole backing chain) have the same device,
+            inode, size and mtime as at its last scan is not scanned again unless --force is given.
+            """)
+
+    @OptionGroup var index: IndexOptions
+
+    @Argument(help: ArgumentHelp("Image files or directories.", valueName: "path"))
+    var paths: [String]
+
+    @Option(name: .shortAndLong, help: "Images scanned in parallel (default: number of CPUs).")
+    var jobs: Int?
+
+    @Flag(help: "Rescan even when the index is fresh.")
+    var force = false
+
+    @Flag(help: "Inside directories, also index files that are not QCOW2/VHD as raw images.")
+    var includeRaw = false
+
+    @Flag(help: "Follow backing files outside the image's directory even when they are not disk images.")
+    var allowOutsideBacking = false
+
+    @Option(help: "Summary format: human or json.")
+    var output: OutputFormat = .human
+
+    @Flag(name: .shortAndLong, help: "No progress or per-image lines.")
+    var quiet = false
+
+    func validate() throws {
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        if paths.isEmpty { throw ValidationError("give at least one image or directory") }
+    }
+
+    struct Result: Sendable {
+        var path: String
+        var action: String
+        var indexed: IndexedScan?
+        var error: String?
+    }
+
+    func run() throws {
+        let candidates = try collectImages()
+        let store = try index.openStore()
+        let indexer = ImageIndexer(store: store, options: ScanOptions(allowOutsideRawBacking: allowOutsideBacking))
+        let results = Mutex<[Result?]>(Array(repeating: nil, count: candidates.count))
+        let done = Mutex(0)
+        let showProgress = !quiet && Console.standardErrorIsTerminal && output == .human
+        let workers = min(jobs ?? ProcessInfo.processInfo.activeProcessorCount, max(candidates.count, 1))
+        let next = Mutex(0)
+        let force = self.force
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while true {
+                let index: Int = next.withLock { value in
+                    defer { value += 1 }
+                    return value
+                }
+                guard index < candidates.count else { return }
+                let path = candidates[index]
+                var result = Result(path: path, action: "failed")
+                do {
+                    let outcome = try indexer.ensureIndexed(path: path, force: force)
+                    result = Result(path: outcome.path, action: outcome.action.rawValue, indexed: outcome.indexed)
+                } catch {
+                    result.error = "\(error)"
+                }
+                results.withLock { $0[index] = result }
+                let finished = done.withLock { value in
+                    value += 1
+                    return value
+                }
+                if showProgress {
+                    Console.error("\r\u{1B}[K[\(finished)/\(candidates.count)] \(result.action) \(path)")
+                }
+            }
+        }
+        let all = results.withLock { $0.compactMap { $0 } }
+        report(all)
+        if all.contains(where: { $0.error != nil }) { throw ExitCode(ExitStatus.failure) }
+    }
+
+    private func report(_ results: [Result]) {
+        let scanned = results.filter { $0.action == "scanned" }.count
+        let unchanged = results.filter { $0.action == "unchanged" }.count
+        let failed = results.filter { $0.error != nil }
+        switch output {
+        case .json:
+            var items: [[String: Any]] = []
+            for result in results {
+                var item: [String: Any] = ["path": result.path, "action": result.action]
+                if let indexed = result.indexed {
+                    item["scan_id"] = indexed.scan.id ?? 0
+                    item["format"] = indexed.image.format
+                    item["virtual_size"] = indexed.scan.virtualSize
+                    item["extent_count"] = indexed.scan.extentCount
+                    item["data_bytes"] = indexed.scan.dataBytes
+                    item["own_data_bytes"] = indexed.scan.ownDataBytes
+                    item["chain_depth"] = indexed.scan.chainDepth
+                    item["duration_ms"] = Double(indexed.scan.durationNs) / 1e6
+                }
+                if let error = result.error { item["error"] = error }
+                items.append(item)
+            }
+            let summary: [String: Any] = [
+                "images": items,
+                "summary": ["scanned": scanned, "unchanged": unchanged, "failed": failed.count, "total": results.count],
+            ]
+            if let data = try? JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .prettyPrinted]) {
+                Console.print(String(decoding: data, as: UTF8.self))
+            }
+        case .human:
+            if !quiet {
+                for result in results {
+                    if let indexed = result.indexed {
+                        let scan = indexed.scan
+                        Console.print(
+                            "\(result.action.padding(toLength: 9, withPad: " ", startingAt: 0)) \(result.path): "
+                                + "\(indexed.image.format), \(Units.bytes(UInt64(scan.virtualSize))) virtual, "
+                                + "\(Units.bytes(UInt64(scan.dataBytes))) data, \(scan.extentCount) extents"
+                                + (result.action == "scanned" ? String(format: " (%.1f ms)", Double(scan.durationNs) / 1e6) : ""))
+                    }
+                }
+            }
+            for result in failed { Console.error("extentdb: \(result.error ?? "")") }
+            Console.print("\(results.count) images: \(scanned) scanned, \(unchanged) unchanged, \(failed.count) failed")
+        }
+        Console.flushStandardOutput()
+    }
+
+    /// Expands directories into the image files under them (by content), keeping explicit files as given.
+    private func collectImages() throws -> [String] {
+        var images: [String] = []
+        for path in paths {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                throw CommandFailure("\(path): no such file or directory")
+            }
+            guard isDirectory.boolValue else {
+                images.append(path)
+                continue
+            }
+            guard let walker = FileManager.default.enumerator(atPath: path) else {
+                throw CommandFailure("\(path): cannot list directory")
+            }
+            var found: [String] = []
+            while let relative = walker.nextObject() as? String {
+                let full = path + "/" + relative
+                guard let identity = try? FileIdentity(path: full), identity.kind == .regular else { continue }
+                if includeRaw || Self.looksLikeImage(full) { found.append(full) }
+            }
+            images.append(contentsOf: found.sorted())
+        }
+        return images
+    }
+
+    /// True when the file starts with a QCOW2 magic or carries a VHD footer.
+    static func looksLikeImage(_ path: String) -> Bool {
+        guard let source = try? FileBlockSource(path: path) else { return false }
+        defer { source.close() }
+        guard let head = try? source.read(at: 0, count: 512) else { return false }
+        let tailStart = source.size >= 512 ? source.size - 512 : 0
+        let tail = (try? source.read(at: tailStart, count: Int(source.size - tailStart))) ?? []
+        return ImageFormat.detect(head: head[...], tail: tail[...]) != .raw
+    }
+}
+
+/// Human byte units, binary (KiB, MiB, ...), like `df -h` and `qemu-img info`.
+enum Units {
+    static func bytes(_ value: UInt64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+        var amount = Double(value)
+        var unit = 0
+        while amount >= 1024 && unit < units.count - 1 {
+            amount /= 1024
+            unit += 1
+        }
+        if unit == 0 { return "\(value) B" }
+        return String(format: amount >= 100 ? "%.0f %@" : "%.3g %@", amount, units[unit])
+    }
+}

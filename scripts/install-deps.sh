@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages extentdb builds and tests with: the SQLite library and headers,
+# and qemu-utils (qemu-img/qemu-io make the test fixtures and are the peer the tests compare with).
+set -euo pipefail
+packages=(libsqlite3-dev qemu-utils)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if ((${#missing[@]} == 0)); then
+    exit 0
+fi
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
