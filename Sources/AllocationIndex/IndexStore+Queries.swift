@@ -76,6 +76,23 @@ extension IndexStore {
         }
     }
 
+    /// Like ``forEachExtent(scanID:from:to:_:)`` but hands over each stored chunk's extents as one batch
+    /// (clipped to the range), which keeps per-extent overhead out of hot output loops.
+    public func forEachBatch(
+        scanID: Int64, from lower: UInt64 = 0, to upper: UInt64 = UInt64(Int64.max), _ body: ([Extent]) throws -> Void
+    ) throws {
+        var batch: [Extent] = []
+        batch.reserveCapacity(Self.extentsPerChunk)
+        try forEachExtent(scanID: scanID, from: lower, to: upper) { extent in
+            if batch.count == Self.extentsPerChunk {
+                try body(batch)
+                batch.removeAll(keepingCapacity: true)
+            }
+            batch.append(extent)
+        }
+        if !batch.isEmpty { try body(batch) }
+    }
+
     /// The extents of a scan overlapping `[lower, upper)`, clipped to it.
     public func extents(scanID: Int64, from lower: UInt64 = 0, to upper: UInt64 = UInt64(Int64.max)) throws -> [Extent] {
         var result: [Extent] = []

@@ -58,6 +58,10 @@ public enum ChainScanner {
             layers.append(opened.layer)
             next = nil
             if let backing = opened.layer.metadata.backing {
+                guard PathResolver.canonical(backing.resolvedPath) != nil else {
+                    throw ImageError.chain(
+                        opened.layer.path, "backing file '\(backing.name)' (resolved to \(backing.resolvedPath)) not found")
+                }
                 let format = try backingFormat(backing, of: opened.layer.path)
                 try checkBackingIsSafe(backing, declaredFormat: format, of: opened.layer.path, options: options)
                 next = (backing.resolvedPath, backing.name, format)

@@ -32,13 +32,23 @@ enum Main {
         } catch let error as ExitCode {
             Console.flushStandardOutput()
             exit(error.rawValue)
-        } catch let error as ValidationError {
-            Console.error("extentdb: \(error.message)")
-            exit(ExitStatus.usage)
-        } catch {
+        } catch let error as CommandFailure {
             Console.flushStandardOutput()
             Console.error("extentdb: \(error)")
             exit(ExitStatus.failure)
+        } catch {
+            Console.flushStandardOutput()
+            switch Extentdb.exitCode(for: error) {
+            case .success:
+                print(Extentdb.fullMessage(for: error))
+                exit(0)
+            case .validationFailure:
+                Console.error(Extentdb.fullMessage(for: error))
+                exit(ExitStatus.usage)
+            default:
+                Console.error("extentdb: \(error)")
+                exit(ExitStatus.failure)
+            }
         }
     }
 }

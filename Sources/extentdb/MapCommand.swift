@@ -51,34 +51,44 @@ struct MapCommand: ParsableCommand {
 enum MapJSONWriter {
     static func write(store: IndexStore, scanID: Int64, from lower: UInt64, to upper: UInt64, sink: inout ByteSink) throws {
         var first = true
-        sink.write(bytes: "[".utf8)
-        try store.forEachExtent(scanID: scanID, from: lower, to: upper) { extent in
-            if !first { sink.write(bytes: ",\n".utf8) }
-            first = false
-            append(extent, to: &sink)
+        sink.write("[" as StaticString)
+        try store.forEachBatch(scanID: scanID, from: lower, to: upper) { batch in
+            for extent in batch {
+                if !first { sink.write(",\n" as StaticString) }
+                first = false
+                append(extent, to: &sink)
+            }
             try sink.flushIfNeeded()
         }
-        sink.write(bytes: "]\n".utf8)
+        sink.write("]\n" as StaticString)
         try sink.flush()
     }
 
     @inline(__always)
     static func append(_ extent: Extent, to sink: inout ByteSink) {
-        sink.write(bytes: "{ \"start\": ".utf8)
+        sink.reserve(200)
+        sink.write("{ \"start\": ")
         sink.writeDecimal(extent.start)
-        sink.write(bytes: ", \"length\": ".utf8)
+        sink.write(", \"length\": ")
         sink.writeDecimal(extent.length)
-        sink.write(bytes: ", \"depth\": ".utf8)
+        sink.write(", \"depth\": ")
         sink.writeDecimal(UInt64(extent.depth))
-        sink.write(bytes: extent.present ? ", \"present\": true".utf8 : ", \"present\": false".utf8)
-        sink.write(bytes: extent.zero ? ", \"zero\": true".utf8 : ", \"zero\": false".utf8)
-        sink.write(bytes: extent.data ? ", \"data\": true".utf8 : ", \"data\": false".utf8)
-        if extent.compressed { sink.write(bytes: ", \"compressed\": true".utf8) }
+        switch (extent.present, extent.zero, extent.data) {
+        case (true, true, true): sink.write(", \"present\": true, \"zero\": true, \"data\": true")
+        case (true, true, false): sink.write(", \"present\": true, \"zero\": true, \"data\": false")
+        case (true, false, true): sink.write(", \"present\": true, \"zero\": false, \"data\": true")
+        case (true, false, false): sink.write(", \"present\": true, \"zero\": false, \"data\": false")
+        case (false, true, true): sink.write(", \"present\": false, \"zero\": true, \"data\": true")
+        case (false, true, false): sink.write(", \"present\": false, \"zero\": true, \"data\": false")
+        case (false, false, true): sink.write(", \"present\": false, \"zero\": false, \"data\": true")
+        case (false, false, false): sink.write(", \"present\": false, \"zero\": false, \"data\": false")
+        }
+        if extent.compressed { sink.write(", \"compressed\": true" as StaticString) }
         if let offset = extent.offset {
-            sink.write(bytes: ", \"offset\": ".utf8)
+            sink.write(", \"offset\": " as StaticString)
             sink.writeDecimal(offset)
         }
-        sink.write(bytes: "}".utf8)
+        sink.write("}" as StaticString)
     }
 }
 

@@ -59,16 +59,16 @@ struct ReadHeadersCommand: ParsableCommand {
         for range in ranges.ranges {
             switch format {
             case .interval:
-                if !first { sink.write(bytes: ",".utf8) }
-                sink.write(bytes: "[".utf8)
+                if !first { sink.write("," as StaticString) }
+                sink.write("[" as StaticString)
                 sink.writeDecimal(range.lowerBound)
-                sink.write(bytes: ",".utf8)
+                sink.write("," as StaticString)
                 sink.writeDecimal(range.upperBound)
-                sink.write(bytes: "]".utf8)
+                sink.write("]" as StaticString)
                 first = false
             case .legacy:
                 for cluster in range {
-                    if !first { sink.write(bytes: ",".utf8) }
+                    if !first { sink.write("," as StaticString) }
                     sink.writeDecimal(cluster)
                     first = false
                     try sink.flushIfNeeded()

@@ -1,0 +1,177 @@
+import Foundation
+import Testing
+
+/// Runs the built `extentdb` binary as a real process.
+struct CLIResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+let productsDirectory: URL = {
+    // swift test runs the test bundle from .build/<triple>/<config>, where the executable is built too.
+    var candidates: [URL] = []
+    for bundle in Bundle.allBundles + [Bundle.main] {
+        candidates.append(bundle.bundleURL)
+        candidates.append(bundle.bundleURL.deletingLastPathComponent())
+    }
+    return candidates.first { FileManager.default.isExecutableFile(atPath: $0.appendingPathComponent("extentdb").path) }
+        ?? URL(fileURLWithPath: ".build/debug")
+}()
+
+func extentdb(_ arguments: [String], database: String, directory: URL? = nil) throws -> CLIResult {
+    let process = Process()
+    process.executableURL = productsDirectory.appendingPathComponent("extentdb")
+    process.arguments = arguments
+    var environment = ProcessInfo.processInfo.environment
+    environment["EXTENTDB_DB"] = database
+    process.environment = environment
+    if let directory { process.currentDirectoryURL = directory }
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return CLIResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+}
+
+func shell(_ command: String, in directory: URL) throws {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/bash")
+    process.arguments = ["-c", command]
+    process.currentDirectoryURL = directory
+    try process.run()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { throw CocoaError(.executableLoad) }
+}
+
+/// A directory with a small chain: base.raw <- mid.qcow2 <- top.qcow2, plus a note file that is no image.
+func makeWorkspace() throws -> URL {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-cli-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    try shell(
+        """
+        set -e
+        truncate -s 32M base.raw
+        qemu-io -f raw -c 'write -P 1 0 1M' base.raw >/dev/null
+        qemu-img create -q -f qcow2 -b base.raw -F raw mid.qcow2
+        qemu-io -f qcow2 -c 'write -P 2 4M 256k' mid.qcow2 >/dev/null
+        qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size=128k -b mid.qcow2 -F qcow2 top.qcow2
+        qemu-io -f qcow2 -c 'write -P 3 8M 4k' -c 'write -c -P 4 16M 128k' top.qcow2 >/dev/null
+        echo "not an image" > notes.txt
+        """, in: directory)
+    return directory
+}
+
+@Suite(.serialized) struct CLITests {
+    @Test("scan a directory finds images by content, then map answers exactly like qemu-img map")
+    func scanAndMap() throws {
+        let directory = try makeWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let db = directory.appendingPathComponent("index.sqlite").path
+        let scan = try extentdb(["scan", "--output", "json", directory.path], database: db)
+        #expect(scan.status == 0, "\(scan.stderr)")
+        let summary = try JSONSerialization.jsonObject(with: Data(scan.stdout.utf8)) as? [String: Any]
+        let counts = summary?["summary"] as? [String: Int]
+        #expect(counts?["scanned"] == 2, "qcow2 files only, by content: \(scan.stdout)")
+        let again = try extentdb(["scan", "--output", "json", directory.path], database: db)
+        #expect(again.stdout.contains("\"unchanged\" : 2"), "\(again.stdout)")
+
+        let map = try extentdb(["map", "--output", "json", "top.qcow2"], database: db, directory: directory)
+        #expect(map.status == 0, "\(map.stderr)")
+        let qemu = Process()
+        qemu.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-img")
+        qemu.arguments = ["map", "--output=json", "top.qcow2"]
+        qemu.currentDirectoryURL = directory
+        let pipe = Pipe()
+        qemu.standardOutput = pipe
+        try qemu.run()
+        let expected = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        qemu.waitUntilExit()
+        #expect(map.stdout.replacingOccurrences(of: ", \"compressed\": true", with: "") == expected)
+        #expect(map.stdout.contains("\"compressed\": true"))
+    }
+
+    @Test("map --offset/--length clips to the range; human output names the supplying file")
+    func mapRange() throws {
+        let directory = try makeWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let db = directory.appendingPathComponent("index.sqlite").path
+        let ranged = try extentdb(["map", "--output", "json", "--offset", "4194304", "--length", "131072", "top.qcow2"], database: db, directory: directory)
+        let entries = try JSONSerialization.jsonObject(with: Data(ranged.stdout.utf8)) as? [[String: Any]]
+        #expect(entries?.count == 1)
+        #expect(entries?.first?["start"] as? Int == 4_194_304)
+        #expect(entries?.first?["length"] as? Int == 131_072)
+        #expect(entries?.first?["depth"] as? Int == 1)
+        let human = try extentdb(["map", "top.qcow2"], database: db, directory: directory)
+        #expect(human.stdout.contains("mid.qcow2"))
+        #expect(human.stdout.contains("base.raw"))
+    }
+
+    @Test("read-headers prints vhd-tool's JSON shapes, rounding sub-cluster extents outward")
+    func readHeaders() throws {
+        let directory = try makeWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let db = directory.appendingPathComponent("index.sqlite").path
+        let legacy = try extentdb(["read-headers", "top.qcow2"], database: db, directory: directory)
+        // 128 KiB clusters: base data 0-1M = clusters 0-7; mid 4M+256k = 32-33; top 4k at 8M = 64; compressed 16M = 128.
+        #expect(legacy.stdout == "{\"virtual_size\":33554432,\"cluster_bits\":17,\"data_clusters\":[0,1,2,3,4,5,6,7,32,33,64,128]}\n")
+        let interval = try extentdb(["read-headers", "--format", "interval", "top.qcow2"], database: db, directory: directory)
+        #expect(interval.stdout == "{\"virtual_size\":33554432,\"cluster_bits\":17,\"data_clusters\":[[0,7],[32,33],[64,64],[128,128]]}\n")
+    }
+
+    @Test("info shows the chain, snapshots-free metadata and index state as JSON")
+    func info() throws {
+        let directory = try makeWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let db = directory.appendingPathComponent("index.sqlite").path
+        let result = try extentdb(["info", "--output", "json", "top.qcow2"], database: db, directory: directory)
+        #expect(result.status == 0, "\(result.stderr)")
+        let info = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        let chain = info?["chain"] as? [[String: Any]]
+        #expect(chain?.map { ($0["path"] as? String)?.split(separator: "/").last.map(String.init) } == ["top.qcow2", "mid.qcow2", "base.raw"])
+        let metadata = info?["metadata"] as? [String: Any]
+        let qcow2 = metadata?["qcow2"] as? [String: Any]
+        #expect(qcow2?["extended_l2"] as? Bool == true)
+        #expect((metadata?["backing"] as? [String: Any])?["name"] as? String == "mid.qcow2")
+    }
+
+    @Test("exit codes: 1 for bad images with file/field/offset, 2 for usage errors")
+    func exitCodes() throws {
+        let directory = try makeWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let db = directory.appendingPathComponent("index.sqlite").path
+        let missing = try extentdb(["map", "nope.qcow2"], database: db, directory: directory)
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("nope.qcow2"))
+        try shell("cp mid.qcow2 bad.qcow2 && printf '\\x00\\x00\\x00\\x28' | dd of=bad.qcow2 bs=1 seek=20 conv=notrunc 2>/dev/null", in: directory)
+        let bad = try extentdb(["scan", "bad.qcow2"], database: db, directory: directory)
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("bad.qcow2") && bad.stderr.contains("cluster_bits") && bad.stderr.contains("offset 20"), "\(bad.stderr)")
+        let usage = try extentdb(["map"], database: db, directory: directory)
+        #expect(usage.status == 2)
+        let unknown = try extentdb(["frobnicate"], database: db, directory: directory)
+        #expect(unknown.status == 2)
+        let help = try extentdb(["--help"], database: db, directory: directory)
+        #expect(help.status == 0 && help.stdout.contains("scan"))
+    }
+
+    @Test("map answers from the index: a fresh index is used without scanning, a changed image is rescanned")
+    func mapUsesIndex() throws {
+        let directory = try makeWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let db = directory.appendingPathComponent("index.sqlite").path
+        #expect(try extentdb(["scan", "top.qcow2"], database: db, directory: directory).status == 0)
+        // With --no-rescan a fresh index answers; after a write it refuses, naming the stale layer.
+        #expect(try extentdb(["map", "--no-rescan", "top.qcow2"], database: db, directory: directory).status == 0)
+        try shell("qemu-io -f qcow2 -c 'write -P 9 20M 64k' mid.qcow2 >/dev/null", in: directory)
+        let stale = try extentdb(["map", "--no-rescan", "top.qcow2"], database: db, directory: directory)
+        #expect(stale.status == 1)
+        #expect(stale.stderr.contains("stale") && stale.stderr.contains("mid.qcow2"), "\(stale.stderr)")
+        let rescanned = try extentdb(["map", "--output", "json", "--offset", "20971520", "--length", "65536", "top.qcow2"], database: db, directory: directory)
+        #expect(rescanned.stdout.contains("\"depth\": 1, \"present\": true, \"zero\": false, \"data\": true"))
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+import ImageFormats
+import Testing
+
+@testable import Scanner
+
+/// Decodes `qemu-img map --output=json` into extents.
+func qemuExtents(_ json: Data) throws -> [Extent] {
+    struct Entry: Decodable {
+        var start: UInt64, length: UInt64, depth: UInt32, present: Bool, zero: Bool, data: Bool
+        var compressed: Bool?
+        var offset: UInt64?
+    }
+    return try JSONDecoder().decode([Entry].self, from: json).map {
+        Extent(start: $0.start, length: $0.length, depth: $0.depth, present: $0.present, zero: $0.zero, data: $0.data, compressed: $0.compressed ?? false, offset: $0.offset)
+    }
+}
+
+@Suite struct QemuParityTests {
+    @Test("every qemu-made fixture maps exactly as qemu-img map --output=json does")
+    func everyFixtureMatchesQemu() throws {
+        let directory = try Fixtures.directory()
+        let manifest = try Fixtures.manifest()
+        #expect(manifest.count >= 20)
+        for (name, file) in manifest {
+            let expected = try qemuExtents(Data(contentsOf: directory.appendingPathComponent("\(name).map.json")))
+            let scan = try ChainScanner.scan(path: directory.appendingPathComponent(file).path)
+            // qemu 7.2 does not report "compressed"; compare it separately.
+            let ours = scan.extents.map { extent -> Extent in
+                var copy = extent
+                copy.compressed = false
+                return copy
+            }
+            let qemuHasCompressed = expected.contains { $0.compressed }
+            #expect(ours == (qemuHasCompressed ? expected : expected.map { var e = $0; e.compressed = false; return e }), "fixture \(name)")
+            #expect(scan.extents.first?.start == 0 && scan.extents.last?.end == scan.top.metadata.virtualSize, "\(name) tiles the disk")
+        }
+    }
+
+    @Test("compressed fixtures flag their compressed extents, which carry no host offset")
+    func compressedFlag() throws {
+        let directory = try Fixtures.directory()
+        for name in ["compressed-zlib", "compressed-zstd"] {
+            let scan = try ChainScanner.scan(path: directory.appendingPathComponent("\(name).qcow2").path)
+            let compressed = scan.extents.filter(\.compressed)
+            #expect(!compressed.isEmpty, "\(name)")
+            #expect(compressed.allSatisfy { $0.data && $0.offset == nil })
+        }
+    }
+
+    @Test("chain layers report their depth and the chain's files in order")
+    func chainDepths() throws {
+        let scan = try ChainScanner.scan(path: try Fixtures.directory().appendingPathComponent("chain-top.qcow2").path)
+        #expect(scan.layers.map(\.format) == [.qcow2, .qcow2, .raw])
+        #expect(Set(scan.extents.filter(\.data).map(\.depth)) == [0, 1, 2])
+    }
+
+    @Test("snapshots are listed in the metadata while the active L1 is mapped")
+    func snapshots() throws {
+        let layer = try ChainScanner.inspect(path: try Fixtures.directory().appendingPathComponent("snapshots.qcow2").path)
+        #expect(layer.metadata.qcow2?.snapshots.map(\.name) == ["snap1", "snap2"])
+    }
+
+    @Test("external data files are recorded")
+    func externalData() throws {
+        let layer = try ChainScanner.inspect(path: try Fixtures.directory().appendingPathComponent("datafile-raw.qcow2").path)
+        #expect(layer.metadata.qcow2?.externalDataFile != nil)
+        #expect(layer.metadata.qcow2?.externalDataFileRaw == true)
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+
+/// Runs a program and returns its standard output; fails the test on a non-zero exit.
+@discardableResult
+func run(_ program: String, _ arguments: [String], in directory: URL? = nil) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [program] + arguments
+    if let directory { process.currentDirectoryURL = directory }
+    let output = Pipe()
+    let errors = Pipe()
+    process.standardOutput = output
+    process.standardError = errors
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    let errorData = errors.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw CommandFailed(command: ([program] + arguments).joined(separator: " "), status: process.terminationStatus, stderr: String(decoding: errorData, as: UTF8.self))
+    }
+    return String(decoding: data, as: UTF8.self)
+}
+
+struct CommandFailed: Error, CustomStringConvertible {
+    var command: String
+    var status: Int32
+    var stderr: String
+    var description: String { "\(command) exited \(status): \(stderr)" }
+}
+
+/// A fresh temporary directory, removed by `cleanup()`.
+struct TemporaryDirectory {
+    let url: URL
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+    func cleanup() { try? FileManager.default.removeItem(at: url) }
+}
+
+/// The package root, found from this file's path.
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// qemu-made fixtures from scripts/make-fixtures.sh, built once per test process.
+enum Fixtures {
+    static let built: Result<URL, any Error> = Result {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-fixtures-\(getpid())")
+        try run("bash", [packageRoot.appendingPathComponent("scripts/make-fixtures.sh").path, directory.path])
+        return directory
+    }
+
+    static func directory() throws -> URL { try built.get() }
+
+    /// (name, top image file) pairs from the manifest.
+    static func manifest() throws -> [(name: String, file: String)] {
+        let text = try String(contentsOf: try directory().appendingPathComponent("manifest.tsv"), encoding: .utf8)
+        return text.split(separator: "\n").map { line in
+            let parts = line.split(separator: "\t")
+            return (String(parts[0]), String(parts[1]))
+        }
+    }
+}
+
+/// Overwrites bytes of a file in place.
+func patch(_ path: String, at offset: UInt64, _ bytes: [UInt8]) throws {
+    let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+    defer { try? handle.close() }
+    try handle.seek(toOffset: offset)
+    handle.write(Data(bytes))
+}
+
+func bigEndian<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+    (0..<MemoryLayout<T>.size).reversed().map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) }
+}
