@@ -12,7 +12,7 @@ struct InfoCommand: ParsableCommand {
         discussion: """
             Answers from the index, scanning first when the image is not indexed or stale (--no-rescan shows the
             index as it is). When the chain cannot be scanned, the image's own header is still shown, with the
-            reason.
+            reason, and the exit code is 1.
             """)
 
     @OptionGroup var index: IndexOptions
@@ -29,135 +29,168 @@ struct InfoCommand: ParsableCommand {
     func run() throws {
         let store = try index.openStore()
         let canonical = try ImageIndexer.canonicalPath(image)
-        var report: [String: Any] = ["path": canonical]
-        var scanError: String?
+        var report = InfoReport(path: canonical)
         var indexed = try store.latestScan(path: canonical)
         let freshness = indexed.map(ImageIndexer.freshness(of:))
-        report["index"] = indexState(indexed, freshness: freshness)
+        report.index = .init(indexed: indexed != nil, scanId: indexed?.scan.id, fresh: freshness.map(\.isFresh), staleReason: {
+            if case .stale(let reason) = freshness { return reason }
+            return nil
+        }())
         if !noRescan, freshness != .fresh {
             do {
                 indexed = try ImageIndexer(store: store).scanAndRecord(path: canonical)
-                report["rescanned"] = true
+                report.index.rescanned = true
             } catch {
-                scanError = "\(error)"
+                report.error = "\(error)"
+                indexed = nil
             }
         }
-        if let indexed, noRescan || scanError == nil {
-            report["scan"] = scanSummary(indexed)
-            report["chain"] = indexed.layers.map { layer in
-                ["depth": layer.depth, "path": layer.path, "format": layer.format, "file_size": layer.fileSize] as [String: Any]
-            }
-            report["metadata"] = jsonObject(indexed.image.metadataJson)
-        } else {
-            let layer = try ChainScanner.inspect(path: canonical)
-            report["metadata"] = jsonObject(try encodeMetadata(layer.metadata))
+        if let indexed {
+            report.scan = .init(indexed.scan)
+            report.chain = indexed.layers.map { .init(depth: $0.depth, path: $0.path, format: $0.format, fileSize: $0.fileSize) }
+            report.metadata = try? JSONDecoder.snakeCase.decode(ImageMetadata.self, from: Data(indexed.image.metadataJson.utf8))
         }
-        if let scanError { report["error"] = scanError }
-        if let identity = try? FileIdentity(path: canonical) { report["allocated_on_disk"] = identity.allocatedBytes }
+        if report.metadata == nil {
+            report.metadata = try ChainScanner.inspect(path: canonical).metadata
+        }
+        report.allocatedOnDisk = (try? FileIdentity(path: canonical))?.allocatedBytes
         switch output {
         case .json:
-            let data = try JSONSerialization.data(withJSONObject: report, options: [.sortedKeys, .prettyPrinted])
-            Console.print(String(decoding: data, as: UTF8.self))
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+            Console.print(String(decoding: try encoder.encode(report), as: UTF8.self))
         case .human:
-            printHuman(report)
+            report.printHuman()
         }
         Console.flushStandardOutput()
-        if scanError != nil { throw ExitCode(ExitStatus.failure) }
+        if report.error != nil { throw ExitCode(ExitStatus.failure) }
+    }
+}
+
+extension JSONDecoder {
+    static var snakeCase: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }
+}
+
+/// What `info` reports, as one Codable value (printed as JSON or as aligned lines).
+struct InfoReport: Encodable {
+    struct IndexState: Encodable {
+        var indexed: Bool
+        var scanId: Int64?
+        var fresh: Bool?
+        var staleReason: String?
+        var rescanned = false
     }
 
-    private func indexState(_ indexed: IndexedScan?, freshness: Freshness?) -> [String: Any] {
-        guard let indexed else { return ["indexed": false] }
-        var state: [String: Any] = ["indexed": true, "scan_id": indexed.scan.id ?? 0]
-        switch freshness {
-        case .stale(let reason): state["fresh"] = false; state["stale_reason"] = reason
-        default: state["fresh"] = true
+    struct Scan: Encodable {
+        var scanId: Int64
+        var scannedAt: String
+        var durationMs: Double
+        var toolVersion: String
+        var virtualSize: Int64
+        var extentCount: Int64
+        var dataBytes: Int64
+        var ownDataBytes: Int64
+        var zeroBytes: Int64
+        var compressedBytes: Int64
+        var chainDepth: Int64
+        var warnings: [String]
+
+        init(_ record: ScanRecord) {
+            scanId = record.id ?? 0
+            scannedAt = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(record.scannedAtNs) / 1e9))
+            durationMs = Double(record.durationNs) / 1e6
+            toolVersion = record.toolVersion
+            virtualSize = record.virtualSize
+            extentCount = record.extentCount
+            dataBytes = record.dataBytes
+            ownDataBytes = record.ownDataBytes
+            zeroBytes = record.zeroBytes
+            compressedBytes = record.compressedBytes
+            chainDepth = record.chainDepth
+            warnings = (try? JSONDecoder().decode([String].self, from: Data(record.warningsJson.utf8))) ?? []
         }
-        return state
     }
 
-    private func scanSummary(_ indexed: IndexedScan) -> [String: Any] {
-        let scan = indexed.scan
-        return [
-            "scan_id": scan.id ?? 0, "scanned_at": ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(scan.scannedAtNs) / 1e9)),
-            "duration_ms": Double(scan.durationNs) / 1e6, "tool_version": scan.toolVersion,
-            "virtual_size": scan.virtualSize, "extent_count": scan.extentCount, "data_bytes": scan.dataBytes,
-            "own_data_bytes": scan.ownDataBytes, "zero_bytes": scan.zeroBytes, "compressed_bytes": scan.compressedBytes,
-            "chain_depth": scan.chainDepth, "warnings": jsonObject(scan.warningsJson) ?? [],
-        ]
+    struct Layer: Encodable {
+        var depth: Int64
+        var path: String
+        var format: String
+        var fileSize: Int64
     }
 
-    private func encodeMetadata(_ metadata: ImageMetadata) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try encoder.encode(metadata), as: UTF8.self)
-    }
+    var path: String
+    var index = IndexState(indexed: false)
+    var metadata: ImageMetadata?
+    var chain: [Layer]?
+    var scan: Scan?
+    var allocatedOnDisk: UInt64?
+    var error: String?
 
-    private func jsonObject(_ text: String) -> Any? {
-        try? JSONSerialization.jsonObject(with: Data(text.utf8))
-    }
+    init(path: String) { self.path = path }
 
-    private func printHuman(_ report: [String: Any]) {
-        func line(_ label: String, _ value: Any?) {
+    func printHuman() {
+        func line(_ label: String, _ value: String?) {
             guard let value else { return }
-            Console.print(label.padding(toLength: 22, withPad: " ", startingAt: 0) + "\(value)")
+            Console.print(label.padding(toLength: 22, withPad: " ", startingAt: 0) + value)
         }
-        let metadata = report["metadata"] as? [String: Any] ?? [:]
-        line("image:", report["path"])
-        line("format:", metadata["format"])
-        if let size = metadata["virtual_size"] as? UInt64 ?? (metadata["virtual_size"] as? Int).map(UInt64.init) {
-            line("virtual size:", "\(Units.bytes(size)) (\(size) bytes)")
-        }
-        if let size = metadata["file_size"] as? Int { line("file size:", "\(Units.bytes(UInt64(size))) (\(size) bytes)") }
-        if let size = report["allocated_on_disk"] as? UInt64 { line("disk usage:", Units.bytes(size)) }
-        line("cluster size:", metadata["cluster_size"])
-        if let backing = metadata["backing"] as? [String: Any] {
-            line("backing file:", backing["name"])
-            line("  resolved:", backing["resolved_path"])
-            line("  format:", backing["declared_format"])
-            if backing["escapes_image_directory"] as? Bool == true { line("  note:", "outside the image's directory") }
-        }
-        if let qcow2 = metadata["qcow2"] as? [String: Any] {
-            line("qcow2 version:", qcow2["version"])
-            line("compression type:", qcow2["compression_type"])
-            line("extended l2:", qcow2["extended_l2"])
-            line("refcount bits:", qcow2["refcount_bits"])
-            line("encrypted:", qcow2["encryption"] ?? "no")
-            line("dirty:", qcow2["dirty"])
-            line("lazy refcounts:", qcow2["lazy_refcounts"])
-            line("data file:", qcow2["external_data_file"])
-            if let snapshots = qcow2["snapshots"] as? [[String: Any]], !snapshots.isEmpty {
-                Console.print("snapshots:")
-                for snapshot in snapshots {
-                    Console.print("  id \(snapshot["id"] ?? "") \"\(snapshot["name"] ?? "")\" vm state \(snapshot["vm_state_size"] ?? 0) bytes")
+        func sized(_ bytes: UInt64) -> String { "\(Units.bytes(bytes)) (\(bytes) bytes)" }
+        line("image:", path)
+        if let metadata {
+            line("format:", metadata.format.rawValue)
+            line("virtual size:", sized(metadata.virtualSize))
+            line("file size:", sized(metadata.fileSize))
+            line("disk usage:", allocatedOnDisk.map(Units.bytes))
+            line("cluster size:", metadata.clusterSize.map { "\($0)" })
+            if let backing = metadata.backing {
+                line("backing file:", backing.name)
+                line("  resolved to:", backing.resolvedPath + (backing.escapesImageDirectory ? " (outside the image's directory)" : ""))
+                line("  declared format:", backing.declaredFormat)
+            }
+            if let qcow2 = metadata.qcow2 {
+                line("qcow2 version:", "\(qcow2.version)")
+                line("compression type:", qcow2.compressionType)
+                line("extended l2:", "\(qcow2.extendedL2)")
+                line("refcount bits:", "\(qcow2.refcountBits)")
+                line("encrypted:", qcow2.encryption ?? "no")
+                line("dirty:", "\(qcow2.dirty)")
+                line("lazy refcounts:", "\(qcow2.lazyRefcounts)")
+                line("data file:", qcow2.externalDataFile.map { $0 + (qcow2.externalDataFileRaw ? " (raw)" : "") })
+                line("bitmaps:", qcow2.hasBitmaps ? "yes" : nil)
+                if !qcow2.snapshots.isEmpty {
+                    Console.print("snapshots:")
+                    for snapshot in qcow2.snapshots {
+                        let date = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(snapshot.dateSeconds)))
+                        Console.print("  id \(snapshot.id) \"\(snapshot.name)\" \(date) vm state \(Units.bytes(snapshot.vmStateSize))")
+                    }
                 }
             }
+            for warning in metadata.warnings { line("warning:", warning) }
         }
-        if let chain = report["chain"] as? [[String: Any]] {
+        if let chain {
             Console.print("chain:")
-            for layer in chain { Console.print("  [\(layer["depth"] ?? "")] \(layer["format"] ?? "") \(layer["path"] ?? "")") }
+            for layer in chain { Console.print("  [\(layer.depth)] \(layer.format) \(layer.path)") }
         }
-        if let scan = report["scan"] as? [String: Any] {
-            line("scan:", "#\(scan["scan_id"] ?? "") at \(scan["scanned_at"] ?? "") in \(scan["duration_ms"] ?? "") ms")
-            if let data = scan["data_bytes"] as? Int64 ?? (scan["data_bytes"] as? Int).map(Int64.init) {
-                line("data (whole chain):", Units.bytes(UInt64(data)))
-            }
-            if let own = scan["own_data_bytes"] as? Int64 ?? (scan["own_data_bytes"] as? Int).map(Int64.init) {
-                line("data (this image):", Units.bytes(UInt64(own)))
-            }
-            line("extents:", scan["extent_count"])
-            if let warnings = scan["warnings"] as? [String] { for warning in warnings { line("warning:", warning) } }
+        if let scan {
+            line("scan:", "#\(scan.scanId) at \(scan.scannedAt), \(String(format: "%.1f", scan.durationMs)) ms")
+            line("data (whole chain):", sized(UInt64(scan.dataBytes)))
+            line("data (this image):", sized(UInt64(scan.ownDataBytes)))
+            line("zero ranges:", sized(UInt64(scan.zeroBytes)))
+            if scan.compressedBytes > 0 { line("compressed:", sized(UInt64(scan.compressedBytes))) }
+            line("extents:", "\(scan.extentCount)")
+            for warning in scan.warnings { line("warning:", warning) }
         }
-        if let state = report["index"] as? [String: Any] {
-            if state["indexed"] as? Bool != true {
-                line("index:", "was not indexed")
-            } else if state["fresh"] as? Bool == false {
-                line("index:", "was stale: \(state["stale_reason"] ?? "")" + (report["rescanned"] != nil ? " (rescanned)" : ""))
-            } else {
-                line("index:", "fresh")
-            }
+        if !index.indexed {
+            line("index:", index.rescanned ? "was not indexed; scanned now" : "not indexed")
+        } else if index.fresh == false {
+            line("index:", "was stale (\(index.staleReason ?? "")); " + (index.rescanned ? "rescanned" : "not rescanned"))
+        } else {
+            line("index:", "fresh")
         }
-        if let warnings = metadata["warnings"] as? [String] { for warning in warnings { line("warning:", warning) } }
-        if let error = report["error"] { line("error:", error) }
+        line("error:", error)
     }
 }

@@ -118,7 +118,7 @@ struct ScanCommand: ParsableCommand {
                 "images": items,
                 "summary": ["scanned": scanned, "unchanged": unchanged, "failed": failed.count, "total": results.count],
             ]
-            if let data = try? JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .prettyPrinted]) {
+            if let data = try? JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]) {
                 Console.print(String(decoding: data, as: UTF8.self))
             }
         case .human:
