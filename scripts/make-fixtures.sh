@@ -324,4 +324,25 @@ record sparse sparse.raw raw
 qemu-img create -q -f raw empty.raw 4M
 record empty-raw empty.raw raw
 
+# ---------------------------------------------------------------------------
+# LUKS-encrypted qcow2: mapped without host offsets (qemu reports none either).
+# qemu needs the key to open it, so the expected map comes through --image-opts.
+# ---------------------------------------------------------------------------
+SECRET=(--object secret,id=sec0,data=extentdb-test)
+ENC_OPTS="driver=qcow2,file.filename=encrypted.qcow2,encrypt.key-secret=sec0"
+# qemu's PBKDF timing sometimes fails ("Unable to get accurate CPU usage") on a busy machine: retry.
+for attempt in 1 2 3 4 5 6; do
+    rm -f encrypted.qcow2
+    if qemu-img create -q -f qcow2 "${SECRET[@]}" \
+        -o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 encrypted.qcow2 16M 2>/dev/null; then
+        break
+    fi
+    [[ $attempt -lt 6 ]] || { echo "qemu-img could not create the LUKS fixture" >&2; exit 1; }
+done
+qemu-io "${SECRET[@]}" --image-opts "$ENC_OPTS" \
+    -c "write -q -P 0xf1 0 64k" -c "write -q -z 1M 64k" -c "write -q -P 0xf2 4M 4k" >/dev/null
+qemu-img map --output=json "${SECRET[@]}" --image-opts "$ENC_OPTS" > encrypted.map.json
+printf '%s\t%s\n' encrypted encrypted.qcow2 >> manifest.tsv
+COUNT=$((COUNT + 1))
+
 echo "make-fixtures: $COUNT fixtures in $OUTDIR"

@@ -61,6 +61,13 @@ func qemuExtents(_ json: Data) throws -> [Extent] {
         #expect(layer.metadata.qcow2?.snapshots.map(\.name) == ["snap1", "snap2"])
     }
 
+    @Test("encrypted images map (without host offsets) and say they are encrypted")
+    func encrypted() throws {
+        let scan = try ChainScanner.scan(path: try Fixtures.directory().appendingPathComponent("encrypted.qcow2").path)
+        #expect(scan.top.metadata.qcow2?.encryption == "luks")
+        #expect(scan.extents.contains { $0.data } && scan.extents.allSatisfy { $0.offset == nil })
+    }
+
     @Test("external data files are recorded")
     func externalData() throws {
         let layer = try ChainScanner.inspect(path: try Fixtures.directory().appendingPathComponent("datafile-raw.qcow2").path)
