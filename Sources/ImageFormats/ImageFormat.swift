@@ -16,8 +16,6 @@ public enum ImageFormat: String, Sendable, Codable, CaseIterable {
         if head.count >= 4, head.prefix(4).elementsEqual([0x51, 0x46, 0x49, 0xFB]) { return .qcow2 }
         if head.count >= 8, head.prefix(8).elementsEqual(vhdCookie) { return .vhd }
         if tail.count == 512, tail.prefix(8).elementsEqual(vhdCookie) { return .vhd }
-        // Older VHDs written with a 511-byte footer.
-        if tail.count >= 511, tail.suffix(511).prefix(8).elementsEqual(vhdCookie) { return .vhd }
         return .raw
     }
 }

@@ -55,6 +55,14 @@ public enum ChainScanner {
             guard seen.insert(key).inserted else {
                 throw ImageError.chain(layers.last?.path ?? path, "backing chain loops back to \(opened.layer.path)")
             }
+            if let expected = layers.last?.metadata.backing?.expectedUniqueID {
+                let found = opened.layer.metadata.vhd?.uniqueID
+                guard found == expected else {
+                    throw ImageError.chain(
+                        layers.last?.path ?? path,
+                        "parent \(opened.layer.path) has unique id \(found ?? "none"), but the differencing disk expects \(expected)")
+                }
+            }
             layers.append(opened.layer)
             next = nil
             if let backing = opened.layer.metadata.backing {

@@ -8,6 +8,7 @@ public struct ImageMetadata: Sendable, Codable, Equatable {
     public var fileSize: UInt64
     public var backing: BackingReference?
     public var qcow2: QCOW2Details?
+    public var vhd: VHDDetails?
     /// Things worth knowing that did not stop the scan (dirty bit, unknown extensions...).
     public var warnings: [String] = []
 
@@ -29,6 +30,8 @@ public struct BackingReference: Sendable, Codable, Equatable {
     public var declaredFormat: String?
     /// True when the resolved path lies outside the image's directory tree.
     public var escapesImageDirectory: Bool
+    /// The unique id the parent must carry (VHD differencing disks: the header's parent unique id).
+    public var expectedUniqueID: String?
 }
 
 /// QCOW2-specific header facts.

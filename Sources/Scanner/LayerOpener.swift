@@ -25,14 +25,16 @@ enum LayerOpener {
         if declaredFormat == .qcow2 && detected != .qcow2 {
             throw ImageError.chain(canonical, "declared as qcow2 by its overlay but has no qcow2 header")
         }
+        if declaredFormat == .vhd && detected != .vhd {
+            throw ImageError.chain(canonical, "named as the parent of a differencing VHD but is not a VHD")
+        }
         switch format {
         case .qcow2:
             return Opened(layer: try openQCOW2(source: source, givenPath: absolute, canonical: canonical, identity: identity, withMap: withMap))
         case .raw:
             return Opened(layer: try openRaw(source: source, canonical: canonical, identity: identity, withMap: withMap))
         case .vhd:
-            throw ImageError.format(
-                canonical, .unsupported(field: "footer", offset: 0, feature: "VHD images (the VHD reader is not built yet)"))
+            return Opened(layer: try openVHD(source: source, givenPath: absolute, canonical: canonical, identity: identity, withMap: withMap))
         }
     }
 
@@ -55,6 +57,49 @@ enum LayerOpener {
         let tailStart = source.size >= 512 ? source.size - 512 : 0
         let tail = try source.read(at: tailStart, count: Int(source.size - tailStart))
         return ImageFormat.detect(head: head[...], tail: tail[...])
+    }
+
+    private static func openVHD(
+        source: FileBlockSource, givenPath: String, canonical: String, identity: FileIdentity, withMap: Bool
+    ) throws -> ScannedLayer {
+        let reader = try VHDLayerReader(source: source)
+        let footer = reader.footer
+        let header = reader.header
+        let directory = PathResolver.directory(of: givenPath)
+        var metadata = ImageMetadata(format: .vhd, virtualSize: footer.currentSize, clusterSize: header.map { UInt64($0.blockSize) }, fileSize: source.size)
+        var locators: [LocatorSummary]?
+        if footer.diskType == .differencing, let header {
+            let paths = try reader.locatorPaths()
+            let candidates = VHDParentLocator.candidates(locators: paths, parentName: header.parentName, directory: directory)
+            locators = paths.map { locator in
+                LocatorSummary(code: locator.code, path: locator.path, resolvedPath: VHDParentLocator.resolve(locator.path, directory: directory))
+            }
+            guard let chosen = candidates.first(where: { PathResolver.canonical($0.resolved) != nil }) else {
+                let tried = candidates.map { "\($0.source) \($0.resolved)" }.joined(separator: ", ")
+                throw ImageError.chain(canonical, "parent of differencing VHD not found (tried: \(tried.isEmpty ? "no usable parent locator" : tried))")
+            }
+            metadata.backing = BackingReference(
+                name: chosen.name, resolvedPath: chosen.resolved, declaredFormat: "vpc",
+                escapesImageDirectory: !chosen.resolved.hasPrefix(directory == "/" ? "/" : directory + "/"),
+                expectedUniqueID: VHDFooter.uuidString(header.parentUniqueID))
+        }
+        metadata.vhd = VHDDetails(
+            diskType: "\(footer.diskType)", creatorApplication: footer.creatorApplication,
+            creatorVersion: "\(footer.creatorVersion >> 16).\(footer.creatorVersion & 0xFFFF)", creatorHostOS: footer.creatorHostOS,
+            uniqueID: VHDFooter.uuidString(footer.uniqueID), timestamp: footer.timestamp, originalSize: footer.originalSize,
+            geometry: "\(footer.cylinders)/\(footer.heads)/\(footer.sectorsPerTrack)", savedState: footer.savedState,
+            usedFooterCopy: reader.usedFooterCopy, footerChecksumOK: !reader.usedFooterCopy, headerChecksumOK: header.map { _ in true },
+            blockSize: header.map { UInt64($0.blockSize) }, batEntries: header?.maxTableEntries, batOffset: header?.tableOffset,
+            parentUniqueID: footer.diskType == .differencing ? header.map { VHDFooter.uuidString($0.parentUniqueID) } : nil,
+            parentName: footer.diskType == .differencing ? header?.parentName : nil, parentLocators: locators)
+        if reader.usedFooterCopy {
+            metadata.warnings.append("the footer at the end of the file is damaged; used the copy at offset 0")
+        }
+        if footer.savedState { metadata.warnings.append("the disk has a saved state (the VM was suspended)") }
+        let map = withMap ? try reader.layerMap() : LayerMap(virtualSize: footer.currentSize, runs: [])
+        return ScannedLayer(
+            path: canonical, format: .vhd, identity: identity, headerChecksum: HeaderChecksum.fnv1a64(reader.headerBytes),
+            metadata: metadata, map: map)
     }
 
     private static func openRaw(source: FileBlockSource, canonical: String, identity: FileIdentity, withMap: Bool) throws -> ScannedLayer {

@@ -169,6 +169,22 @@ struct InfoReport: Encodable {
                     }
                 }
             }
+            if let vhd = metadata.vhd {
+                line("disk type:", vhd.diskType)
+                line("creator:", "\(vhd.creatorApplication) \(vhd.creatorVersion) on \(vhd.creatorHostOS)")
+                line("unique id:", vhd.uniqueID)
+                line("geometry (C/H/S):", vhd.geometry)
+                line("original size:", sized(vhd.originalSize))
+                line("block size:", vhd.blockSize.map(sized))
+                line("BAT:", vhd.batEntries.map { "\($0) entries at offset \(vhd.batOffset ?? 0)" })
+                line("saved state:", vhd.savedState ? "yes" : "no")
+                line("checksums:", vhd.usedFooterCopy ? "end footer damaged, footer copy at 0 used" : "ok")
+                line("parent unique id:", vhd.parentUniqueID)
+                line("parent name:", vhd.parentName)
+                for locator in vhd.parentLocators ?? [] {
+                    line("parent locator:", "\(locator.code) \(locator.path ?? "") -> \(locator.resolvedPath ?? "?")")
+                }
+            }
             for warning in metadata.warnings { line("warning:", warning) }
         }
         if let chain {

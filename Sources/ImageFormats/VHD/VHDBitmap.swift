@@ -1,0 +1,53 @@
+/// Runs of a VHD block's sector bitmap (VHD spec, "Block Format"): one bit per sector, sector 0 is the
+/// most significant bit of byte 0. A set bit means the sector's data is in this block; a clear bit means
+/// it is not (zeros in a dynamic disk, the parent's data in a differencing disk).
+public enum VHDBitmap {
+    /// Calls `body(firstSector, count, marked)` for each maximal run of equal bits among the first `sectors`.
+    ///
+    /// Words of 64 sectors are examined at a time, so all-set and all-clear stretches cost one compare.
+    public static func forEachRun(
+        _ bitmap: UnsafeRawBufferPointer, sectors: Int, _ body: (_ first: Int, _ count: Int, _ marked: Bool) -> Void
+    ) {
+        var position = 0
+        while position < sectors {
+            let marked = bit(bitmap, position)
+            var end = position
+            // Extend the run while bits equal `marked`.
+            while end < sectors {
+                let word = load64(bitmap, bitIndex: end)
+                let probe = marked ? ~word : word
+                let same = probe.leadingZeroBitCount  // bits equal to `marked` from `end` on
+                end += same
+                if same < 64 { break }
+            }
+            let runEnd = min(end, sectors)
+            body(position, runEnd - position, marked)
+            position = runEnd
+        }
+    }
+
+    @inline(__always)
+    static func bit(_ bitmap: UnsafeRawBufferPointer, _ index: Int) -> Bool {
+        bitmap[index >> 3] & (0x80 >> UInt8(index & 7)) != 0
+    }
+
+    /// 64 bits starting at `bitIndex`, most significant first; bits past the buffer read as the opposite of
+    /// nothing in particular (zero), which callers clip with `sectors`.
+    @inline(__always)
+    static func load64(_ bitmap: UnsafeRawBufferPointer, bitIndex: Int) -> UInt64 {
+        let byteIndex = bitIndex >> 3
+        let shift = UInt64(bitIndex & 7)
+        var value: UInt64 = 0
+        for offset in 0..<9 {
+            let index = byteIndex + offset
+            let byte: UInt64 = index < bitmap.count ? UInt64(bitmap[index]) : 0
+            if offset < 8 {
+                value = value << 8 | byte
+            } else if shift > 0 {
+                value = value << shift | byte >> (8 - shift)
+                return value
+            }
+        }
+        return value
+    }
+}

@@ -1,0 +1,252 @@
+import ImageFormats
+import ImageIO
+
+/// VHD-specific facts shown by `info` and stored in the index.
+public struct VHDDetails: Sendable, Codable, Equatable {
+    public var diskType: String
+    public var creatorApplication: String
+    public var creatorVersion: String
+    public var creatorHostOS: String
+    public var uniqueID: String
+    public var timestamp: UInt32
+    public var originalSize: UInt64
+    public var geometry: String
+    public var savedState: Bool
+    /// The footer at the end of the file failed its cookie or checksum and the copy at offset 0 was used.
+    public var usedFooterCopy: Bool
+    public var footerChecksumOK: Bool
+    public var headerChecksumOK: Bool?
+    public var blockSize: UInt64?
+    public var batEntries: UInt32?
+    public var batOffset: UInt64?
+    public var parentUniqueID: String?
+    public var parentName: String?
+    public var parentLocators: [LocatorSummary]?
+}
+
+public struct LocatorSummary: Sendable, Codable, Equatable {
+    public var code: String
+    public var path: String?
+    public var resolvedPath: String?
+}
+
+/// Reads one VHD file: footer (with fallback to the copy at 0), dynamic header, BAT, sector bitmaps.
+///
+/// Only metadata is read: the BAT and one bitmap per allocated block (adjacent bitmaps in one read);
+/// block data is never touched.
+struct VHDLayerReader {
+    let source: FileBlockSource
+    let footer: VHDFooter
+    let header: VHDDynamicHeader?
+    let usedFooterCopy: Bool
+    /// First bytes of the file hashed for the identity check: footer copy and header.
+    let headerBytes: [UInt8]
+
+    /// Locator paths longer than this are refused (a path, not a payload).
+    static let maxLocatorBytes: UInt32 = 64 * 1024
+
+    init(source: FileBlockSource) throws {
+        self.source = source
+        let size = source.size
+        let path = source.path
+        (footer, header, usedFooterCopy, headerBytes) = try attributing(to: path) {
+            guard size >= 512 else {
+                throw FormatError.truncated(field: "VHD footer", offset: 0, needed: 512, available: size)
+            }
+            let tail = try source.readExactly(at: size - 512, count: 512, field: "VHD footer")
+            var footer: VHDFooter
+            var usedCopy = false
+            do {
+                footer = try VHDFooter(parsing: tail[...], fileOffset: size - 512)
+            } catch {
+                // Dynamic and differencing disks keep a copy at offset 0 (spec: "Hard Disk Footer Format").
+                let head = try source.readExactly(at: 0, count: 512, field: "VHD footer copy")
+                guard let copy = try? VHDFooter(parsing: head[...], fileOffset: 0), copy.diskType != .fixed else { throw error }
+                footer = copy
+                usedCopy = true
+            }
+            guard footer.diskType != .fixed else {
+                guard footer.currentSize <= size - 512 else {
+                    throw FormatError.truncated(field: "VHD fixed disk data", offset: 0, needed: footer.currentSize, available: size - 512)
+                }
+                return (footer, nil, false, tail)
+            }
+            let headerOffset = footer.dataOffset
+            guard headerOffset <= size, size - headerOffset >= UInt64(VHDDynamicHeader.size) else {
+                throw FormatError.outOfBounds(field: "VHD footer data offset", offset: (usedCopy ? 0 : size - 512) + 16, value: headerOffset, limit: size)
+            }
+            let headerBytes = try source.readExactly(at: headerOffset, count: VHDDynamicHeader.size, field: "VHD dynamic header")
+            let header = try VHDDynamicHeader(parsing: headerBytes[...], fileOffset: headerOffset)
+            try header.validateTable(currentSize: footer.currentSize, fileSize: size, headerOffset: headerOffset)
+            return (footer, header, usedCopy, tail + headerBytes)
+        }
+    }
+
+    /// The parent locators decoded to paths (W2ru, W2ku, MacX), each bounded by the file.
+    func locatorPaths() throws -> [(code: String, path: String)] {
+        guard let header else { return [] }
+        var result: [(String, String)] = []
+        for locator in header.locators {
+            guard ["W2ru", "W2ku", "MacX"].contains(locator.code), locator.dataLength > 0 else { continue }
+            try attributing(to: source.path) {
+                guard locator.dataLength <= Self.maxLocatorBytes else {
+                    throw FormatError.outOfBounds(field: "VHD parent locator platform data length", offset: locator.entryOffset + 8, value: UInt64(locator.dataLength), limit: UInt64(Self.maxLocatorBytes))
+                }
+                let end = locator.dataOffset.addingReportingOverflow(UInt64(locator.dataLength))
+                guard !end.overflow, end.partialValue <= source.size else {
+                    throw FormatError.outOfBounds(field: "VHD parent locator platform data offset", offset: locator.entryOffset + 16, value: locator.dataOffset, limit: source.size)
+                }
+                let data = try source.readExactly(at: locator.dataOffset, count: Int(locator.dataLength), field: "VHD parent locator data")
+                if let path = VHDText.locatorPath(code: locator.code, data: data[...]), !path.isEmpty {
+                    result.append((locator.code, path))
+                }
+            }
+        }
+        return result
+    }
+
+    /// This layer's own runs: marked sectors are data, everything else is left to the parent (or zeros).
+    func layerMap() throws -> LayerMap {
+        let virtualSize = footer.currentSize
+        guard let header else {
+            // Fixed disk: the data area is the guest disk, mapped like a raw file (holes read as zeros).
+            let segments = try attributing(to: source.path) { try source.dataSegments() }
+            return RawLayerMapper.map(size: virtualSize, dataSegments: segments)
+        }
+        return try attributing(to: source.path) { try mapDynamic(header: header, virtualSize: virtualSize) }
+    }
+
+    private func mapDynamic(header: VHDDynamicHeader, virtualSize: UInt64) throws -> LayerMap {
+        let blockSize = UInt64(header.blockSize)
+        let blockCount = Int((virtualSize + blockSize - 1) / blockSize)
+        let bat = try source.readExactly(at: header.tableOffset, count: blockCount * 4, field: "VHD block allocation table")
+        let metadata = metadataRanges(header: header)
+        let fileEnd = source.size - 512
+        // Allocated blocks: (guest block index, bitmap file offset), checked before anything is read.
+        var allocated: [(block: Int, bitmapOffset: UInt64)] = []
+        try bat.withUnsafeBytes { raw in
+            for index in 0..<blockCount {
+                let entry = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self))
+                guard entry != 0xFFFF_FFFF else { continue }
+                let bitmapOffset = UInt64(entry) * 512
+                let entryOffset = header.tableOffset + UInt64(index) * 4
+                guard bitmapOffset + header.bitmapBytes <= fileEnd else {
+                    throw FormatError.outOfBounds(field: "VHD BAT entry \(index)", offset: entryOffset, value: bitmapOffset, limit: fileEnd)
+                }
+                let blockRange = bitmapOffset..<(bitmapOffset + header.bitmapBytes + blockSize)
+                if let clash = metadata.first(where: { $0.range.overlaps(blockRange) }) {
+                    throw FormatError.invalid(field: "VHD BAT entry \(index)", offset: entryOffset, reason: "block at \(bitmapOffset) overlaps the \(clash.name)")
+                }
+                allocated.append((index, bitmapOffset))
+            }
+        }
+        var builder = ExtentListBuilder()
+        var nextBlock = 0
+        // Bitmaps are read and decoded a window of blocks at a time, so memory stays bounded.
+        let window = 4096
+        var bitmaps = BitmapSet(storage: [], bytes: Int(header.bitmapBytes))
+        for (position, block) in allocated.enumerated() {
+            let slot = position % window
+            if slot == 0 {
+                let batch = allocated[position..<min(position + window, allocated.count)]
+                bitmaps = try readBitmaps(batch.map(\.bitmapOffset), bytes: Int(header.bitmapBytes))
+            }
+            if block.block > nextBlock {
+                let start = UInt64(nextBlock) * blockSize
+                let end = min(UInt64(block.block) * blockSize, virtualSize)
+                builder.append(Extent(start: start, length: end - start, depth: 0, present: false, zero: false, data: false))
+            }
+            let blockStart = UInt64(block.block) * blockSize
+            let sectors = Int((min(blockStart + blockSize, virtualSize) - blockStart + 511) / 512)
+            let dataOffset = block.bitmapOffset + header.bitmapBytes
+            var failure: (any Error)?
+            bitmaps.withBitmap(slot) { bitmap in
+                VHDBitmap.forEachRun(bitmap, sectors: sectors) { first, count, marked in
+                    let start = blockStart + UInt64(first) * 512
+                    let length = min(UInt64(count) * 512, virtualSize - start)
+                    if marked {
+                        let host = dataOffset + UInt64(first) * 512
+                        if host + UInt64(count) * 512 > fileEnd, failure == nil {
+                            failure = FormatError.truncated(field: "VHD block \(block.block) data", offset: host, needed: UInt64(count) * 512, available: fileEnd > host ? fileEnd - host : 0)
+                        }
+                        builder.append(Extent(start: start, length: length, depth: 0, present: true, zero: false, data: true, offset: host))
+                    } else {
+                        builder.append(Extent(start: start, length: length, depth: 0, present: false, zero: false, data: false))
+                    }
+                }
+            }
+            if let failure { throw failure }
+            nextBlock = block.block + 1
+        }
+        if nextBlock < blockCount {
+            let start = UInt64(nextBlock) * blockSize
+            builder.append(Extent(start: start, length: virtualSize - start, depth: 0, present: false, zero: false, data: false))
+        }
+        return LayerMap(virtualSize: virtualSize, runs: builder.extents)
+    }
+
+    /// File ranges that hold metadata, which no block may overlap.
+    private func metadataRanges(header: VHDDynamicHeader) -> [(name: String, range: Range<UInt64>)] {
+        let size = source.size
+        let batEnd = header.tableOffset + (UInt64(header.maxTableEntries) * 4 + 511) / 512 * 512
+        var ranges: [(String, Range<UInt64>)] = [
+            ("footer copy", 0..<512),
+            ("dynamic header", footer.dataOffset..<(footer.dataOffset + UInt64(VHDDynamicHeader.size))),
+            ("block allocation table", header.tableOffset..<max(batEnd, header.tableOffset + 1)),
+        ]
+        for locator in header.locators where locator.dataLength > 0 && locator.dataOffset < size {
+            let end = min(locator.dataOffset + UInt64(locator.dataLength), size)
+            ranges.append(("parent locator \(locator.code)", locator.dataOffset..<end))
+        }
+        return ranges
+    }
+
+    /// Reads the bitmaps at `offsets` (sorted by block, not by offset), merging reads of bitmaps that lie
+    /// close together in the file.
+    private func readBitmaps(_ offsets: [UInt64], bytes: Int) throws -> BitmapSet {
+        var storage = [UInt8](repeating: 0, count: offsets.count * bytes)
+        let order = offsets.indices.sorted { offsets[$0] < offsets[$1] }
+        let mergeGap: UInt64 = 64 * 1024
+        var index = 0
+        try storage.withUnsafeMutableBytes { (raw: UnsafeMutableRawBufferPointer) throws in
+            while index < order.count {
+                // Gather a batch of bitmaps within one bounded read.
+                var last = index
+                while last + 1 < order.count,
+                    offsets[order[last + 1]] - offsets[order[last]] <= mergeGap,
+                    offsets[order[last + 1]] + UInt64(bytes) - offsets[order[index]] <= 4 << 20
+                {
+                    last += 1
+                }
+                let first = offsets[order[index]]
+                if last == index {
+                    let target = UnsafeMutableRawBufferPointer(rebasing: raw[(order[index] * bytes)..<((order[index] + 1) * bytes)])
+                    let got = try source.read(at: first, into: target)
+                    guard got == bytes else { throw FormatError.truncated(field: "VHD sector bitmap", offset: first, needed: UInt64(bytes), available: UInt64(got)) }
+                } else {
+                    let span = Int(offsets[order[last]] - first) + bytes
+                    let chunk = try source.readExactly(at: first, count: span, field: "VHD sector bitmaps")
+                    for position in index...last {
+                        let slot = order[position]
+                        let from = Int(offsets[slot] - first)
+                        for byte in 0..<bytes { raw[slot * bytes + byte] = chunk[from + byte] }
+                    }
+                }
+                index = last + 1
+            }
+        }
+        return BitmapSet(storage: storage, bytes: bytes)
+    }
+}
+
+/// Bitmaps of the allocated blocks, in block order.
+struct BitmapSet {
+    let storage: [UInt8]
+    let bytes: Int
+
+    func withBitmap(_ slot: Int, _ body: (UnsafeRawBufferPointer) -> Void) {
+        storage.withUnsafeBytes { raw in
+            body(UnsafeRawBufferPointer(rebasing: raw[(slot * bytes)..<((slot + 1) * bytes)]))
+        }
+    }
+}
