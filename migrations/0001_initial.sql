@@ -44,6 +44,8 @@ CREATE TABLE scan_layers (
     file_size       INTEGER NOT NULL CHECK (file_size >= 0),
     mtime_ns        INTEGER NOT NULL,
     header_checksum TEXT    NOT NULL,
+    cluster_size    INTEGER CHECK (cluster_size IS NULL OR cluster_size > 0),  -- qcow2 cluster / VHD block
+    data_path       TEXT,                          -- file holding the layer's data when not the image itself
     PRIMARY KEY (scan_id, depth)
 ) WITHOUT ROWID;
 

@@ -131,8 +131,24 @@ bench_image() {
     scan_ms=$(time_best_ms "$EXTENTDB_BIN" scan --force --db "$db" "$path")
     map_ms=$(time_best_ms "$EXTENTDB_BIN" map --db "$db" "$path" --output json)
 
-    ratio_line scan "$scan_ms" "$qemu_ms" "$SCAN_TARGET"
-    ratio_line map "$map_ms" "$qemu_ms" "$MAP_TARGET"
+    if [[ "$fmt" == vpc ]]; then
+        # qemu-img map reads only the BAT of a VHD (it ignores sector bitmaps), so the VHD target is the
+        # qcow2 scan budget measured above: scan within 1/10 of qemu-img map's time on the qcow2 image.
+        echo "scan:  $scan_ms ms   (qemu-img map on this VHD, BAT only: $qemu_ms ms)"
+        echo "map:   $map_ms ms   from the index"
+        if [[ -n "${QCOW2_SCAN_BUDGET_MS:-}" ]]; then
+            if ((scan_ms <= QCOW2_SCAN_BUDGET_MS)); then
+                echo "scan within the qcow2 budget of $QCOW2_SCAN_BUDGET_MS ms: PASS"
+            else
+                echo "scan within the qcow2 budget of $QCOW2_SCAN_BUDGET_MS ms: FAIL"
+                FAILED=1
+            fi
+        fi
+    else
+        ratio_line scan "$scan_ms" "$qemu_ms" "$SCAN_TARGET"
+        ratio_line map "$map_ms" "$qemu_ms" "$MAP_TARGET"
+        QCOW2_SCAN_BUDGET_MS=$((qemu_ms / SCAN_TARGET))
+    fi
 
     if [[ -x /usr/bin/time ]]; then
         local rss_file=$BENCH_DIR/$name.rss
@@ -198,12 +214,27 @@ make_qcow2_random() {
     echo "$img"
 }
 
+# 2000 GiB dynamic VHD, 2 MiB blocks, 100,000 allocated blocks with partial sector bitmaps
+# (scripts/make-bench-vhd.py writes it from the spec; qemu cannot write partial bitmaps).
+make_vhd_partial() {
+    local img=$BENCH_DIR/vhd-2000g-100000b-seed$SEED.vhd
+    if [[ -f "$img" && -f "$img.ok" ]]; then
+        echo "$img"
+        return 0
+    fi
+    echo "creating $img ..." >&2
+    python3 "$(dirname "$0")/make-bench-vhd.py" "$img" 2000 100000 "$SEED" || die "make-bench-vhd.py failed"
+    touch "$img.ok"
+    echo "$img"
+}
+
 main() {
     find_extentdb
     local img
     img=$(make_qcow2_random)
     bench_image qcow2-1T-64k-random "$img" qcow2
-    # Future: img=$(make_vhd_...); bench_image vhd-... "$img" vpc
+    img=$(make_vhd_partial)
+    bench_image vhd-2000g-partial-bitmaps "$img" vpc
 
     if [[ "$QEMU_ONLY" == 1 ]]; then
         return 0

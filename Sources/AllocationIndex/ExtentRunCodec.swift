@@ -10,6 +10,7 @@ import ImageFormats
 ///
 /// ```
 /// flags: bit 0 present · bit 1 zero · bit 2 data · bit 3 compressed · bit 4 has offset
+///        bit 5 has compressed descriptor (then LEB128 host offset, LEB128 byte count)
 /// ```
 public enum ExtentRunCodec {
     static let present: UInt8 = 1 << 0
@@ -17,6 +18,7 @@ public enum ExtentRunCodec {
     static let data: UInt8 = 1 << 2
     static let compressed: UInt8 = 1 << 3
     static let hasOffset: UInt8 = 1 << 4
+    static let hasDescriptor: UInt8 = 1 << 5
 
     public static func encode(_ extents: ArraySlice<Extent>) -> Data {
         var bytes: [UInt8] = []
@@ -30,12 +32,17 @@ public enum ExtentRunCodec {
             if extent.data { flags |= data }
             if extent.compressed { flags |= compressed }
             if extent.offset != nil { flags |= hasOffset }
+            if extent.compressedCluster != nil { flags |= hasDescriptor }
             bytes.append(flags)
             appendVarint(UInt64(extent.depth), to: &bytes)
             if let offset = extent.offset {
                 let delta = Int64(bitPattern: offset &- predicted)
                 appendVarint(UInt64(bitPattern: (delta << 1) ^ (delta >> 63)), to: &bytes)
                 predicted = offset &+ extent.length
+            }
+            if let descriptor = extent.compressedCluster {
+                appendVarint(descriptor.hostOffset, to: &bytes)
+                appendVarint(UInt64(descriptor.byteCount), to: &bytes)
             }
         }
         return Data(bytes)
@@ -65,12 +72,19 @@ public enum ExtentRunCodec {
                     offset = value
                     predicted = value &+ length
                 }
+                var descriptor: Extent.CompressedCluster?
+                if flags & hasDescriptor != 0 {
+                    let host = try readVarint(raw, &position)
+                    let count = try readVarint(raw, &position)
+                    guard count <= UInt64(UInt32.max) else { throw StoreError.corruptChunk("bad compressed byte count") }
+                    descriptor = .init(hostOffset: host, byteCount: UInt32(count))
+                }
                 guard length > 0, depth <= UInt64(UInt32.max) else { throw StoreError.corruptChunk("bad extent length or depth") }
                 try body(
                     Extent(
                         start: guest, length: length, depth: UInt32(depth), present: flags & present != 0,
                         zero: flags & zero != 0, data: flags & data != 0, compressed: flags & compressed != 0,
-                        offset: offset))
+                        offset: offset, compressedCluster: descriptor))
                 guest += length
             }
         }

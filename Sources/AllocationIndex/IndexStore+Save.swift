@@ -15,11 +15,13 @@ public struct NewLayer: Sendable {
     public var fileSize: UInt64
     public var mtimeNanoseconds: Int64
     public var headerChecksum: String
+    /// The file holding this layer's data when it is not the image itself (qcow2 external data file).
+    public var dataPath: String?
 
     public init(
         path: String, format: String, virtualSize: UInt64, clusterSize: UInt64?, backingPath: String?,
         metadataJSON: String, device: UInt64, inode: UInt64, fileSize: UInt64, mtimeNanoseconds: Int64,
-        headerChecksum: String
+        headerChecksum: String, dataPath: String? = nil
     ) {
         self.path = path
         self.format = format
@@ -32,6 +34,7 @@ public struct NewLayer: Sendable {
         self.fileSize = fileSize
         self.mtimeNanoseconds = mtimeNanoseconds
         self.headerChecksum = headerChecksum
+        self.dataPath = dataPath
     }
 }
 
@@ -107,7 +110,8 @@ extension IndexStore {
                 try ScanLayerRecord(
                     scanId: scanID, depth: Int64(depth), path: layer.path, format: layer.format,
                     device: Int64(bitPattern: layer.device), inode: Int64(bitPattern: layer.inode),
-                    fileSize: Int64(layer.fileSize), mtimeNs: layer.mtimeNanoseconds, headerChecksum: layer.headerChecksum
+                    fileSize: Int64(layer.fileSize), mtimeNs: layer.mtimeNanoseconds, headerChecksum: layer.headerChecksum,
+                    clusterSize: layer.clusterSize.map { Int64($0) }, dataPath: layer.dataPath
                 ).insert(db)
             }
             try insertChunks(scan.extents, scanID: scanID, db)

@@ -85,6 +85,8 @@ public struct ScanLayerRecord: Codable, FetchableRecord, PersistableRecord, Send
     public var fileSize: Int64
     public var mtimeNs: Int64
     public var headerChecksum: String
+    public var clusterSize: Int64?
+    public var dataPath: String?
 
     public enum Columns {
         public static let scanId = Column(CodingKeys.scanId)
@@ -97,11 +99,13 @@ public struct ScanLayerRecord: Codable, FetchableRecord, PersistableRecord, Send
         case fileSize = "file_size"
         case mtimeNs = "mtime_ns"
         case headerChecksum = "header_checksum"
+        case clusterSize = "cluster_size"
+        case dataPath = "data_path"
     }
 
     public init(
         scanId: Int64 = 0, depth: Int64, path: String, format: String, device: Int64, inode: Int64, fileSize: Int64,
-        mtimeNs: Int64, headerChecksum: String
+        mtimeNs: Int64, headerChecksum: String, clusterSize: Int64? = nil, dataPath: String? = nil
     ) {
         self.scanId = scanId
         self.depth = depth
@@ -112,5 +116,7 @@ public struct ScanLayerRecord: Codable, FetchableRecord, PersistableRecord, Send
         self.fileSize = fileSize
         self.mtimeNs = mtimeNs
         self.headerChecksum = headerChecksum
+        self.clusterSize = clusterSize
+        self.dataPath = dataPath
     }
 }

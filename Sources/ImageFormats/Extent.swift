@@ -20,10 +20,24 @@ public struct Extent: Sendable, Equatable, Hashable {
     public var compressed: Bool
     /// Host offset of `start` in the file of the supplying layer, where the format gives one.
     public var offset: UInt64?
+    /// Where a compressed cluster's stored bytes are (compressed extents cover exactly one cluster, or the
+    /// part of it inside the disk or a queried range). Not part of qemu-img's output; exports need it.
+    public var compressedCluster: CompressedCluster?
+
+    /// A compressed cluster's descriptor: host byte offset and an upper bound of its stored length.
+    public struct CompressedCluster: Sendable, Equatable, Hashable {
+        public var hostOffset: UInt64
+        public var byteCount: UInt32
+
+        public init(hostOffset: UInt64, byteCount: UInt32) {
+            self.hostOffset = hostOffset
+            self.byteCount = byteCount
+        }
+    }
 
     public init(
         start: UInt64, length: UInt64, depth: UInt32, present: Bool, zero: Bool, data: Bool,
-        compressed: Bool = false, offset: UInt64? = nil
+        compressed: Bool = false, offset: UInt64? = nil, compressedCluster: CompressedCluster? = nil
     ) {
         self.start = start
         self.length = length
@@ -33,13 +47,21 @@ public struct Extent: Sendable, Equatable, Hashable {
         self.data = data
         self.compressed = compressed
         self.offset = offset
+        self.compressedCluster = compressedCluster
     }
 
     public var end: UInt64 { start + length }
 
     /// True when `next` starts where this ends and carries the same status, so the two are one run.
-    /// Host offsets must continue (or both be absent), as qemu-img map merges them.
+    /// Host offsets must continue (or both be absent), as qemu-img map merges them. Compressed clusters
+    /// with descriptors stay separate (each has its own stored bytes); see ``displayMerged(with:)``.
     public func canMerge(with next: Extent) -> Bool {
+        guard compressedCluster == nil, next.compressedCluster == nil else { return false }
+        return canMergeForDisplay(with: next)
+    }
+
+    /// Like ``canMerge(with:)`` but ignoring compressed descriptors: the runs qemu-img map prints.
+    public func canMergeForDisplay(with next: Extent) -> Bool {
         guard next.start == end, next.depth == depth, next.present == present, next.zero == zero,
             next.data == data, next.compressed == compressed
         else { return false }
@@ -66,15 +88,25 @@ public struct Extent: Sendable, Equatable, Hashable {
 /// Appends extents in guest order and merges each with its predecessor where qemu-img would.
 public struct ExtentListBuilder: Sendable {
     public private(set) var extents: [Extent] = []
+    /// Merge compressed clusters too, dropping their descriptors (what qemu-img map prints).
+    public let forDisplay: Bool
 
-    public init() {}
+    public init(forDisplay: Bool = false) { self.forDisplay = forDisplay }
 
     public mutating func append(_ extent: Extent) {
         guard extent.length > 0 else { return }
-        if let last = extents.last, last.canMerge(with: extent) {
+        if let last = extents.last, forDisplay ? last.canMergeForDisplay(with: extent) : last.canMerge(with: extent) {
             extents[extents.count - 1].length += extent.length
+            if forDisplay { extents[extents.count - 1].compressedCluster = nil }
         } else {
             extents.append(extent)
         }
+    }
+
+    /// `extents` merged the way qemu-img map prints them.
+    public static func displayMerged(_ extents: [Extent]) -> [Extent] {
+        var builder = ExtentListBuilder(forDisplay: true)
+        for extent in extents { builder.append(extent) }
+        return builder.extents
     }
 }

@@ -10,6 +10,8 @@ public struct ScannedLayer: Sendable {
     public var headerChecksum: String
     public var metadata: ImageMetadata
     public var map: LayerMap
+    /// The file holding the layer's data when it is not the image itself (qcow2 external data file).
+    public var dataPath: String?
 }
 
 /// An image and its whole backing chain, composed into one allocation map.

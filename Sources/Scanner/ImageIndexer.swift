@@ -84,7 +84,7 @@ public struct ImageIndexer: Sendable {
                     backingPath: layer.metadata.backing.map { PathResolver.canonical($0.resolvedPath) ?? $0.resolvedPath },
                     metadataJSON: metadata, device: layer.identity.device, inode: layer.identity.inode,
                     fileSize: layer.identity.size, mtimeNanoseconds: layer.identity.modificationTimeNanoseconds,
-                    headerChecksum: layer.headerChecksum))
+                    headerChecksum: layer.headerChecksum, dataPath: layer.dataPath))
         }
         let warnings = chain.layers.enumerated().flatMap { depth, layer in
             layer.metadata.warnings.map { "layer \(depth) \(layer.path): \($0)" }

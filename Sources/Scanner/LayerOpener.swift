@@ -159,9 +159,10 @@ enum LayerOpener {
         if withMap {
             map = try mapQCOW2(reader: reader, identity: identity, directory: directory, canonical: canonical, hasExternalData: hasExternalData)
         }
+        let dataPath = hasExternalData ? reader.extensions.externalDataFile.map { PathResolver.absolute($0, relativeTo: directory) } : nil
         return ScannedLayer(
             path: canonical, format: .qcow2, identity: identity, headerChecksum: HeaderChecksum.fnv1a64(reader.headerBytes),
-            metadata: metadata, map: map)
+            metadata: metadata, map: map, dataPath: dataPath.map { PathResolver.canonical($0) ?? $0 })
     }
 
     /// Maps a QCOW2 layer; when qemu would consider it metadata-preallocated, parts of data clusters that

@@ -1,3 +1,4 @@
+import Foundation
 import ImageFormats
 import ImageIO
 
@@ -145,6 +146,7 @@ struct VHDLayerReader {
         // Bitmaps are read and decoded a window of blocks at a time, so memory stays bounded.
         let window = 4096
         var bitmaps = BitmapSet(storage: [], bytes: Int(header.bitmapBytes))
+        var runs: [VHDBitmap.Run] = []
         for (position, block) in allocated.enumerated() {
             let slot = position % window
             if slot == 0 {
@@ -159,23 +161,20 @@ struct VHDLayerReader {
             let blockStart = UInt64(block.block) * blockSize
             let sectors = Int((min(blockStart + blockSize, virtualSize) - blockStart + 511) / 512)
             let dataOffset = block.bitmapOffset + header.bitmapBytes
-            var failure: (any Error)?
-            bitmaps.withBitmap(slot) { bitmap in
-                VHDBitmap.forEachRun(bitmap, sectors: sectors) { first, count, marked in
-                    let start = blockStart + UInt64(first) * 512
-                    let length = min(UInt64(count) * 512, virtualSize - start)
-                    if marked {
-                        let host = dataOffset + UInt64(first) * 512
-                        if host + UInt64(count) * 512 > fileEnd, failure == nil {
-                            failure = FormatError.truncated(field: "VHD block \(block.block) data", offset: host, needed: UInt64(count) * 512, available: fileEnd > host ? fileEnd - host : 0)
-                        }
-                        builder.append(Extent(start: start, length: length, depth: 0, present: true, zero: false, data: true, offset: host))
-                    } else {
-                        builder.append(Extent(start: start, length: length, depth: 0, present: false, zero: false, data: false))
-                    }
+            bitmaps.withBitmap(slot) { bitmap in VHDBitmap.runs(bitmap, sectors: sectors, into: &runs) }
+            for run in runs {
+                let start = blockStart + UInt64(run.first) * 512
+                let length = min(UInt64(run.count) * 512, virtualSize - start)
+                guard run.marked else {
+                    builder.append(Extent(start: start, length: length, depth: 0, present: false, zero: false, data: false))
+                    continue
                 }
+                let host = dataOffset + UInt64(run.first) * 512
+                guard host + UInt64(run.count) * 512 <= fileEnd else {
+                    throw FormatError.truncated(field: "VHD block \(block.block) data", offset: host, needed: UInt64(run.count) * 512, available: fileEnd > host ? fileEnd - host : 0)
+                }
+                builder.append(Extent(start: start, length: length, depth: 0, present: true, zero: false, data: true, offset: host))
             }
-            if let failure { throw failure }
             nextBlock = block.block + 1
         }
         if nextBlock < blockCount {
@@ -201,42 +200,78 @@ struct VHDLayerReader {
         return ranges
     }
 
-    /// Reads the bitmaps at `offsets` (sorted by block, not by offset), merging reads of bitmaps that lie
-    /// close together in the file.
+    /// Reads the bitmaps at `offsets` (in block order), merging reads of bitmaps that lie close together in
+    /// the file, with two threads issuing the reads (each bitmap is its own small pread otherwise).
     private func readBitmaps(_ offsets: [UInt64], bytes: Int) throws -> BitmapSet {
-        var storage = [UInt8](repeating: 0, count: offsets.count * bytes)
         let order = offsets.indices.sorted { offsets[$0] < offsets[$1] }
-        let mergeGap: UInt64 = 64 * 1024
+        // Group bitmaps into reads: neighbours at most 64 KiB apart, at most 4 MiB per read.
+        var groups: [Range<Int>] = []
         var index = 0
-        try storage.withUnsafeMutableBytes { (raw: UnsafeMutableRawBufferPointer) throws in
-            while index < order.count {
-                // Gather a batch of bitmaps within one bounded read.
-                var last = index
-                while last + 1 < order.count,
-                    offsets[order[last + 1]] - offsets[order[last]] <= mergeGap,
-                    offsets[order[last + 1]] + UInt64(bytes) - offsets[order[index]] <= 4 << 20
-                {
-                    last += 1
-                }
-                let first = offsets[order[index]]
-                if last == index {
-                    let target = UnsafeMutableRawBufferPointer(rebasing: raw[(order[index] * bytes)..<((order[index] + 1) * bytes)])
-                    let got = try source.read(at: first, into: target)
-                    guard got == bytes else { throw FormatError.truncated(field: "VHD sector bitmap", offset: first, needed: UInt64(bytes), available: UInt64(got)) }
-                } else {
-                    let span = Int(offsets[order[last]] - first) + bytes
-                    let chunk = try source.readExactly(at: first, count: span, field: "VHD sector bitmaps")
-                    for position in index...last {
-                        let slot = order[position]
-                        let from = Int(offsets[slot] - first)
-                        for byte in 0..<bytes { raw[slot * bytes + byte] = chunk[from + byte] }
+        while index < order.count {
+            var last = index
+            while last + 1 < order.count, offsets[order[last + 1]] - offsets[order[last]] <= 64 * 1024,
+                offsets[order[last + 1]] + UInt64(bytes) - offsets[order[index]] <= 4 << 20
+            {
+                last += 1
+            }
+            groups.append(index..<(last + 1))
+            index = last + 1
+        }
+        let readGroups = groups
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(offsets.count * bytes, 1), alignment: 8)
+        defer { storage.deallocate() }
+        let shared = SharedBuffer(storage)
+        let failures = FirstFailure()
+        let source = self.source
+        let workers = readGroups.count > 64 ? 2 : 1
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            var groupIndex = worker
+            while groupIndex < readGroups.count, !failures.isSet {
+                let group = readGroups[groupIndex]
+                groupIndex += workers
+                do {
+                    let first = offsets[order[group.lowerBound]]
+                    if group.count == 1 {
+                        let slot = order[group.lowerBound]
+                        let target = UnsafeMutableRawBufferPointer(rebasing: shared.buffer[(slot * bytes)..<((slot + 1) * bytes)])
+                        let got = try source.read(at: first, into: target)
+                        guard got == bytes else {
+                            throw FormatError.truncated(field: "VHD sector bitmap", offset: first, needed: UInt64(bytes), available: UInt64(got))
+                        }
+                    } else {
+                        let span = Int(offsets[order[group.upperBound - 1]] - first) + bytes
+                        let chunk = try source.readExactly(at: first, count: span, field: "VHD sector bitmaps")
+                        for position in group {
+                            let slot = order[position]
+                            let from = Int(offsets[slot] - first)
+                            chunk.withUnsafeBytes { raw in
+                                shared.buffer.baseAddress!.advanced(by: slot * bytes).copyMemory(from: raw.baseAddress!.advanced(by: from), byteCount: bytes)
+                            }
+                        }
                     }
+                } catch {
+                    failures.record(error)
                 }
-                index = last + 1
             }
         }
-        return BitmapSet(storage: storage, bytes: bytes)
+        if let error = failures.error { throw error }
+        return BitmapSet(storage: Array(UnsafeRawBufferPointer(storage).prefix(offsets.count * bytes)), bytes: bytes)
     }
+}
+
+/// A buffer that worker threads fill at disjoint slots.
+private struct SharedBuffer: @unchecked Sendable {
+    let buffer: UnsafeMutableRawBufferPointer
+    init(_ buffer: UnsafeMutableRawBufferPointer) { self.buffer = buffer }
+}
+
+/// The first error any worker hit.
+private final class FirstFailure: @unchecked Sendable {
+    private let lock = NSLock()
+    private var first: (any Error)?
+    var isSet: Bool { lock.withLock { first != nil } }
+    var error: (any Error)? { lock.withLock { first } }
+    func record(_ error: any Error) { lock.withLock { if first == nil { first = error } } }
 }
 
 /// Bitmaps of the allocated blocks, in block order.

@@ -51,14 +51,28 @@ struct MapCommand: ParsableCommand {
 enum MapJSONWriter {
     static func write(store: IndexStore, scanID: Int64, from lower: UInt64, to upper: UInt64, sink: inout ByteSink) throws {
         var first = true
+        // Stored compressed clusters are one extent each (with their descriptors); print them merged.
+        var pending: Extent?
         sink.write("[" as StaticString)
         try store.forEachBatch(scanID: scanID, from: lower, to: upper) { batch in
             for extent in batch {
-                if !first { sink.write(",\n" as StaticString) }
-                first = false
-                append(extent, to: &sink)
+                if var held = pending {
+                    if held.canMergeForDisplay(with: extent) {
+                        held.length += extent.length
+                        pending = held
+                        continue
+                    }
+                    if !first { sink.write(",\n" as StaticString) }
+                    first = false
+                    append(held, to: &sink)
+                }
+                pending = extent
             }
             try sink.flushIfNeeded()
+        }
+        if let held = pending {
+            if !first { sink.write(",\n" as StaticString) }
+            append(held, to: &sink)
         }
         sink.write("]\n" as StaticString)
         try sink.flush()

@@ -36,10 +36,18 @@ import Testing
         ])
     }
 
-    @Test("compressed clusters have no host offset and merge with each other")
+    @Test("compressed clusters keep their descriptors, have no host offset, and display merged")
     func compressed() throws {
-        let runs = try decode([1 << 62 | 0x12345, 1 << 62 | 0x22345])
-        #expect(runs == [Extent(start: 0, length: 131072, depth: 0, present: true, zero: false, data: true, compressed: true)])
+        // Offset 0x12345 with no extra sectors: the data ends with that sector (512 - 0x145 bytes).
+        let extraSectors: UInt64 = 3 << 54
+        let runs = try decode([1 << 62 | 0x12345, 1 << 62 | extraSectors | 0x22345])
+        let expected: [Extent.CompressedCluster?] = [
+            Extent.CompressedCluster(hostOffset: 0x12345, byteCount: 187),
+            Extent.CompressedCluster(hostOffset: 0x22345, byteCount: 187 + 3 * 512),
+        ]
+        #expect(runs.map(\.compressedCluster) == expected)
+        #expect(runs.allSatisfy { $0.compressed && $0.offset == nil })
+        #expect(ExtentListBuilder.displayMerged(runs) == [Extent(start: 0, length: 131072, depth: 0, present: true, zero: false, data: true, compressed: true)])
     }
 
     @Test("offset 0 with the copied bit is allocated only with an external data file")

@@ -26,9 +26,10 @@ func qemuExtents(_ json: Data) throws -> [Extent] {
             let expected = try qemuExtents(Data(contentsOf: directory.appendingPathComponent("\(name).map.json")))
             let scan = try ChainScanner.scan(path: directory.appendingPathComponent(file).path)
             // qemu 7.2 does not report "compressed"; compare it separately.
-            let ours = scan.extents.map { extent -> Extent in
+            let ours = ExtentListBuilder.displayMerged(scan.extents).map { extent -> Extent in
                 var copy = extent
                 copy.compressed = false
+                copy.compressedCluster = nil
                 return copy
             }
             let qemuHasCompressed = expected.contains { $0.compressed }
@@ -44,7 +45,7 @@ func qemuExtents(_ json: Data) throws -> [Extent] {
             let scan = try ChainScanner.scan(path: directory.appendingPathComponent("\(name).qcow2").path)
             let compressed = scan.extents.filter(\.compressed)
             #expect(!compressed.isEmpty, "\(name)")
-            #expect(compressed.allSatisfy { $0.data && $0.offset == nil })
+            #expect(compressed.allSatisfy { $0.data && $0.offset == nil && $0.compressedCluster != nil })
         }
     }
 

@@ -91,11 +91,15 @@ public struct QCOW2L2Decoder: Sendable {
     ) throws(FormatError) {
         if entry & Self.compressedFlag != 0 {
             let hostOffset = try compressedHostOffset(entry, entryOffset: entryOffset)
-            _ = hostOffset
             guard bitmap == 0 else {
                 throw .invalid(field: "L2 entry bitmap", offset: entryOffset + 8, reason: "compressed cluster has a non-zero subcluster bitmap")
             }
-            runs.append(Extent(start: guest, length: length, depth: 0, present: true, zero: false, data: true, compressed: true))
+            // The descriptor's sector count may run past the end of the file for the last cluster.
+            let byteCount = min(compressedByteCount(entry), imageFileSize - hostOffset, UInt64(UInt32.max))
+            runs.append(
+                Extent(
+                    start: guest, length: length, depth: 0, present: true, zero: false, data: true, compressed: true,
+                    compressedCluster: .init(hostOffset: hostOffset, byteCount: UInt32(byteCount))))
             return
         }
         let hostOffset = entry & Self.offsetMask

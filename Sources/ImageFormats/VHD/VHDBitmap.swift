@@ -26,6 +26,32 @@ public enum VHDBitmap {
         }
     }
 
+    /// A run of equal bits: `count` sectors from `first`, marked or not.
+    public struct Run: Sendable, Equatable {
+        public var first: Int
+        public var count: Int
+        public var marked: Bool
+    }
+
+    /// The maximal runs of equal bits among the first `sectors`, written into `runs` (cleared first).
+    public static func runs(_ bitmap: UnsafeRawBufferPointer, sectors: Int, into runs: inout [Run]) {
+        runs.removeAll(keepingCapacity: true)
+        var position = 0
+        while position < sectors {
+            let marked = bit(bitmap, position)
+            var end = position
+            while end < sectors {
+                let word = load64(bitmap, bitIndex: end)
+                let same = (marked ? ~word : word).leadingZeroBitCount
+                end += same
+                if same < 64 { break }
+            }
+            let runEnd = min(end, sectors)
+            runs.append(Run(first: position, count: runEnd - position, marked: marked))
+            position = runEnd
+        }
+    }
+
     @inline(__always)
     static func bit(_ bitmap: UnsafeRawBufferPointer, _ index: Int) -> Bool {
         bitmap[index >> 3] & (0x80 >> UInt8(index & 7)) != 0
