@@ -16,7 +16,7 @@ let package = Package(
     ],
     targets: [
         // `_GNU_SOURCE` wrappers: SEEK_DATA/SEEK_HOLE, copy_file_range (Glibc's overlay hides them).
-        .target(name: "CExtentShims"),
+        .target(name: "CExtentShims", linkerSettings: [.linkedLibrary("z"), .linkedLibrary("zstd")]),
         // Pure on-disk format parsers: bytes in, values out. No I/O, no SQLite.
         .target(name: "ImageFormats", swiftSettings: strictSwift),
         // Positional file reads, hole probing, file identity.
@@ -41,10 +41,16 @@ let package = Package(
             dependencies: ["ImageFormats", "ImageIO", "AllocationIndex"],
             swiftSettings: strictSwift
         ),
+        // Index-planned exports: guest data read from data extents only, written as raw/qcow2/vhd/xva.
+        .target(
+            name: "Export",
+            dependencies: ["Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "CExtentShims"],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "extentdb",
             dependencies: [
-                "Scanner", "AllocationIndex", "ImageFormats", "ImageIO",
+                "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "Export",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
@@ -64,6 +70,11 @@ let package = Package(
         .testTarget(
             name: "ScannerTests",
             dependencies: ["Scanner", "ImageFormats", "ImageIO", "AllocationIndex"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "ExportTests",
+            dependencies: ["Export", "Scanner", "AllocationIndex", "ImageFormats"],
             swiftSettings: strictSwift
         ),
         .testTarget(name: "CLITests", dependencies: ["extentdb"], swiftSettings: strictSwift),

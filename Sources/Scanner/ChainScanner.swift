@@ -89,6 +89,11 @@ public enum ChainScanner {
         try LayerOpener.open(path: path, declaredFormat: nil, withMap: false).layer
     }
 
+    /// The header checksum of one file, as a scan records it, reading only the header (no tables).
+    public static func headerChecksum(path: String, format: ImageFormat) throws -> String {
+        try LayerOpener.headerChecksum(path: path, format: format)
+    }
+
     /// The format a backing reference declares, or nil to detect it by content.
     static func backingFormat(_ backing: BackingReference, of path: String) throws -> ImageFormat? {
         guard let declared = backing.declaredFormat else { return nil }

@@ -38,6 +38,21 @@ enum LayerOpener {
         }
     }
 
+    /// The checksum a scan records for `path`: the qcow2 header cluster, the VHD footer and dynamic header,
+    /// or a raw file's first 4 KiB. Nothing else is read.
+    static func headerChecksum(path: String, format: ImageFormat) throws -> String {
+        let source = try attributing(to: path) { try FileBlockSource(path: path) }
+        defer { source.close() }
+        switch format {
+        case .qcow2:
+            return HeaderChecksum.fnv1a64(try QCOW2LayerReader(source: source).headerBytes)
+        case .vhd:
+            return HeaderChecksum.fnv1a64(try VHDLayerReader(source: source).headerBytes)
+        case .raw:
+            return HeaderChecksum.fnv1a64(try attributing(to: path) { try source.read(at: 0, count: 4096) })
+        }
+    }
+
     /// Detects the format of a file by content, for callers that only need to know what it is.
     static func detectFormat(path: String, referencedBy image: String, name: String) throws -> ImageFormat {
         guard let canonical = PathResolver.canonical(path) else {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Export
 import Foundation
 import Scanner
 
@@ -32,6 +33,10 @@ enum Main {
         } catch let error as ExitCode {
             Console.flushStandardOutput()
             exit(error.rawValue)
+        } catch let error as ExportError {
+            Console.flushStandardOutput()
+            Console.error("extentdb: \(error)")
+            exit(ExitStatus.failure)
         } catch let error as CommandFailure {
             Console.flushStandardOutput()
             Console.error("extentdb: \(error)")
@@ -68,6 +73,6 @@ struct Extentdb: ParsableCommand {
             Exit codes: 0 success, 1 bad input or image error, 2 usage error.
             """,
         version: "extentdb \(extentdbVersion)",
-        subcommands: [ScanCommand.self, MapCommand.self, InfoCommand.self, ReadHeadersCommand.self]
+        subcommands: [ScanCommand.self, MapCommand.self, InfoCommand.self, ReadHeadersCommand.self, ExportCommand.self]
     )
 }

@@ -13,3 +13,14 @@ int64_t extentdb_copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t
 int extentdb_errno(void);
 
 #endif
+
+#ifndef CEXTENTSHIMS_DECOMPRESS_H
+#define CEXTENTSHIMS_DECOMPRESS_H
+#include <stddef.h>
+/// Inflates a raw deflate stream (qcow2's zlib clusters: window bits -12) until `out_len` bytes are
+/// produced. Returns 0 on success, -1 if the input ended first or is not valid deflate data.
+int extentdb_inflate_raw(const void *in, size_t in_len, void *out, size_t out_len);
+/// Decompresses zstd data (qcow2's zstd clusters) until `out_len` bytes are produced; trailing input is
+/// ignored. Returns 0 on success, -1 on error or short output.
+int extentdb_zstd_decompress(const void *in, size_t in_len, void *out, size_t out_len);
+#endif

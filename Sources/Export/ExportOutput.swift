@@ -1,0 +1,109 @@
+import CExtentShims
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Where an export goes: a file descriptor written front to back, with its running length.
+///
+/// Writes are loops over `write(2)` (short writes and EINTR handled); a closed pipe or a full disk is an
+/// ``ExportError/output(_:)`` naming the destination.
+public final class ExportOutput {
+    public let descriptor: Int32
+    public let name: String
+    /// True for a regular file, where holes (`lseek` past the end, `ftruncate`) and `copy_file_range` work.
+    public let isRegularFile: Bool
+    public private(set) var position: UInt64 = 0
+    /// Called with the number of bytes just produced (written or skipped as a hole).
+    public var progress: ((UInt64) -> Void)?
+
+    public init(descriptor: Int32, name: String) {
+        self.descriptor = descriptor
+        self.name = name
+        var info = stat()
+        isRegularFile = fstat(descriptor, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < bytes.count {
+            let result = Glibc.write(descriptor, bytes.baseAddress! + done, bytes.count - done)
+            if result < 0 {
+                if errno == EINTR { continue }
+                let code = errno
+                throw ExportError.output("\(name): write failed at byte \(position + UInt64(done)): \(String(cString: strerror(code)))")
+            }
+            done += result
+        }
+        position += UInt64(bytes.count)
+        progress?(UInt64(bytes.count))
+    }
+
+    public func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    /// Writes `count` zero bytes (streams) from a shared zero buffer.
+    public func writeZeros(_ count: UInt64) throws {
+        var remaining = count
+        while remaining > 0 {
+            let piece = Int(min(remaining, UInt64(Self.zeros.count)))
+            try Self.zeros.withUnsafeBytes { try write(UnsafeRawBufferPointer(rebasing: $0[0..<piece])) }
+            remaining -= UInt64(piece)
+        }
+    }
+
+    /// Moves forward over `count` bytes that read as zero: a hole in a regular file, zeros in a stream.
+    public func skip(_ count: UInt64) throws {
+        guard isRegularFile else { return try writeZeros(count) }
+        guard lseek(descriptor, off_t(position + count), SEEK_SET) >= 0 else {
+            throw ExportError.output("\(name): seek failed: \(String(cString: strerror(errno)))")
+        }
+        position += count
+        progress?(count)
+    }
+
+    /// Copies `count` bytes from `source` at `offset` into the file at the current position, in the
+    /// kernel (`copy_file_range`), falling back to the caller when it is not supported.
+    /// - Returns: false when the kernel cannot do it here (the caller then reads and writes).
+    public func copy(from source: Int32, offset: UInt64, count: UInt64) throws -> Bool {
+        guard isRegularFile else { return false }
+        var inOffset = Int64(offset)
+        var outOffset = Int64(position)
+        var remaining = count
+        while remaining > 0 {
+            let copied = extentdb_copy_file_range(source, &inOffset, descriptor, &outOffset, remaining)
+            if copied < 0 {
+                let code = extentdb_errno()
+                if code == EINTR { continue }
+                if (code == EXDEV || code == EINVAL || code == ENOSYS || code == EOPNOTSUPP) && remaining == count { return false }
+                throw ExportError.output("\(name): copy_file_range failed at byte \(outOffset): \(String(cString: strerror(code)))")
+            }
+            if copied == 0 { throw ExportError.output("\(name): source ended while copying at \(inOffset)") }
+            remaining -= UInt64(copied)
+        }
+        position += count
+        guard lseek(descriptor, off_t(position), SEEK_SET) >= 0 else {
+            throw ExportError.output("\(name): seek failed: \(String(cString: strerror(errno)))")
+        }
+        progress?(count)
+        return true
+    }
+
+    /// Sets the file length (regular files): the tail after the last write becomes a hole.
+    public func finish(length: UInt64) throws {
+        if isRegularFile {
+            guard ftruncate(descriptor, off_t(length)) == 0 else {
+                throw ExportError.output("\(name): ftruncate to \(length) failed: \(String(cString: strerror(errno)))")
+            }
+            guard fsync(descriptor) == 0 else {
+                throw ExportError.output("\(name): fsync failed: \(String(cString: strerror(errno)))")
+            }
+        } else if position < length {
+            try writeZeros(length - position)
+        }
+    }
+
+    static let zeros = [UInt8](repeating: 0, count: 1 << 20)
+}

@@ -1,0 +1,62 @@
+import Foundation
+import ImageFormats
+
+/// Writes the guest disk as a raw image.
+///
+/// To a regular file the result is sparse: zero and unallocated ranges become holes, the length is set
+/// with `ftruncate`, and plain host data is copied in the kernel with `copy_file_range`. To a pipe every
+/// byte is written, zeros included. With a base, only the changed ranges are written (into a sparse file)
+/// and the changed extents are returned.
+public struct RawExporter {
+    public let plan: ExportPlan
+    public let reader: GuestReader
+    /// Largest piece read into memory at once.
+    public static let bufferSize = 1 << 20
+
+    public init(plan: ExportPlan, reader: GuestReader) {
+        self.plan = plan
+        self.reader = reader
+    }
+
+    /// - Returns: the extents that were sent as changed (for `--base`), in guest order and merged.
+    @discardableResult
+    public func export(to output: ExportOutput) throws -> [Extent] {
+        if plan.baseDepth != nil && !output.isRegularFile {
+            throw ExportError.output("an incremental raw export needs a file (--to), to leave unchanged ranges as holes")
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferSize, alignment: 4096)
+        defer { buffer.deallocate() }
+        let cursor = plan.cursor()
+        var changed = ExtentListBuilder()
+        let origin = plan.range.lowerBound
+        while let extent = try cursor.next() {
+            let role = plan.role(of: extent)
+            if role != .unchanged, plan.baseDepth != nil {
+                var reported = extent
+                reported.offset = nil
+                reported.compressedCluster = nil
+                changed.append(reported)
+            }
+            guard role == .data else {
+                try output.skip(extent.length)
+                continue
+            }
+            if extent.compressedCluster == nil, let host = extent.offset, output.isRegularFile {
+                let source = try reader.source(depth: Int(extent.depth))
+                if !reader.logsReads, try output.copy(from: source.descriptor.rawValue, offset: host, count: extent.length) {
+                    continue
+                }
+            }
+            var position = extent.start
+            while position < extent.end {
+                let count = Int(min(UInt64(Self.bufferSize), extent.end - position))
+                let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
+                try reader.read(extent, guestStart: position, into: slice)
+                try output.write(UnsafeRawBufferPointer(slice))
+                position += UInt64(count)
+            }
+        }
+        try output.finish(length: plan.range.upperBound - origin)
+        return changed.extents
+    }
+}

@@ -1,0 +1,249 @@
+import AllocationIndex
+import ArgumentParser
+import Export
+import Foundation
+import ImageFormats
+import ImageIO
+import Scanner
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Stream an image's guest data as raw, qcow2, vhd or xva, planned from the index.",
+        discussion: """
+            The extents come from the image's latest scan; the image is rescanned first when its identity
+            (device, inode, size, mtime, header checksum) changed (--no-rescan makes that an error). Only data
+            extents are read: zero and unallocated ranges never are, and no L1/L2 table, BAT or bitmap is read.
+
+            raw   sparse file with --to (holes + copy_file_range), every byte on a pipe
+            qcow2 qcow2 v3 written front to back (works on a pipe); zero ranges become zero clusters
+            vhd   dynamic VHD (differencing with --base), front to back; up to 2040 GiB
+            xva   xapi's XVA disk stream: tar of 1 MiB chunks PREFIX/NNNNNNNN + .xxhash (XXH64)
+
+            --base BASE exports only what the layers above BASE supply: a qcow2 overlay backed by BASE, a
+            differencing VHD whose parent is BASE, changed ranges of a raw file (and --extents JSON), or
+            only the changed XVA chunks.
+            """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case raw, qcow2, vhd, xva
+    }
+
+    @OptionGroup var index: IndexOptions
+
+    @Argument(help: ArgumentHelp("The image.", valueName: "image"))
+    var image: String
+
+    @Option(help: "Output format: raw, qcow2, vhd or xva.")
+    var format: Format
+
+    @Option(help: ArgumentHelp("Export only what the chain supplies above this ancestor.", valueName: "image"))
+    var base: String?
+
+    @Option(help: ArgumentHelp("Output file (default: standard output, which must not be a terminal).", valueName: "path"))
+    var to: String?
+
+    @Option(help: "Start of the guest range (raw only).")
+    var offset: UInt64?
+
+    @Option(help: "Length of the guest range (raw only).")
+    var length: UInt64?
+
+    @Option(help: "qcow2 cluster size in bytes.")
+    var clusterSize: UInt64 = 65536
+
+    @Option(help: "XVA chunk name prefix.")
+    var prefix: String = "Ref:0"
+
+    @Flag(help: "XVA: leave out the two zero blocks that end a tar archive.")
+    var noTarEnd = false
+
+    @Option(help: ArgumentHelp("raw with --base: write the changed extents as JSON here.", valueName: "path"))
+    var extents: String?
+
+    @Flag(help: "Fail instead of rescanning when the index is stale.")
+    var noRescan = false
+
+    @Flag(name: .shortAndLong, help: "No progress on standard error.")
+    var quiet = false
+
+    func validate() throws {
+        if format != .raw && (offset != nil || length != nil) {
+            throw ValidationError("--offset/--length apply to --format raw only")
+        }
+        if extents != nil && (format != .raw || base == nil) {
+            throw ValidationError("--extents goes with --format raw --base")
+        }
+    }
+
+    func run() throws {
+        let store = try index.openStore()
+        let indexed = try loadFresh(store: store)
+        let size = UInt64(indexed.scan.virtualSize)
+        let lower = min(offset ?? 0, size)
+        let upper = length.map { min(lower + $0, size) } ?? size
+        let basePath = try base.map { try ImageIndexer.canonicalPath($0) }
+        let plan = try ExportPlan(store: store, indexed: indexed, basePath: basePath, range: lower..<upper)
+        let reader = GuestReader(plan: plan)
+        let destination = try ExportDestination(path: to)
+        let output = ExportOutput(descriptor: destination.descriptor, name: destination.name)
+        let meter = ProgressMeter(total: upper - lower, enabled: !quiet && Console.standardErrorIsTerminal)
+        output.progress = { meter.add($0) }
+        do {
+            switch format {
+            case .raw:
+                let changed = try RawExporter(plan: plan, reader: reader).export(to: output)
+                if let extents { try writeExtents(changed, to: extents) }
+            case .qcow2:
+                let backing = try plan.base.map { base in (name: backingName(for: base.path), format: base.format == .vhd ? "vpc" : base.format.rawValue) }
+                try QCOW2StreamWriter(plan: plan, reader: reader, clusterSize: clusterSize, backing: backing).export(to: output)
+            case .vhd:
+                try VHDStreamWriter(plan: plan, reader: reader, parent: try vhdParent(plan)).export(to: output)
+            case .xva:
+                try XVAWriter(plan: plan, reader: reader, prefix: prefix, closeArchive: !noTarEnd).export(to: output)
+            }
+            try destination.commit()
+            meter.finish()
+        } catch {
+            destination.abandon()
+            meter.finish()
+            throw error
+        }
+    }
+
+    /// The latest scan, checked against each layer's identity including its header checksum.
+    private func loadFresh(store: IndexStore) throws -> IndexedScan {
+        let indexed = try IndexedImage.load(image, store: store, rescan: !noRescan)
+        for layer in indexed.layers {
+            let current = try ChainScanner.headerChecksum(path: layer.path, format: ImageFormat(rawValue: layer.format) ?? .raw)
+            if current != layer.headerChecksum {
+                if noRescan {
+                    throw CommandFailure("\(layer.path): header changed since the last scan; run 'extentdb scan' or drop --no-rescan")
+                }
+                return try ImageIndexer(store: store).scanAndRecord(path: indexed.image.path)
+            }
+        }
+        return indexed
+    }
+
+    /// How the overlay names its backing file: relative to the output's directory when there is one.
+    private func backingName(for basePath: String) -> String {
+        guard let to else { return basePath }
+        let directory = PathResolver.directory(of: PathResolver.absolute(to, relativeTo: PathResolver.currentDirectory()))
+        if basePath.hasPrefix(directory + "/") { return String(basePath.dropFirst(directory.count + 1)) }
+        return basePath
+    }
+
+    private func vhdParent(_ plan: ExportPlan) throws -> VHDStreamWriter.Parent? {
+        guard let base = plan.base else { return nil }
+        guard base.format == .vhd, let vhd = base.metadata?.vhd else {
+            throw CommandFailure("a differencing VHD needs a VHD parent; \(base.path) is \(base.format.rawValue) (export as qcow2 instead)")
+        }
+        let identity = try FileIdentity(path: base.path)
+        let name = String(base.path.split(separator: "/").last ?? "")
+        return VHDStreamWriter.Parent(
+            uniqueID: Self.uuidBytes(vhd.uniqueID),
+            timestamp: UInt32(clamping: identity.modificationTimeNanoseconds / 1_000_000_000 - 946_684_800),
+            name: name, relativePath: backingName(for: base.path), absolutePath: base.path)
+    }
+
+    static func uuidBytes(_ text: String) -> [UInt8] {
+        let hex = Array(text.replacingOccurrences(of: "-", with: "").utf8)
+        return stride(from: 0, to: min(hex.count, 32), by: 2).map { UInt8(String(decoding: hex[$0..<$0 + 2], as: UTF8.self), radix: 16) ?? 0 }
+    }
+
+    private func writeExtents(_ changed: [Extent], to path: String) throws {
+        var text = "["
+        for (index, extent) in changed.enumerated() {
+            text += (index == 0 ? "" : ",\n") + "{ \"start\": \(extent.start), \"length\": \(extent.length), \"depth\": \(extent.depth), "
+                + "\"zero\": \(extent.zero || !extent.data), \"data\": \(extent.data && !extent.zero)}"
+        }
+        text += "]\n"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+}
+
+/// The output file (written under a temporary name and renamed into place when complete) or stdout.
+final class ExportDestination {
+    let descriptor: Int32
+    let name: String
+    private let finalPath: String?
+    private let temporaryPath: String?
+
+    init(path: String?) throws {
+        guard let path else {
+            guard isatty(1) == 0 else {
+                throw CommandFailure("refusing to write a binary image to a terminal; use --to FILE or redirect standard output")
+            }
+            descriptor = 1
+            name = "standard output"
+            finalPath = nil
+            temporaryPath = nil
+            return
+        }
+        let absolute = PathResolver.absolute(path, relativeTo: PathResolver.currentDirectory())
+        let directory = PathResolver.directory(of: absolute)
+        let base = String(absolute.split(separator: "/").last ?? "export")
+        let temporary = "\(directory)/.\(base).extentdb-\(getpid()).partial"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw CommandFailure("\(temporary): cannot create: \(String(cString: strerror(errno)))") }
+        descriptor = fd
+        name = path
+        finalPath = absolute
+        temporaryPath = temporary
+    }
+
+    func commit() throws {
+        guard let finalPath, let temporaryPath else { return }
+        guard close(descriptor) == 0 else { throw CommandFailure("\(name): close failed: \(String(cString: strerror(errno)))") }
+        guard rename(temporaryPath, finalPath) == 0 else {
+            throw CommandFailure("\(name): cannot rename \(temporaryPath) into place: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    func abandon() {
+        guard let temporaryPath else { return }
+        close(descriptor)
+        unlink(temporaryPath)
+    }
+}
+
+/// Bytes, rate and ETA on standard error, redrawn at most a few times a second.
+final class ProgressMeter {
+    let total: UInt64
+    let enabled: Bool
+    private var done: UInt64 = 0
+    private let started = Date()
+    private var lastDraw = Date.distantPast
+
+    init(total: UInt64, enabled: Bool) {
+        self.total = total
+        self.enabled = enabled
+    }
+
+    func add(_ bytes: UInt64) {
+        done += bytes
+        guard enabled, Date().timeIntervalSince(lastDraw) > 0.25 else { return }
+        lastDraw = Date()
+        draw()
+    }
+
+    func finish() {
+        guard enabled else { return }
+        draw()
+        Console.error("")
+    }
+
+    private func draw() {
+        let elapsed = max(Date().timeIntervalSince(started), 0.001)
+        let rate = Double(done) / elapsed
+        let fraction = total > 0 ? min(Double(done) / Double(total), 1) : 1
+        let eta = rate > 0 && total > done ? Double(total - done) / rate : 0
+        let line = String(format: "\r\u{1B}[K%5.1f%%  %@ of %@  %@/s  ETA %.0fs", fraction * 100, Units.bytes(done), Units.bytes(total), Units.bytes(UInt64(rate)), eta)
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+}
