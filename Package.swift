@@ -61,6 +61,8 @@ let package = Package(
             capability: .buildTool(),
             dependencies: ["embed-migrations"]
         ),
+        // Helpers shared by the test targets: processes, temporary directories, fixtures, a VHD writer.
+        .target(name: "TestSupport", dependencies: ["ImageFormats"], path: "Tests/TestSupport", swiftSettings: strictSwift),
         .testTarget(name: "ImageFormatsTests", dependencies: ["ImageFormats"], swiftSettings: strictSwift),
         .testTarget(
             name: "AllocationIndexTests",
@@ -69,12 +71,12 @@ let package = Package(
         ),
         .testTarget(
             name: "ScannerTests",
-            dependencies: ["Scanner", "ImageFormats", "ImageIO", "AllocationIndex"],
+            dependencies: ["Scanner", "ImageFormats", "ImageIO", "AllocationIndex", "TestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(
             name: "ExportTests",
-            dependencies: ["Export", "Scanner", "AllocationIndex", "ImageFormats"],
+            dependencies: ["Export", "Scanner", "AllocationIndex", "ImageFormats", "TestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(name: "CLITests", dependencies: ["extentdb"], swiftSettings: strictSwift),

@@ -32,6 +32,10 @@ public struct BackingReference: Sendable, Codable, Equatable {
     public var escapesImageDirectory: Bool
     /// The unique id the parent must carry (VHD differencing disks: the header's parent unique id).
     public var expectedUniqueID: String?
+
+    enum CodingKeys: String, CodingKey {
+        case name, resolvedPath, declaredFormat, escapesImageDirectory, expectedUniqueID = "expectedUniqueId"
+    }
 }
 
 /// QCOW2-specific header facts.

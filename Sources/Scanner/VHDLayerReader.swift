@@ -23,6 +23,14 @@ public struct VHDDetails: Sendable, Codable, Equatable {
     public var parentUniqueID: String?
     public var parentName: String?
     public var parentLocators: [LocatorSummary]?
+
+    // Explicit keys: the index stores snake_case JSON, and "ID"/"OK" would not survive the round trip.
+    enum CodingKeys: String, CodingKey {
+        case diskType, creatorApplication, creatorVersion, creatorHostOS = "creatorHostOs", uniqueID = "uniqueId"
+        case timestamp, originalSize, geometry, savedState, usedFooterCopy
+        case footerChecksumOK = "footerChecksumOk", headerChecksumOK = "headerChecksumOk"
+        case blockSize, batEntries, batOffset, parentUniqueID = "parentUniqueId", parentName, parentLocators
+    }
 }
 
 public struct LocatorSummary: Sendable, Codable, Equatable {

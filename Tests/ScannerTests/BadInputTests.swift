@@ -3,6 +3,7 @@ import ImageFormats
 import Testing
 
 @testable import Scanner
+@testable import TestSupport
 
 /// Corrupt variants of qemu-made images: each must fail with a message naming the file, the field and
 /// the offset, never trap, hang or allocate what the file does not hold.

@@ -3,18 +3,7 @@ import ImageFormats
 import Testing
 
 @testable import Scanner
-
-/// Decodes `qemu-img map --output=json` into extents.
-func qemuExtents(_ json: Data) throws -> [Extent] {
-    struct Entry: Decodable {
-        var start: UInt64, length: UInt64, depth: UInt32, present: Bool, zero: Bool, data: Bool
-        var compressed: Bool?
-        var offset: UInt64?
-    }
-    return try JSONDecoder().decode([Entry].self, from: json).map {
-        Extent(start: $0.start, length: $0.length, depth: $0.depth, present: $0.present, zero: $0.zero, data: $0.data, compressed: $0.compressed ?? false, offset: $0.offset)
-    }
-}
+@testable import TestSupport
 
 @Suite struct QemuParityTests {
     @Test("every qemu-made fixture maps exactly as qemu-img map --output=json does")

@@ -3,6 +3,7 @@ import ImageFormats
 import Testing
 
 @testable import Scanner
+@testable import TestSupport
 
 /// True when every byte of `inner` lies inside some extent of `outer` with data.
 func covered(_ range: Range<UInt64>, by extents: [Extent]) -> Bool {

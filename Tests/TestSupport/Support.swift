@@ -1,5 +1,5 @@
 import Foundation
-import Testing
+import ImageFormats
 
 /// Runs a program and returns its standard output; fails the test on a non-zero exit.
 @discardableResult
@@ -74,3 +74,16 @@ func patch(_ path: String, at offset: UInt64, _ bytes: [UInt8]) throws {
 func bigEndian<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
     (0..<MemoryLayout<T>.size).reversed().map { UInt8(truncatingIfNeeded: value >> ($0 * 8)) }
 }
+
+/// Decodes `qemu-img map --output=json` into extents.
+func qemuExtents(_ json: Data) throws -> [Extent] {
+    struct Entry: Decodable {
+        var start: UInt64, length: UInt64, depth: UInt32, present: Bool, zero: Bool, data: Bool
+        var compressed: Bool?
+        var offset: UInt64?
+    }
+    return try JSONDecoder().decode([Entry].self, from: json).map {
+        Extent(start: $0.start, length: $0.length, depth: $0.depth, present: $0.present, zero: $0.zero, data: $0.data, compressed: $0.compressed ?? false, offset: $0.offset)
+    }
+}
+
