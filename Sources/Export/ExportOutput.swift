@@ -17,6 +17,8 @@ public final class ExportOutput {
     public private(set) var position: UInt64 = 0
     /// Called with the number of bytes just produced (written or skipped as a hole).
     public var progress: ((UInt64) -> Void)?
+    /// Flush the file to stable storage before it is renamed into place (`--fsync`).
+    public var syncsOnFinish = false
 
     public init(descriptor: Int32, name: String) {
         self.descriptor = descriptor
@@ -97,7 +99,7 @@ public final class ExportOutput {
             guard ftruncate(descriptor, off_t(length)) == 0 else {
                 throw ExportError.output("\(name): ftruncate to \(length) failed: \(String(cString: strerror(errno)))")
             }
-            guard fsync(descriptor) == 0 else {
+            if syncsOnFinish, fsync(descriptor) != 0 {
                 throw ExportError.output("\(name): fsync failed: \(String(cString: strerror(errno)))")
             }
         } else if position < length {

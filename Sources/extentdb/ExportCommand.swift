@@ -71,6 +71,9 @@ struct ExportCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "No progress on standard error.")
     var quiet = false
 
+    @Flag(help: "Flush the output file to stable storage before renaming it into place.")
+    var fsync = false
+
     func validate() throws {
         if format != .raw && (offset != nil || length != nil) {
             throw ValidationError("--offset/--length apply to --format raw only")
@@ -93,6 +96,7 @@ struct ExportCommand: ParsableCommand {
         let output = ExportOutput(descriptor: destination.descriptor, name: destination.name)
         let meter = ProgressMeter(total: upper - lower, enabled: !quiet && Console.standardErrorIsTerminal)
         output.progress = { meter.add($0) }
+        output.syncsOnFinish = fsync
         do {
             switch format {
             case .raw:

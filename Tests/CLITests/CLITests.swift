@@ -175,3 +175,69 @@ func makeWorkspace() throws -> URL {
         #expect(rescanned.stdout.contains("\"depth\": 1, \"present\": true, \"zero\": false, \"data\": true"))
     }
 }
+
+@Suite(.serialized) struct ExportCLITests {
+    @Test("export qcow2, vhd and xva through a pipe; qcow2 passes qemu-img check and matches")
+    func throughPipe() throws {
+        let directory = try makeWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let binary = productsDirectory.appendingPathComponent("extentdb").path
+        try shell(
+            """
+            set -e -o pipefail
+            export EXTENTDB_DB=\(directory.path)/index.sqlite
+            '\(binary)' export top.qcow2 --format qcow2 | cat > piped.qcow2
+            qemu-img check -q piped.qcow2
+            qemu-img compare -q piped.qcow2 top.qcow2
+            '\(binary)' export top.qcow2 --format raw | cat > piped.raw
+            qemu-img compare -q -f raw piped.raw top.qcow2
+            '\(binary)' export top.qcow2 --format vhd | cat > piped.vhd
+            qemu-img compare -q --image-opts driver=vpc,force_size_calc=current_size,file.filename=piped.vhd driver=raw,file.filename=piped.raw
+            '\(binary)' export top.qcow2 --format xva | tar tf - > members.txt
+            grep -qx 'Ref:0/00000000' members.txt
+            grep -qx 'Ref:0/00000000.xxhash' members.txt
+            """, in: directory)
+    }
+
+    @Test("a closed pipe is an error with a non-zero exit")
+    func closedPipe() throws {
+        let directory = try makeWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let binary = productsDirectory.appendingPathComponent("extentdb").path
+        try shell(
+            """
+            export EXTENTDB_DB=\(directory.path)/index.sqlite
+            '\(binary)' export top.qcow2 --format raw 2> err.txt | head -c 1000 > /dev/null
+            echo "${PIPESTATUS[0]}" > status.txt
+            """, in: directory)
+        let status = try String(contentsOf: directory.appendingPathComponent("status.txt"), encoding: .utf8)
+        let message = try String(contentsOf: directory.appendingPathComponent("err.txt"), encoding: .utf8)
+        #expect(status.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
+        #expect(message.contains("standard output") && message.contains("write failed"), "\(message)")
+    }
+
+    @Test("a failed export leaves no output file; --base must be an ancestor; raw --base writes --extents")
+    func failuresAndDeltas() throws {
+        let directory = try makeWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let db = directory.appendingPathComponent("index.sqlite").path
+        // Corrupt the top's L1 so the (re)scan fails: nothing may appear at --to.
+        try shell("cp top.qcow2 broken.qcow2 && printf '\\xff\\xff\\xff\\xff' | dd of=broken.qcow2 bs=1 seek=36 conv=notrunc 2>/dev/null", in: directory)
+        let failed = try extentdb(["export", "broken.qcow2", "--format", "qcow2", "--to", "out.qcow2"], database: db, directory: directory)
+        #expect(failed.status == 1)
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("out.qcow2").path))
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains("partial") }
+        #expect(leftovers.isEmpty)
+        let notAncestor = try extentdb(["export", "mid.qcow2", "--base", "top.qcow2", "--format", "raw", "--to", "x.raw"], database: db, directory: directory)
+        #expect(notAncestor.status == 1 && notAncestor.stderr.contains("not a backing file"), "\(notAncestor.stderr)")
+        let delta = try extentdb(["export", "top.qcow2", "--base", "mid.qcow2", "--format", "raw", "--to", "d.raw", "--extents", "d.json"], database: db, directory: directory)
+        #expect(delta.status == 0, "\(delta.stderr)")
+        let changed = try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("d.json"))) as? [[String: Any]]
+        #expect(changed?.map { $0["start"] as? Int } == [8_388_608, 16_777_216])
+        let overlay = try extentdb(["export", "top.qcow2", "--base", "mid.qcow2", "--format", "qcow2", "--to", "overlay.qcow2"], database: db, directory: directory)
+        #expect(overlay.status == 0, "\(overlay.stderr)")
+        try shell("qemu-img compare -q overlay.qcow2 top.qcow2 && qemu-img info overlay.qcow2 | grep -q 'backing file: mid.qcow2'", in: directory)
+        let usage = try extentdb(["export", "top.qcow2", "--format", "qcow2", "--offset", "5"], database: db, directory: directory)
+        #expect(usage.status == 2)
+    }
+}

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): extentdb export vs qemu-img convert, measured in the same run.
+#
+# Image: a 4 GiB qcow2 (64 KiB clusters), 50% allocated in 64 MiB runs (one 64 MiB run every 128 MiB).
+# Targets: `export --format raw --to FILE` and `export --format qcow2 | cat > /dev/null` each take no
+# longer than `qemu-img convert` to the same format (ratio qemu/extentdb >= 1). Also reported: throughput
+# against `cp --sparse=always` of the equivalent raw file (the copy limit on this machine).
+#
+# Environment: SKIP_BUILD=1, EXTENTDB=path, BENCH_DIR (default /tmp/extentdb-bench), RUNS (default 3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BENCH_DIR=${BENCH_DIR:-/tmp/extentdb-bench}
+RUNS=${RUNS:-3}
+mkdir -p "$BENCH_DIR"
+
+if [[ -n "${EXTENTDB:-}" ]]; then
+    BIN=$EXTENTDB
+else
+    [[ "${SKIP_BUILD:-0}" == 1 ]] || swift build -c release --product extentdb >&2
+    BIN=$(swift build -c release --show-bin-path)/extentdb
+fi
+[[ -x "$BIN" ]] || { echo "bench-export: no extentdb binary at $BIN" >&2; exit 1; }
+
+now_ns() { date +%s%N; }
+# best_ms CMD...: the fastest of $RUNS runs, in ms (page cache warm after the first run).
+best_ms() {
+    local best="" start end elapsed
+    for _ in $(seq "$RUNS"); do
+        sync
+        start=$(now_ns)
+        "$@" > /dev/null
+        end=$(now_ns)
+        elapsed=$(((end - start) / 1000000))
+        if [[ -z "$best" || $elapsed -lt $best ]]; then best=$elapsed; fi
+    done
+    echo "$best"
+}
+
+IMG=$BENCH_DIR/export-4g-half.qcow2
+RAW=$BENCH_DIR/export-4g-half.raw
+if [[ ! -f "$IMG.ok" ]]; then
+    rm -f "$IMG" "$RAW"
+    qemu-img create -q -f qcow2 -o cluster_size=64k "$IMG" 4G
+    cmds=()
+    for i in $(seq 0 31); do cmds+=(-c "write -q -P $((i + 1)) $((i * 128))M 64M"); done
+    qemu-io -f qcow2 "${cmds[@]}" "$IMG" > /dev/null
+    qemu-img convert -O raw "$IMG" "$RAW"
+    touch "$IMG.ok"
+fi
+OUT=$BENCH_DIR/export-out
+DB=$BENCH_DIR/export.sqlite
+rm -f "$DB" "$DB-wal" "$DB-shm"
+"$BIN" scan --db "$DB" "$IMG" > /dev/null
+
+raw_ours() { "$BIN" export --db "$DB" -q "$IMG" --format raw --to "$OUT.raw"; }
+raw_qemu() { qemu-img convert -O raw "$IMG" "$OUT.qemu.raw"; }
+qcow2_ours() { "$BIN" export --db "$DB" -q "$IMG" --format qcow2 | cat > /dev/null; }
+qcow2_qemu() { qemu-img convert -O qcow2 "$IMG" "$OUT.qemu.qcow2"; }
+cp_sparse() { cp --sparse=always "$RAW" "$OUT.cp.raw"; }
+
+echo "== 4 GiB qcow2, 2 GiB of data in 64 MiB runs (runs=$RUNS)"
+r_ours=$(best_ms raw_ours); r_qemu=$(best_ms raw_qemu)
+q_ours=$(best_ms qcow2_ours); q_qemu=$(best_ms qcow2_qemu)
+c_cp=$(best_ms cp_sparse)
+qemu-img compare -q "$OUT.raw" "$IMG" || { echo "bench-export: raw export differs!"; exit 1; }
+FAILED=0
+line() { # label ours peer target-text
+    awk -v l="$1" -v o="$2" -v p="$3" -v n="$4" 'BEGIN {
+        r = (o > 0) ? p / o : 0
+        printf "%-34s %6d ms   %-28s %6d ms   ratio %5.2fx %s\n", l, o, n, p, r, (r >= 1) ? "PASS" : "FAIL"
+        exit (r >= 1) ? 0 : 1 }' || FAILED=1
+}
+line "export --format raw --to FILE" "$r_ours" "$r_qemu" "qemu-img convert -O raw:"
+line "export --format qcow2 | cat" "$q_ours" "$q_qemu" "qemu-img convert -O qcow2:"
+awk -v o="$r_ours" -v c="$c_cp" 'BEGIN {
+    printf "raw export throughput %.2f GB/s vs cp --sparse=always %.2f GB/s (%d ms): %.0f%% of the copy limit\n",
+        2.147 / (o / 1000), 2.147 / (c / 1000), c, 100 * c / o }'
+rm -f "$OUT".*
+if ((FAILED)); then echo "bench-export: some targets missed"; exit 1; fi
+echo "bench-export: all targets met"
