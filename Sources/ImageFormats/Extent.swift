@@ -29,12 +29,14 @@ public struct Extent: Sendable, Equatable, Hashable {
         public var hostOffset: UInt64
         public var byteCount: UInt32
 
+        @inlinable
         public init(hostOffset: UInt64, byteCount: UInt32) {
             self.hostOffset = hostOffset
             self.byteCount = byteCount
         }
     }
 
+    @inlinable
     public init(
         start: UInt64, length: UInt64, depth: UInt32, present: Bool, zero: Bool, data: Bool,
         compressed: Bool = false, offset: UInt64? = nil, compressedCluster: CompressedCluster? = nil
@@ -50,17 +52,19 @@ public struct Extent: Sendable, Equatable, Hashable {
         self.compressedCluster = compressedCluster
     }
 
-    public var end: UInt64 { start + length }
+    @inlinable public var end: UInt64 { start + length }
 
     /// True when `next` starts where this ends and carries the same status, so the two are one run.
     /// Host offsets must continue (or both be absent), as qemu-img map merges them. Compressed clusters
     /// with descriptors stay separate (each has its own stored bytes); see ``displayMerged(with:)``.
+    @inlinable
     public func canMerge(with next: Extent) -> Bool {
         guard compressedCluster == nil, next.compressedCluster == nil else { return false }
         return canMergeForDisplay(with: next)
     }
 
     /// Like ``canMerge(with:)`` but ignoring compressed descriptors: the runs qemu-img map prints.
+    @inlinable
     public func canMergeForDisplay(with next: Extent) -> Bool {
         guard next.start == end, next.depth == depth, next.present == present, next.zero == zero,
             next.data == data, next.compressed == compressed
@@ -87,12 +91,14 @@ public struct Extent: Sendable, Equatable, Hashable {
 
 /// Appends extents in guest order and merges each with its predecessor where qemu-img would.
 public struct ExtentListBuilder: Sendable {
-    public private(set) var extents: [Extent] = []
+    /// The merged extents so far (appended to only through `append`).
+    public var extents: [Extent] = []
     /// Merge compressed clusters too, dropping their descriptors (what qemu-img map prints).
     public let forDisplay: Bool
 
     public init(forDisplay: Bool = false) { self.forDisplay = forDisplay }
 
+    @inlinable
     public mutating func append(_ extent: Extent) {
         guard extent.length > 0 else { return }
         if let last = extents.last, forDisplay ? last.canMergeForDisplay(with: extent) : last.canMerge(with: extent) {

@@ -13,6 +13,13 @@ public enum ChainComposer {
     public static func compose(_ layers: [LayerMap]) -> [Extent] {
         guard let top = layers.first else { return [] }
         var builder = ExtentListBuilder()
+        if layers.count == 1 {
+            // A lone image: its runs as they are, with unallocated ranges reading as zeros.
+            for run in top.runs {
+                if run.present { builder.append(run) } else { appendUnallocated(run, into: &builder) }
+            }
+            return builder.extents
+        }
         compose(layers, depth: 0, from: 0, to: top.virtualSize, into: &builder)
         return builder.extents
     }

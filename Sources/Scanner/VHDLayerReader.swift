@@ -226,44 +226,49 @@ struct VHDLayerReader {
             index = last + 1
         }
         let readGroups = groups
-        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(offsets.count * bytes, 1), alignment: 8)
-        defer { storage.deallocate() }
-        let shared = SharedBuffer(storage)
+        var storage = [UInt8](repeating: 0, count: offsets.count * bytes)
         let failures = FirstFailure()
-        let source = self.source
         let workers = readGroups.count > 64 ? 2 : 1
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            var groupIndex = worker
-            while groupIndex < readGroups.count, !failures.isSet {
-                let group = readGroups[groupIndex]
-                groupIndex += workers
-                do {
-                    let first = offsets[order[group.lowerBound]]
-                    if group.count == 1 {
-                        let slot = order[group.lowerBound]
-                        let target = UnsafeMutableRawBufferPointer(rebasing: shared.buffer[(slot * bytes)..<((slot + 1) * bytes)])
-                        let got = try source.read(at: first, into: target)
-                        guard got == bytes else {
-                            throw FormatError.truncated(field: "VHD sector bitmap", offset: first, needed: UInt64(bytes), available: UInt64(got))
-                        }
-                    } else {
-                        let span = Int(offsets[order[group.upperBound - 1]] - first) + bytes
-                        let chunk = try source.readExactly(at: first, count: span, field: "VHD sector bitmaps")
-                        for position in group {
-                            let slot = order[position]
-                            let from = Int(offsets[slot] - first)
-                            chunk.withUnsafeBytes { raw in
-                                shared.buffer.baseAddress!.advanced(by: slot * bytes).copyMemory(from: raw.baseAddress!.advanced(by: from), byteCount: bytes)
-                            }
-                        }
+        storage.withUnsafeMutableBytes { raw in
+            let shared = SharedBuffer(raw)
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                for groupIndex in stride(from: worker, to: readGroups.count, by: workers) where !failures.isSet {
+                    do {
+                        try readGroup(readGroups[groupIndex], order: order, offsets: offsets, bytes: bytes, into: shared.buffer)
+                    } catch {
+                        failures.record(error)
                     }
-                } catch {
-                    failures.record(error)
                 }
             }
         }
         if let error = failures.error { throw error }
-        return BitmapSet(storage: Array(UnsafeRawBufferPointer(storage).prefix(offsets.count * bytes)), bytes: bytes)
+        return BitmapSet(storage: storage, bytes: bytes)
+    }
+
+    /// Reads one group of nearby bitmaps (one pread) into their slots of `buffer`.
+    private func readGroup(
+        _ group: Range<Int>, order: [Int], offsets: [UInt64], bytes: Int, into buffer: UnsafeMutableRawBufferPointer
+    ) throws {
+        let first = offsets[order[group.lowerBound]]
+        if group.count == 1 {
+            let slot = order[group.lowerBound]
+            let target = UnsafeMutableRawBufferPointer(rebasing: buffer[(slot * bytes)..<((slot + 1) * bytes)])
+            let got = try source.read(at: first, into: target)
+            guard got == bytes else {
+                throw FormatError.truncated(field: "VHD sector bitmap", offset: first, needed: UInt64(bytes), available: UInt64(got))
+            }
+            return
+        }
+        let span = Int(offsets[order[group.upperBound - 1]] - first) + bytes
+        let chunk = try source.readExactly(at: first, count: span, field: "VHD sector bitmaps")
+        chunk.withUnsafeBytes { raw in
+            for position in group {
+                let slot = order[position]
+                let from = Int(offsets[slot] - first)
+                UnsafeMutableRawBufferPointer(rebasing: buffer[(slot * bytes)..<((slot + 1) * bytes)])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[from..<(from + bytes)]))
+            }
+        }
     }
 }
 

@@ -63,6 +63,12 @@ public enum VHDBitmap {
     static func load64(_ bitmap: UnsafeRawBufferPointer, bitIndex: Int) -> UInt64 {
         let byteIndex = bitIndex >> 3
         let shift = UInt64(bitIndex & 7)
+        if byteIndex + 9 <= bitmap.count {
+            // Fast path: one unaligned 8-byte load, plus the next byte when not byte aligned.
+            let word = UInt64(bigEndian: bitmap.loadUnaligned(fromByteOffset: byteIndex, as: UInt64.self))
+            guard shift > 0 else { return word }
+            return word << shift | UInt64(bitmap[byteIndex + 8]) >> (8 - shift)
+        }
         var value: UInt64 = 0
         for offset in 0..<9 {
             let index = byteIndex + offset
