@@ -47,10 +47,16 @@ let package = Package(
             dependencies: ["Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "CExtentShims"],
             swiftSettings: strictSwift
         ),
+        // Sparse-usage reports from the index: tables, CSV, JSON, HTML with SVG pictures.
+        .target(
+            name: "Report",
+            dependencies: ["Scanner", "AllocationIndex", "ImageFormats", "ImageIO"],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "extentdb",
             dependencies: [
-                "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "Export",
+                "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "Export", "Report",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
@@ -77,6 +83,11 @@ let package = Package(
         .testTarget(
             name: "ExportTests",
             dependencies: ["Export", "Scanner", "AllocationIndex", "ImageFormats", "TestSupport"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "ReportTests",
+            dependencies: ["Report", "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "TestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(name: "CLITests", dependencies: ["extentdb"], swiftSettings: strictSwift),

@@ -28,6 +28,11 @@ CREATE TABLE scans (
     own_data_bytes  INTEGER NOT NULL CHECK (own_data_bytes >= 0),-- data supplied by the image itself (depth 0)
     zero_bytes      INTEGER NOT NULL CHECK (zero_bytes >= 0),    -- present zero ranges (not data)
     compressed_bytes INTEGER NOT NULL CHECK (compressed_bytes >= 0),
+    own_zero_bytes  INTEGER NOT NULL CHECK (own_zero_bytes >= 0),  -- present zero ranges at depth 0
+    data_extent_count INTEGER NOT NULL CHECK (data_extent_count >= 0),
+    data_extent_largest INTEGER NOT NULL CHECK (data_extent_largest >= 0),
+    data_extent_median INTEGER NOT NULL CHECK (data_extent_median >= 0),
+    data_extent_histogram TEXT NOT NULL DEFAULT '[]',  -- JSON: counts of data extents by floor(log2(length))
     warnings_json   TEXT    NOT NULL DEFAULT '[]'
 );
 CREATE INDEX scans_by_image ON scans (image_id, id);

@@ -8,6 +8,12 @@ public struct IndexedScan: Sendable, Equatable {
     public var scan: ScanRecord
     /// Layer 0 is the image itself.
     public var layers: [ScanLayerRecord]
+
+    public init(image: ImageRecord, scan: ScanRecord, layers: [ScanLayerRecord]) {
+        self.image = image
+        self.scan = scan
+        self.layers = layers
+    }
 }
 
 extension IndexStore {
@@ -113,5 +119,44 @@ extension IndexStore {
             guard let row else { return (0, 0, 0, 0, 0) }
             return (row[0], row[1], row[2], row[3], row[4])
         }
+    }
+}
+
+/// An indexed image with its latest scan and that scan's chain, for reports.
+public struct ImageWithScan: Sendable {
+    public var image: ImageRecord
+    public var scan: ScanRecord
+    public var layers: [ScanLayerRecord]
+}
+
+extension IndexStore {
+    /// Every image that has a scan, optionally only those at `paths` or under directory prefixes.
+    ///
+    /// Three queries whatever the number of images: images, their latest scans, those scans' layers.
+    public func scannedImages(matching paths: [String] = [], directories: [String] = []) throws -> [ImageWithScan] {
+        try writer.read { db in
+            var images = try ImageRecord.filter(ImageRecord.Columns.latestScanId != nil).order(ImageRecord.Columns.path).fetchAll(db)
+            if !paths.isEmpty || !directories.isEmpty {
+                let exact = Set(paths)
+                images = images.filter { image in
+                    exact.contains(image.path) || directories.contains { image.path.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }
+                }
+            }
+            let scanIDs = images.compactMap(\.latestScanId)
+            let scans = Dictionary(uniqueKeysWithValues: try ScanRecord.fetchAll(db, keys: scanIDs).compactMap { scan in scan.id.map { ($0, scan) } })
+            var layers: [Int64: [ScanLayerRecord]] = [:]
+            for layer in try ScanLayerRecord.filter(scanIDs.contains(ScanLayerRecord.Columns.scanId)).order(ScanLayerRecord.Columns.depth).fetchAll(db) {
+                layers[layer.scanId, default: []].append(layer)
+            }
+            return images.compactMap { image in
+                guard let id = image.latestScanId, let scan = scans[id] else { return nil }
+                return ImageWithScan(image: image, scan: scan, layers: layers[id] ?? [])
+            }
+        }
+    }
+
+    /// One scan by id, with its image and chain.
+    public func indexedScan(id: Int64) throws -> IndexedScan? {
+        try writer.read { db in try Self.indexedScan(scanID: id, db) }
     }
 }

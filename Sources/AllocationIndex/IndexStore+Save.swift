@@ -65,6 +65,7 @@ public struct ExtentTotals: Sendable, Equatable {
     public var data: UInt64 = 0
     public var ownData: UInt64 = 0
     public var zero: UInt64 = 0
+    public var ownZero: UInt64 = 0
     public var compressed: UInt64 = 0
 
     public init() {}
@@ -75,8 +76,54 @@ public struct ExtentTotals: Sendable, Equatable {
             if extent.depth == 0 { ownData += extent.length }
         } else if extent.zero && extent.present {
             zero += extent.length
+            if extent.depth == 0 { ownZero += extent.length }
         }
         if extent.compressed { compressed += extent.length }
+    }
+}
+
+/// Size statistics of the data extents of a map (stored extents; compressed clusters count one each).
+public struct DataExtentStatistics: Sendable, Equatable {
+    public var count: UInt64 = 0
+    public var largest: UInt64 = 0
+    public var median: UInt64 = 0
+    /// `histogram[k]` counts data extents with `2^k <= length < 2^(k+1)`.
+    public var histogram: [UInt64] = []
+
+    public init(_ extents: [Extent]) {
+        var lengths: [UInt64] = []
+        var buckets = [UInt64](repeating: 0, count: 64)
+        for extent in extents where extent.data {
+            lengths.append(extent.length)
+            buckets[63 - extent.length.leadingZeroBitCount] += 1
+        }
+        count = UInt64(lengths.count)
+        largest = lengths.max() ?? 0
+        median = lengths.isEmpty ? 0 : Self.select(&lengths, rank: (lengths.count - 1) / 2)
+        let used = (buckets.lastIndex { $0 > 0 } ?? -1) + 1
+        histogram = Array(buckets.prefix(used))
+    }
+
+    /// The element of rank `rank` (0-based) in linear expected time (quickselect, Lomuto partition).
+    static func select(_ values: inout [UInt64], rank: Int) -> UInt64 {
+        var low = 0
+        var high = values.count - 1
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        while low < high {
+            state = state &* 6_364_136_223_846_793_005 &+ 1
+            let pivotIndex = low + Int(state >> 33) % (high - low + 1)
+            values.swapAt(pivotIndex, high)
+            let pivot = values[high]
+            var store = low
+            for index in low..<high where values[index] < pivot {
+                values.swapAt(index, store)
+                store += 1
+            }
+            values.swapAt(store, high)
+            if store == rank { return values[store] }
+            if store < rank { low = store + 1 } else { high = store - 1 }
+        }
+        return values[low]
     }
 }
 
@@ -97,12 +144,16 @@ extension IndexStore {
             }
             var totals = ExtentTotals()
             for extent in scan.extents { totals.add(extent) }
+            let statistics = DataExtentStatistics(scan.extents)
             var record = ScanRecord(
                 id: nil, imageId: imageIDs[0], scannedAtNs: scan.scannedAtNanoseconds,
                 durationNs: Int64(scan.durationNanoseconds), toolVersion: scan.toolVersion,
                 virtualSize: Int64(scan.layers[0].virtualSize), chainDepth: Int64(scan.layers.count),
                 extentCount: Int64(scan.extents.count), dataBytes: Int64(totals.data), ownDataBytes: Int64(totals.ownData),
-                zeroBytes: Int64(totals.zero), compressedBytes: Int64(totals.compressed),
+                zeroBytes: Int64(totals.zero), compressedBytes: Int64(totals.compressed), ownZeroBytes: Int64(totals.ownZero),
+                dataExtentCount: Int64(statistics.count), dataExtentLargest: Int64(statistics.largest),
+                dataExtentMedian: Int64(statistics.median),
+                dataExtentHistogram: String(decoding: try JSONEncoder().encode(statistics.histogram), as: UTF8.self),
                 warningsJson: String(decoding: try JSONEncoder().encode(scan.warnings), as: UTF8.self))
             try record.insert(db)
             guard let scanID = record.id else { throw StoreError.notFound("inserted scan id") }

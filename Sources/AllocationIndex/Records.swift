@@ -47,6 +47,11 @@ public struct ScanRecord: Codable, FetchableRecord, MutablePersistableRecord, Se
     public var ownDataBytes: Int64
     public var zeroBytes: Int64
     public var compressedBytes: Int64
+    public var ownZeroBytes: Int64
+    public var dataExtentCount: Int64
+    public var dataExtentLargest: Int64
+    public var dataExtentMedian: Int64
+    public var dataExtentHistogram: String
     public var warningsJson: String
 
     public enum Columns {
@@ -67,6 +72,11 @@ public struct ScanRecord: Codable, FetchableRecord, MutablePersistableRecord, Se
         case ownDataBytes = "own_data_bytes"
         case zeroBytes = "zero_bytes"
         case compressedBytes = "compressed_bytes"
+        case ownZeroBytes = "own_zero_bytes"
+        case dataExtentCount = "data_extent_count"
+        case dataExtentLargest = "data_extent_largest"
+        case dataExtentMedian = "data_extent_median"
+        case dataExtentHistogram = "data_extent_histogram"
         case warningsJson = "warnings_json"
     }
 

@@ -73,6 +73,9 @@ struct Extentdb: ParsableCommand {
             Exit codes: 0 success, 1 bad input or image error, 2 usage error.
             """,
         version: "extentdb \(extentdbVersion)",
-        subcommands: [ScanCommand.self, MapCommand.self, InfoCommand.self, ReadHeadersCommand.self, ExportCommand.self]
+        subcommands: [
+            ScanCommand.self, MapCommand.self, InfoCommand.self, ReadHeadersCommand.self, ExportCommand.self, ReportCommand.self,
+            DiffCommand.self,
+        ]
     )
 }

@@ -1,0 +1,90 @@
+import AllocationIndex
+import ImageFormats
+
+/// Ranges where two allocation maps differ: another status (data, zero, unallocated), another supplying
+/// layer, or another host location (data rewritten elsewhere). Both maps stream from the index.
+public struct AllocationDiff: Sendable {
+    /// One differing range with the status on each side.
+    public struct Change: Sendable, Equatable, Codable {
+        public var start: UInt64
+        public var length: UInt64
+        public var before: Side
+        public var after: Side
+    }
+
+    public struct Side: Sendable, Equatable, Codable {
+        public var depth: UInt32
+        public var present: Bool
+        public var zero: Bool
+        public var data: Bool
+        public var offset: UInt64?
+
+        init(_ extent: Extent?, at position: UInt64) {
+            guard let extent else {
+                self.init(depth: 0, present: false, zero: true, data: false, offset: nil)
+                return
+            }
+            self.init(depth: extent.depth, present: extent.present, zero: extent.zero, data: extent.data, offset: extent.offset.map { $0 + (position - extent.start) })
+        }
+
+        init(depth: UInt32, present: Bool, zero: Bool, data: Bool, offset: UInt64?) {
+            self.depth = depth
+            self.present = present
+            self.zero = zero
+            self.data = data
+            self.offset = offset
+        }
+
+        func sameStatus(_ other: Side) -> Bool {
+            depth == other.depth && present == other.present && zero == other.zero && data == other.data && offset == other.offset
+        }
+    }
+
+    public var changes: [Change] = []
+    /// Bytes that hold data after but did not before, and the reverse.
+    public var newlyAllocatedBytes: UInt64 = 0
+    public var freedBytes: UInt64 = 0
+    public var changedBytes: UInt64 = 0
+
+    /// Compares scan `before` with scan `after` over `[0, max(sizes))`.
+    public init(store: IndexStore, before: Int64, after: Int64) throws {
+        let left = ExtentCursor(store: store, scanID: before)
+        let right = ExtentCursor(store: store, scanID: after)
+        var a = try left.next()
+        var b = try right.next()
+        var position: UInt64 = 0
+        while a != nil || b != nil {
+            let aEnd = a?.end ?? UInt64.max
+            let bEnd = b?.end ?? UInt64.max
+            let stop = min(aEnd, bEnd)
+            let sideA = Side(a, at: position)
+            let sideB = Side(b, at: position)
+            if !sideA.sameStatus(sideB) {
+                let length = stop - position
+                if let last = changes.last, last.start + last.length == position, Self.continues(last, sideA, sideB, at: position) {
+                    changes[changes.count - 1].length += length
+                } else {
+                    changes.append(Change(start: position, length: length, before: sideA, after: sideB))
+                }
+                changedBytes += length
+                let before = sideA.data && !sideA.zero
+                let after = sideB.data && !sideB.zero
+                if after && !before { newlyAllocatedBytes += length }
+                if before && !after { freedBytes += length }
+            }
+            position = stop
+            if aEnd == stop { a = try left.next() }
+            if bEnd == stop { b = try right.next() }
+        }
+    }
+
+    /// True when a change at `position` continues `last`: same statuses, host offsets moving along.
+    static func continues(_ last: Change, _ before: Side, _ after: Side, at position: UInt64) -> Bool {
+        let moved = position - last.start
+        func follows(_ old: Side, _ new: Side) -> Bool {
+            old.depth == new.depth && old.present == new.present && old.zero == new.zero && old.data == new.data
+                && (old.offset.map { $0 + moved } == new.offset)
+        }
+        return follows(last.before, before) && follows(last.after, after)
+    }
+}

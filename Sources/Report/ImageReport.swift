@@ -1,0 +1,198 @@
+import AllocationIndex
+import Foundation
+import ImageFormats
+import ImageIO
+import Scanner
+
+/// Sparse-usage figures of one indexed image, all from the index (plus a `stat` for size on disk and
+/// freshness). Byte counts follow the composed map of the latest scan.
+public struct ImageReport: Codable, Sendable, Equatable {
+    public var path: String
+    public var directory: String
+    public var format: String
+    public var virtualSize: UInt64
+    /// Bytes the file occupies on disk (`st_blocks * 512`).
+    public var fileSize: UInt64
+    /// Data supplied by the image's own layer (depth 0).
+    public var allocatedBytes: UInt64
+    /// Zero clusters/extents of the image's own layer.
+    public var zeroBytes: UInt64
+    public var compressedBytes: UInt64
+    /// Data over the whole chain (what a full export sends).
+    public var chainAllocatedBytes: UInt64
+    /// Stored extents of the composed map.
+    public var extentCount: UInt64
+    public var dataExtentCount: UInt64
+    public var meanExtent: UInt64
+    public var medianExtent: UInt64
+    public var largestExtent: UInt64
+    /// Own data over virtual size, 0 to 1.
+    public var sparseness: Double
+    public var chainDepth: UInt64
+    public var parent: String?
+    public var scanId: Int64
+    public var scannedAt: String
+    public var stale: Bool
+    public var staleReason: String?
+    /// Bytes a full export sends (data over the whole chain).
+    public var exportBytes: UInt64
+    /// Bytes `export --base PARENT` sends (the image's own data and zero ranges); nil without a parent.
+    public var deltaBytes: UInt64?
+    /// Data extents by size: `histogram[k]` counts extents of 2^k to 2^(k+1) - 1 bytes.
+    public var histogram: [UInt64]
+    /// Earlier scans, oldest first (with `--history`).
+    public var history: [HistoryPoint]?
+
+    public struct HistoryPoint: Codable, Sendable, Equatable {
+        public var scanId: Int64
+        public var scannedAt: String
+        public var allocatedBytes: UInt64
+        public var chainAllocatedBytes: UInt64
+    }
+
+    init(_ entry: ImageWithScan, history: [ScanRecord]?) {
+        let scan = entry.scan
+        path = entry.image.path
+        directory = PathResolver.directory(of: entry.image.path)
+        format = entry.image.format
+        virtualSize = UInt64(scan.virtualSize)
+        let identity = try? FileIdentity(path: entry.image.path)
+        fileSize = identity?.allocatedBytes ?? 0
+        allocatedBytes = UInt64(scan.ownDataBytes)
+        zeroBytes = UInt64(scan.ownZeroBytes)
+        compressedBytes = UInt64(scan.compressedBytes)
+        chainAllocatedBytes = UInt64(scan.dataBytes)
+        extentCount = UInt64(scan.extentCount)
+        dataExtentCount = UInt64(scan.dataExtentCount)
+        meanExtent = scan.dataExtentCount > 0 ? UInt64(scan.dataBytes / scan.dataExtentCount) : 0
+        medianExtent = UInt64(scan.dataExtentMedian)
+        largestExtent = UInt64(scan.dataExtentLargest)
+        sparseness = virtualSize > 0 ? Double(allocatedBytes) / Double(virtualSize) : 0
+        chainDepth = UInt64(scan.chainDepth)
+        parent = entry.image.backingPath
+        scanId = scan.id ?? 0
+        scannedAt = Self.timestamp(scan.scannedAtNs)
+        let freshness = ImageIndexer.freshness(of: IndexedScan(image: entry.image, scan: scan, layers: entry.layers))
+        if case .stale(let reason) = freshness {
+            stale = true
+            staleReason = reason
+        } else {
+            stale = false
+        }
+        exportBytes = chainAllocatedBytes
+        deltaBytes = parent == nil ? nil : allocatedBytes + zeroBytes
+        histogram = (try? JSONDecoder().decode([UInt64].self, from: Data(scan.dataExtentHistogram.utf8))) ?? []
+        self.history = history.map { scans in
+            scans.map {
+                HistoryPoint(
+                    scanId: $0.id ?? 0, scannedAt: Self.timestamp($0.scannedAtNs), allocatedBytes: UInt64($0.ownDataBytes),
+                    chainAllocatedBytes: UInt64($0.dataBytes))
+            }
+        }
+    }
+
+    static func timestamp(_ nanoseconds: Int64) -> String {
+        ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(nanoseconds) / 1e9))
+    }
+}
+
+/// Sums over a set of images.
+public struct ReportTotals: Codable, Sendable, Equatable {
+    public var directory: String?
+    public var imageCount: UInt64 = 0
+    public var staleCount: UInt64 = 0
+    public var virtualSize: UInt64 = 0
+    public var fileSize: UInt64 = 0
+    public var allocatedBytes: UInt64 = 0
+    public var zeroBytes: UInt64 = 0
+    public var compressedBytes: UInt64 = 0
+    public var chainAllocatedBytes: UInt64 = 0
+    public var extentCount: UInt64 = 0
+    public var exportBytes: UInt64 = 0
+    public var deltaBytes: UInt64 = 0
+    /// Own data over virtual size, 0 to 1.
+    public var sparseness: Double = 0
+
+    init(directory: String?, images: [ImageReport]) {
+        self.directory = directory
+        for image in images {
+            imageCount += 1
+            if image.stale { staleCount += 1 }
+            virtualSize += image.virtualSize
+            fileSize += image.fileSize
+            allocatedBytes += image.allocatedBytes
+            zeroBytes += image.zeroBytes
+            compressedBytes += image.compressedBytes
+            chainAllocatedBytes += image.chainAllocatedBytes
+            extentCount += image.extentCount
+            exportBytes += image.exportBytes
+            deltaBytes += image.deltaBytes ?? 0
+        }
+        sparseness = virtualSize > 0 ? Double(allocatedBytes) / Double(virtualSize) : 0
+    }
+}
+
+/// A whole report: images, per-directory totals and overall totals.
+public struct Report: Codable, Sendable {
+    public struct Totals: Codable, Sendable {
+        public var overall: ReportTotals
+        public var directories: [ReportTotals]
+    }
+
+    public var images: [ImageReport]
+    public var totals: Totals
+
+    /// Keys `--sort` accepts; numbers sort largest first, text A to Z.
+    public static let sortKeys = [
+        "path", "format", "virtual_size", "file_size", "allocated_bytes", "zero_bytes", "compressed_bytes",
+        "chain_allocated_bytes", "extent_count", "sparseness", "chain_depth", "export_bytes", "delta_bytes", "scanned_at",
+    ]
+
+    /// Builds the report for images at `paths` or under `directories` (everything when both are empty).
+    public init(store: IndexStore, paths: [String] = [], directories: [String] = [], sort: String = "path", top: Int? = nil, history: Bool = false) throws {
+        let entries = try store.scannedImages(matching: paths, directories: directories)
+        var images = try entries.map { entry in
+            ImageReport(entry, history: history ? try store.scans(path: entry.image.path) : nil)
+        }
+        images.sort(by: try Self.ordering(sort))
+        if let top { images = Array(images.prefix(top)) }
+        let byDirectory = Dictionary(grouping: images, by: \.directory)
+        totals = Totals(
+            overall: ReportTotals(directory: nil, images: images),
+            directories: byDirectory.keys.sorted().map { ReportTotals(directory: $0, images: byDirectory[$0] ?? []) })
+        self.images = images
+    }
+
+    static func ordering(_ key: String) throws -> (ImageReport, ImageReport) -> Bool {
+        func numeric(_ value: @escaping (ImageReport) -> Double) -> (ImageReport, ImageReport) -> Bool {
+            { left, right in value(left) != value(right) ? value(left) > value(right) : left.path < right.path }
+        }
+        switch key {
+        case "path": return { $0.path < $1.path }
+        case "format": return { ($0.format, $0.path) < ($1.format, $1.path) }
+        case "scanned_at": return { ($0.scannedAt, $0.path) > ($1.scannedAt, $1.path) }
+        case "virtual_size": return numeric { Double($0.virtualSize) }
+        case "file_size": return numeric { Double($0.fileSize) }
+        case "allocated_bytes": return numeric { Double($0.allocatedBytes) }
+        case "zero_bytes": return numeric { Double($0.zeroBytes) }
+        case "compressed_bytes": return numeric { Double($0.compressedBytes) }
+        case "chain_allocated_bytes": return numeric { Double($0.chainAllocatedBytes) }
+        case "extent_count": return numeric { Double($0.extentCount) }
+        case "sparseness": return numeric { $0.sparseness }
+        case "chain_depth": return numeric { Double($0.chainDepth) }
+        case "export_bytes": return numeric { Double($0.exportBytes) }
+        case "delta_bytes": return numeric { Double($0.deltaBytes ?? 0) }
+        default: throw ReportError.unknownSortKey(key)
+        }
+    }
+}
+
+public enum ReportError: Error, CustomStringConvertible {
+    case unknownSortKey(String)
+
+    public var description: String {
+        switch self {
+        case .unknownSortKey(let key): return "unknown sort key '\(key)' (one of: \(Report.sortKeys.joined(separator: ", ")))"
+        }
+    }
+}

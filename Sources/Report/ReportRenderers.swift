@@ -1,0 +1,82 @@
+import Foundation
+
+/// Human byte units, binary (KiB, MiB, ...), like `df -h` and `qemu-img info`.
+public enum ByteUnits {
+    public static func format(_ value: UInt64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+        var amount = Double(value)
+        var unit = 0
+        while amount >= 1024 && unit < units.count - 1 {
+            amount /= 1024
+            unit += 1
+        }
+        if unit == 0 { return "\(value) B" }
+        return String(format: amount >= 100 ? "%.0f %@" : "%.3g %@", amount, units[unit])
+    }
+}
+
+extension Report {
+    /// Aligned columns with human units, then per-directory and overall totals.
+    public func table() -> String {
+        let header = ["IMAGE", "FORMAT", "VIRTUAL", "ON DISK", "ALLOCATED", "ZERO", "CHAIN DATA", "USED", "EXTENTS", "DEPTH", "DELTA", "STATE"]
+        var rows: [[String]] = images.map { image in
+            [
+                image.path, image.format, ByteUnits.format(image.virtualSize), ByteUnits.format(image.fileSize),
+                ByteUnits.format(image.allocatedBytes), ByteUnits.format(image.zeroBytes), ByteUnits.format(image.chainAllocatedBytes),
+                String(format: "%.1f%%", image.sparseness * 100), "\(image.extentCount)", "\(image.chainDepth)",
+                image.deltaBytes.map(ByteUnits.format) ?? "-", image.stale ? "stale" : "fresh",
+            ]
+        }
+        let totalRows = totals.directories.count > 1 ? totals.directories : []
+        for total in totalRows + [totals.overall] {
+            rows.append([
+                total.directory.map { "total \($0)/" } ?? "total (\(total.imageCount) images)", "",
+                ByteUnits.format(total.virtualSize), ByteUnits.format(total.fileSize), ByteUnits.format(total.allocatedBytes),
+                ByteUnits.format(total.zeroBytes), ByteUnits.format(total.chainAllocatedBytes), String(format: "%.1f%%", total.sparseness * 100),
+                "\(total.extentCount)", "", ByteUnits.format(total.deltaBytes), total.staleCount > 0 ? "\(total.staleCount) stale" : "",
+            ])
+        }
+        let all = [header] + rows
+        let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+        let numeric = Set(2...10)
+        return all.map { row in
+            row.enumerated().map { column, cell in
+                let pad = String(repeating: " ", count: widths[column] - cell.count)
+                return numeric.contains(column) ? pad + cell : cell + pad
+            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        }.joined(separator: "\n") + "\n"
+    }
+
+    /// One row per image, raw numbers, RFC 4180 quoting.
+    public func csv() -> String {
+        let columns = [
+            "path", "format", "virtual_size", "file_size", "allocated_bytes", "zero_bytes", "compressed_bytes",
+            "chain_allocated_bytes", "extent_count", "data_extent_count", "mean_extent", "median_extent", "largest_extent",
+            "sparseness", "chain_depth", "parent", "scan_id", "scanned_at", "stale", "export_bytes", "delta_bytes",
+        ]
+        func quote(_ text: String) -> String {
+            text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+                ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
+        }
+        var lines = [columns.joined(separator: ",")]
+        for image in images {
+            let cells: [String] = [
+                image.path, image.format, "\(image.virtualSize)", "\(image.fileSize)", "\(image.allocatedBytes)",
+                "\(image.zeroBytes)", "\(image.compressedBytes)", "\(image.chainAllocatedBytes)", "\(image.extentCount)",
+                "\(image.dataExtentCount)", "\(image.meanExtent)", "\(image.medianExtent)", "\(image.largestExtent)",
+                String(format: "%.6f", image.sparseness), "\(image.chainDepth)", image.parent ?? "", "\(image.scanId)",
+                image.scannedAt, image.stale ? "true" : "false", "\(image.exportBytes)", image.deltaBytes.map { "\($0)" } ?? "",
+            ]
+            lines.append(cells.map(quote).joined(separator: ","))
+        }
+        return lines.joined(separator: "\r\n") + "\r\n"
+    }
+
+    /// `{"images": [...], "totals": {...}}` with snake_case keys.
+    public func json() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(self), as: UTF8.self) + "\n"
+    }
+}
