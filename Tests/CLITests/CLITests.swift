@@ -241,3 +241,38 @@ func makeWorkspace() throws -> URL {
         #expect(usage.status == 2)
     }
 }
+
+@Suite(.serialized) struct ReportCLITests {
+    @Test("report prints table/json/csv/html for a directory; diff shows a write between two scans")
+    func reportAndDiff() throws {
+        let directory = try makeWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let db = directory.appendingPathComponent("index.sqlite").path
+        #expect(try extentdb(["scan", "-q", directory.path], database: db).status == 0)
+        let table = try extentdb(["report", directory.path], database: db)
+        #expect(table.status == 0, "\(table.stderr)")
+        #expect(table.stdout.contains("top.qcow2") && table.stdout.contains("total") && table.stdout.contains("MiB"))
+        let json = try extentdb(["report", "--output", "json", "--sort", "allocated_bytes", "--top", "1", directory.path], database: db)
+        let parsed = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect((parsed?["images"] as? [[String: Any]])?.count == 1)
+        let csv = try extentdb(["report", "--output", "csv", directory.path], database: db)
+        #expect(csv.stdout.hasPrefix("path,format,virtual_size"))
+        let html = try extentdb(["report", "--output", "html", "--to", "r.html", directory.path], database: db, directory: directory)
+        #expect(html.status == 0)
+        let page = try String(contentsOf: directory.appendingPathComponent("r.html"), encoding: .utf8)
+        #expect(page.components(separatedBy: "<svg").count - 1 == 2)
+        #expect(try extentdb(["report", "--sort", "bogus"], database: db).status == 2)
+        #expect(try extentdb(["report", "/nonexistent/dir"], database: db).status == 1)
+
+        let scans = try extentdb(["report", "--output", "json", "--history", "mid.qcow2"], database: db, directory: directory)
+        let before = ((try JSONSerialization.jsonObject(with: Data(scans.stdout.utf8)) as? [String: Any])?["images"] as? [[String: Any]])?.first?["scan_id"] as? Int
+        try shell("qemu-io -f qcow2 -c 'write -P 5 12M 64k' mid.qcow2 >/dev/null", in: directory)
+        let diff = try extentdb(["diff", "mid.qcow2", "--scan", "\(before ?? 0)", "--output", "json"], database: db, directory: directory)
+        #expect(diff.status == 0, "\(diff.stderr)")
+        let result = try JSONSerialization.jsonObject(with: Data(diff.stdout.utf8)) as? [String: Any]
+        #expect(result?["newly_allocated_bytes"] as? Int == 65536)
+        let twoImages = try extentdb(["diff", "mid.qcow2", "top.qcow2"], database: db, directory: directory)
+        #expect(twoImages.status == 0 && twoImages.stdout.contains("ranges differ"))
+        #expect(try extentdb(["diff", "mid.qcow2"], database: db, directory: directory).status == 2)
+    }
+}
