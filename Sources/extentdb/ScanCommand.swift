@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import ImageFormats
 import ImageIO
+import Report
 import Scanner
 import Synchronization
 
@@ -177,17 +178,7 @@ struct ScanCommand: ParsableCommand {
     }
 }
 
-/// Human byte units, binary (KiB, MiB, ...), like `df -h` and `qemu-img info`.
+/// Human byte units for the CLI: the report's formatter (binary units, like `df -h`).
 enum Units {
-    static func bytes(_ value: UInt64) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
-        var amount = Double(value)
-        var unit = 0
-        while amount >= 1024 && unit < units.count - 1 {
-            amount /= 1024
-            unit += 1
-        }
-        if unit == 0 { return "\(value) B" }
-        return String(format: amount >= 100 ? "%.0f %@" : "%.3g %@", amount, units[unit])
-    }
+    static func bytes(_ value: UInt64) -> String { ByteUnits.format(value) }
 }

@@ -2,30 +2,6 @@
 /// most significant bit of byte 0. A set bit means the sector's data is in this block; a clear bit means
 /// it is not (zeros in a dynamic disk, the parent's data in a differencing disk).
 public enum VHDBitmap {
-    /// Calls `body(firstSector, count, marked)` for each maximal run of equal bits among the first `sectors`.
-    ///
-    /// Words of 64 sectors are examined at a time, so all-set and all-clear stretches cost one compare.
-    public static func forEachRun(
-        _ bitmap: UnsafeRawBufferPointer, sectors: Int, _ body: (_ first: Int, _ count: Int, _ marked: Bool) -> Void
-    ) {
-        var position = 0
-        while position < sectors {
-            let marked = bit(bitmap, position)
-            var end = position
-            // Extend the run while bits equal `marked`.
-            while end < sectors {
-                let word = load64(bitmap, bitIndex: end)
-                let probe = marked ? ~word : word
-                let same = probe.leadingZeroBitCount  // bits equal to `marked` from `end` on
-                end += same
-                if same < 64 { break }
-            }
-            let runEnd = min(end, sectors)
-            body(position, runEnd - position, marked)
-            position = runEnd
-        }
-    }
-
     /// A run of equal bits: `count` sectors from `first`, marked or not.
     public struct Run: Sendable, Equatable {
         public var first: Int
@@ -34,6 +10,8 @@ public enum VHDBitmap {
     }
 
     /// The maximal runs of equal bits among the first `sectors`, written into `runs` (cleared first).
+    ///
+    /// Words of 64 sectors are examined at a time, so all-set and all-clear stretches cost one compare.
     public static func runs(_ bitmap: UnsafeRawBufferPointer, sectors: Int, into runs: inout [Run]) {
         runs.removeAll(keepingCapacity: true)
         var position = 0
