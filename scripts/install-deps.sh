@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages extentdb builds and tests with: the SQLite, zlib and zstd libraries and
 # headers (the index; compressed qcow2 clusters), and qemu-utils (qemu-img/qemu-io make the test
-# fixtures and are the peer the tests compare with).
+# fixtures and are the peer the tests compare with), python3-libvhdi (a second VHD reader the tests
+# compare with).
 set -euo pipefail
-packages=(libsqlite3-dev zlib1g-dev libzstd-dev qemu-utils)
+packages=(libsqlite3-dev zlib1g-dev libzstd-dev qemu-utils python3-libvhdi)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

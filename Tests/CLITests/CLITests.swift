@@ -276,3 +276,22 @@ func makeWorkspace() throws -> URL {
         #expect(try extentdb(["diff", "mid.qcow2"], database: db, directory: directory).status == 2)
     }
 }
+
+@Suite(.serialized) struct FullDiskTests {
+    @Test("a full disk (/dev/full as standard output) is an error with a non-zero exit")
+    func fullDisk() throws {
+        let directory = try makeWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let binary = productsDirectory.appendingPathComponent("extentdb").path
+        try shell(
+            """
+            export EXTENTDB_DB=\(directory.path)/index.sqlite
+            '\(binary)' export top.qcow2 --format qcow2 > /dev/full 2> err.txt
+            echo $? > status.txt
+            """, in: directory)
+        let status = try String(contentsOf: directory.appendingPathComponent("status.txt"), encoding: .utf8)
+        let message = try String(contentsOf: directory.appendingPathComponent("err.txt"), encoding: .utf8)
+        #expect(status.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
+        #expect(message.contains("No space left on device"), "\(message)")
+    }
+}
