@@ -57,10 +57,26 @@ public struct ImageIndexer: Sendable {
         return .fresh
     }
 
-    /// Returns the latest scan of `path`, scanning first when it is not indexed, stale, or `force` is set.
+    /// Like ``freshness(of:)``, then also compares each layer's header checksum (one small read per layer),
+    /// which catches a header rewritten with its mtime restored.
+    public static func freshnessWithHeaders(of indexed: IndexedScan) -> Freshness {
+        let stat = freshness(of: indexed)
+        guard stat.isFresh else { return stat }
+        for layer in indexed.layers {
+            let format = ImageFormat(rawValue: layer.format) ?? .raw
+            guard let current = try? ChainScanner.headerChecksum(path: layer.path, format: format) else {
+                return .stale("layer \(layer.depth) \(layer.path) no longer reads as \(layer.format)")
+            }
+            if current != layer.headerChecksum { return .stale("layer \(layer.depth) \(layer.path) has a new header") }
+        }
+        return .fresh
+    }
+
+    /// Returns the latest scan of `path`, scanning first when it is not indexed, stale (by `stat` or header
+    /// checksum), or `force` is set.
     public func ensureIndexed(path: String, force: Bool = false) throws -> IndexingOutcome {
         let canonical = try Self.canonicalPath(path)
-        if !force, let indexed = try store.latestScan(path: canonical), Self.freshness(of: indexed).isFresh {
+        if !force, let indexed = try store.latestScan(path: canonical), Self.freshnessWithHeaders(of: indexed).isFresh {
             return IndexingOutcome(path: canonical, action: .unchanged, indexed: indexed)
         }
         let indexed = try scanAndRecord(path: canonical)

@@ -10,8 +10,6 @@ enum LayerOpener {
     static func open(path: String, declaredFormat: ImageFormat?, withMap: Bool) throws -> Opened {
         let absolute = PathResolver.absolute(path, relativeTo: PathResolver.currentDirectory())
         guard let canonical = PathResolver.canonical(absolute) else {
-            let identity = try? FileIdentity(path: absolute)
-            _ = identity
             throw ImageError.chain(path, "no such file")
         }
         let identity = try attributing(to: canonical) { try FileIdentity(path: canonical) }

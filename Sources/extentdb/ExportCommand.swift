@@ -85,7 +85,8 @@ struct ExportCommand: ParsableCommand {
 
     func run() throws {
         let store = try index.openStore()
-        let indexed = try loadFresh(store: store)
+        // The plan's identity check: device, inode, size, mtime and header checksum of every layer.
+        let indexed = try IndexedImage.load(image, store: store, rescan: !noRescan, checkHeaders: true)
         let size = UInt64(indexed.scan.virtualSize)
         let lower = min(offset ?? 0, size)
         let upper = length.map { min(lower + $0, size) } ?? size
@@ -117,21 +118,6 @@ struct ExportCommand: ParsableCommand {
             meter.finish()
             throw error
         }
-    }
-
-    /// The latest scan, checked against each layer's identity including its header checksum.
-    private func loadFresh(store: IndexStore) throws -> IndexedScan {
-        let indexed = try IndexedImage.load(image, store: store, rescan: !noRescan)
-        for layer in indexed.layers {
-            let current = try ChainScanner.headerChecksum(path: layer.path, format: ImageFormat(rawValue: layer.format) ?? .raw)
-            if current != layer.headerChecksum {
-                if noRescan {
-                    throw CommandFailure("\(layer.path): header changed since the last scan; run 'extentdb scan' or drop --no-rescan")
-                }
-                return try ImageIndexer(store: store).scanAndRecord(path: indexed.image.path)
-            }
-        }
-        return indexed
     }
 
     /// How the overlay names its backing file: relative to the output's directory when there is one.

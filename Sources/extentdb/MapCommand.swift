@@ -140,11 +140,12 @@ enum MapTableWriter {
 
 /// The latest scan of an image, rescanning when the index is missing or stale.
 enum IndexedImage {
-    static func load(_ path: String, store: IndexStore, rescan: Bool) throws -> IndexedScan {
+    /// - Parameter checkHeaders: also compare each layer's header checksum (exports), not only `stat`.
+    static func load(_ path: String, store: IndexStore, rescan: Bool, checkHeaders: Bool = false) throws -> IndexedScan {
         let indexer = ImageIndexer(store: store)
         let canonical = try ImageIndexer.canonicalPath(path)
         if let indexed = try store.latestScan(path: canonical) {
-            let freshness = ImageIndexer.freshness(of: indexed)
+            let freshness = checkHeaders ? ImageIndexer.freshnessWithHeaders(of: indexed) : ImageIndexer.freshness(of: indexed)
             if freshness.isFresh { return indexed }
             if !rescan, case .stale(let reason) = freshness {
                 throw CommandFailure("\(canonical): index is stale (\(reason)); run 'extentdb scan' or drop --no-rescan")

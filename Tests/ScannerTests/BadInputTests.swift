@@ -151,4 +151,21 @@ import Testing
         #expect(after.indexed.scan.ownDataBytes == 0)
         #expect(try indexer.ensureIndexed(path: top, force: true).action == .scanned)
     }
+
+    @Test("a header rewritten with its mtime restored is caught by the header checksum")
+    func headerChecksum() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        let image = directory.path("disk.qcow2")
+        try run("qemu-img", ["create", "-q", "-f", "qcow2", image, "64M"])
+        try run("cp", ["-p", image, directory.path("stamp")])
+        let indexer = ImageIndexer(store: try .init())
+        #expect(try indexer.ensureIndexed(path: image).action == .scanned)
+        try patch(image, at: 87, [1])  // compatible_features: lazy refcounts
+        try run("touch", ["-r", directory.path("stamp"), image])
+        let indexed = try #require(try indexer.store.latestScan(path: try ImageIndexer.canonicalPath(image)))
+        #expect(ImageIndexer.freshness(of: indexed).isFresh, "stat alone cannot see it")
+        #expect(!ImageIndexer.freshnessWithHeaders(of: indexed).isFresh)
+        #expect(try indexer.ensureIndexed(path: image).action == .scanned)
+    }
 }

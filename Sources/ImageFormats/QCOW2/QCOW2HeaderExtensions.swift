@@ -34,7 +34,6 @@ public struct QCOW2HeaderExtensions: Sendable, Equatable {
         var reader = ByteReader(firstCluster[firstCluster.startIndex ..< firstCluster.startIndex + limit])
         try reader.seek(to: start, field: "header extension")
         while reader.remaining >= 8 {
-            let typeOffset = reader.offset
             let type = try reader.read(UInt32.self, field: "header extension type")
             let length = try reader.read(UInt32.self, field: "header extension length")
             if type == Self.end { return }
@@ -49,9 +48,7 @@ public struct QCOW2HeaderExtensions: Sendable, Equatable {
             case Self.externalDataFile: externalDataFile = Self.text(data)
             case Self.bitmaps: hasBitmaps = true
             case Self.featureNameTable, Self.fullDiskEncryption: break
-            default:
-                _ = typeOffset
-                unknownTypes.append(type)
+            default: unknownTypes.append(type)
             }
         }
     }
