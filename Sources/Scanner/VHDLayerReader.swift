@@ -129,7 +129,7 @@ struct VHDLayerReader {
         let blockSize = UInt64(header.blockSize)
         let blockCount = Int((virtualSize + blockSize - 1) / blockSize)
         let bat = try source.readExactly(at: header.tableOffset, count: blockCount * 4, field: "VHD block allocation table")
-        let metadata = metadataRanges(header: header)
+        let metadata = metadataRanges(header: header, usedEntries: blockCount)
         let fileEnd = source.size - 512
         // Allocated blocks: (guest block index, bitmap file offset), checked before anything is read.
         var allocated: [(block: Int, bitmapOffset: UInt64)] = []
@@ -192,10 +192,11 @@ struct VHDLayerReader {
         return LayerMap(virtualSize: virtualSize, runs: builder.extents)
     }
 
-    /// File ranges that hold metadata, which no block may overlap.
-    private func metadataRanges(header: VHDDynamicHeader) -> [(name: String, range: Range<UInt64>)] {
+    /// File ranges that hold metadata, which no block may overlap. The BAT counts only the entries the
+    /// disk uses: `max_table_entries` may be larger and is not trusted for the layout.
+    private func metadataRanges(header: VHDDynamicHeader, usedEntries: Int) -> [(name: String, range: Range<UInt64>)] {
         let size = source.size
-        let batEnd = header.tableOffset + (UInt64(header.maxTableEntries) * 4 + 511) / 512 * 512
+        let batEnd = header.tableOffset + UInt64(usedEntries) * 4
         var ranges: [(String, Range<UInt64>)] = [
             ("footer copy", 0..<512),
             ("dynamic header", footer.dataOffset..<(footer.dataOffset + UInt64(VHDDynamicHeader.size))),

@@ -62,7 +62,7 @@ struct ExportCommand: ParsableCommand {
     @Flag(help: "XVA: leave out the two zero blocks that end a tar archive.")
     var noTarEnd = false
 
-    @Option(help: ArgumentHelp("raw with --base: write the changed extents as JSON here.", valueName: "path"))
+    @Option(help: ArgumentHelp("raw with --base: write the changed extents as JSON here (default: standard output).", valueName: "path"))
     var extents: String?
 
     @Flag(help: "Fail instead of rescanning when the index is stale.")
@@ -102,7 +102,12 @@ struct ExportCommand: ParsableCommand {
             switch format {
             case .raw:
                 let changed = try RawExporter(plan: plan, reader: reader).export(to: output)
-                if let extents { try writeExtents(changed, to: extents) }
+                if let extents {
+                    try writeExtents(changed, to: extents)
+                } else if plan.baseDepth != nil {
+                    // The data went to --to; the changed extents go to standard output.
+                    Console.output.write(extentsJSON(changed))
+                }
             case .qcow2:
                 let backing = try plan.base.map { base in (name: backingName(for: base.path), format: base.format == .vhd ? "vpc" : base.format.rawValue) }
                 try QCOW2StreamWriter(plan: plan, reader: reader, clusterSize: clusterSize, backing: backing).export(to: output)
@@ -147,13 +152,17 @@ struct ExportCommand: ParsableCommand {
     }
 
     private func writeExtents(_ changed: [Extent], to path: String) throws {
+        try extentsJSON(changed).write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    /// The changed extents of an incremental raw export, in qemu-img map's list shape.
+    private func extentsJSON(_ changed: [Extent]) -> String {
         var text = "["
         for (index, extent) in changed.enumerated() {
             text += (index == 0 ? "" : ",\n") + "{ \"start\": \(extent.start), \"length\": \(extent.length), \"depth\": \(extent.depth), "
                 + "\"zero\": \(extent.zero || !extent.data), \"data\": \(extent.data && !extent.zero)}"
         }
-        text += "]\n"
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return text + "]\n"
     }
 }
 

@@ -62,6 +62,20 @@ func dataRuns(_ extents: [Extent], depth: UInt32? = nil) -> [Range<UInt64>] {
         #expect(scan.top.metadata.vhd?.blockSize == UInt64(blockSize))
     }
 
+    @Test("a BAT with more entries than the disk has blocks is fine; only the needed entries are used")
+    func longerBAT() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        var writer = VHDWriter(kind: .dynamic, virtualSize: 4 << 20)
+        writer.write(sector: 7, count: 3, byte: 1)
+        writer.maxTableEntriesOverride = UInt32(writer.naturalTableEntries) + 100
+        let path = directory.path("long-bat.vhd")
+        try writer.write(to: path)
+        let scan = try ChainScanner.scan(path: path)
+        #expect(dataRuns(scan.extents) == expectedDataRuns(writer))
+        #expect(scan.top.metadata.vhd?.batEntries == UInt32(writer.naturalTableEntries) + 100)
+    }
+
     @Test("fixed VHD from the writer: the data area is the disk")
     func fixed() throws {
         let directory = try TemporaryDirectory()
