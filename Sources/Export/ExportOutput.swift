@@ -28,9 +28,10 @@ public final class ExportOutput {
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
         var done = 0
         while done < bytes.count {
-            let result = Glibc.write(descriptor, bytes.baseAddress! + done, bytes.count - done)
+            let result = Glibc.write(descriptor, base + done, bytes.count - done)
             if result < 0 {
                 if errno == EINTR { continue }
                 let code = errno

@@ -86,6 +86,6 @@ public enum PathResolver {
     public static func currentDirectory() -> String {
         var buffer = [CChar](repeating: 0, count: 4096)
         guard getcwd(&buffer, buffer.count) != nil else { return "/" }
-        return buffer.withUnsafeBufferPointer { String(validatingCString: $0.baseAddress!) } ?? "/"
+        return buffer.withUnsafeBufferPointer { pointer in pointer.baseAddress.flatMap { String(validatingCString: $0) } } ?? "/"
     }
 }

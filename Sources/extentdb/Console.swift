@@ -81,7 +81,8 @@ struct ByteSink {
             for byte in raw { write(byte: byte) }
             return
         }
-        (storage + count).update(from: raw.baseAddress!, count: raw.count)
+        guard let source = raw.baseAddress else { return }
+        (storage + count).update(from: source, count: raw.count)
         count += raw.count
     }
 
