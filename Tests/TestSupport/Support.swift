@@ -46,12 +46,22 @@ let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().de
 /// qemu-made fixtures from scripts/make-fixtures.sh, built once per test process.
 enum Fixtures {
     static let built: Result<URL, any Error> = Result {
+        removeStaleFixtureDirectories()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-fixtures-\(getpid())")
         try run("bash", [packageRoot.appendingPathComponent("scripts/make-fixtures.sh").path, directory.path])
         return directory
     }
 
     static func directory() throws -> URL { try built.get() }
+
+    /// Fixture directories of earlier test processes that are gone (there is no suite-wide teardown).
+    static func removeStaleFixtureDirectories() {
+        let temporary = FileManager.default.temporaryDirectory
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? [] where name.hasPrefix("extentdb-fixtures-") {
+            guard let pid = Int32(name.dropFirst("extentdb-fixtures-".count)), pid != getpid() else { continue }
+            if kill(pid, 0) != 0 { try? FileManager.default.removeItem(at: temporary.appendingPathComponent(name)) }
+        }
+    }
 
     /// (name, top image file) pairs from the manifest.
     static func manifest() throws -> [(name: String, file: String)] {
