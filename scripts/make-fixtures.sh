@@ -325,6 +325,19 @@ qemu-img create -q -f raw empty.raw 4M
 record empty-raw empty.raw raw
 
 # ---------------------------------------------------------------------------
+# Edge sizes: a zero-length disk (qemu prints one empty entry), a size that is not a multiple of the
+# cluster size (1,000,000 bytes, rounded up to 512 by qemu-img create), a partial last 2 MiB cluster.
+# ---------------------------------------------------------------------------
+create zero-length.qcow2 0
+record zero-length zero-length.qcow2
+create odd-size.qcow2 1000000
+qio qcow2 odd-size.qcow2 "write -q -P 0x71 999424 512"
+record odd-size odd-size.qcow2
+create partial-cluster.qcow2 3M -o cluster_size=2M
+qio qcow2 partial-cluster.qcow2 "write -q -P 0x72 2M 4k"
+record partial-cluster partial-cluster.qcow2
+
+# ---------------------------------------------------------------------------
 # LUKS-encrypted qcow2: mapped without host offsets (qemu reports none either).
 # qemu needs the key to open it, so the expected map comes through --image-opts.
 # ---------------------------------------------------------------------------

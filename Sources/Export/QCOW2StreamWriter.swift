@@ -74,7 +74,7 @@ public struct QCOW2StreamWriter {
             let lastTable = (first + count - 1) / entriesPerL2
             for table in firstTable...lastTable where tables.last != table { tables.append(table) }
         }
-        let l1Clusters = max(1, (l1Entries * 8 + clusterSize - 1) / clusterSize)
+        let l1Clusters = (l1Entries * 8 + clusterSize - 1) / clusterSize
         let refcountsPerBlock = clusterSize / 2
         var refcountBlocks: UInt64 = 1
         var tableClusters: UInt64 = 1

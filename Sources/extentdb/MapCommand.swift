@@ -73,6 +73,9 @@ enum MapJSONWriter {
         if let held = pending {
             if !first { sink.write(",\n" as StaticString) }
             append(held, to: &sink)
+        } else if lower == upper && lower == 0 {
+            // qemu-img map prints one empty entry for a zero-length disk; so do we, to stay a drop-in.
+            sink.write("{ \"start\": 0, \"length\": 0, \"depth\": 0, \"present\": false, \"zero\": false, \"data\": false}" as StaticString)
         }
         sink.write("]\n" as StaticString)
         try sink.flush()

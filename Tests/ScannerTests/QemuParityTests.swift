@@ -12,7 +12,8 @@ import Testing
         let manifest = try Fixtures.manifest()
         #expect(manifest.count >= 20)
         for (name, file) in manifest {
-            let expected = try qemuExtents(Data(contentsOf: directory.appendingPathComponent("\(name).map.json")))
+            // qemu prints one zero-length entry for a zero-length disk; a map has no empty extents.
+            let expected = try qemuExtents(Data(contentsOf: directory.appendingPathComponent("\(name).map.json"))).filter { $0.length > 0 }
             let scan = try ChainScanner.scan(path: directory.appendingPathComponent(file).path)
             // qemu 7.2 does not report "compressed"; compare it separately.
             let ours = ExtentListBuilder.displayMerged(scan.extents).map { extent -> Extent in
@@ -23,7 +24,8 @@ import Testing
             }
             let qemuHasCompressed = expected.contains { $0.compressed }
             #expect(ours == (qemuHasCompressed ? expected : expected.map { var e = $0; e.compressed = false; return e }), "fixture \(name)")
-            #expect(scan.extents.first?.start == 0 && scan.extents.last?.end == scan.top.metadata.virtualSize, "\(name) tiles the disk")
+            #expect(scan.extents.first.map { $0.start == 0 } ?? true, "\(name) starts at 0")
+            #expect((scan.extents.last?.end ?? 0) == scan.top.metadata.virtualSize, "\(name) tiles the disk")
         }
     }
 
