@@ -27,6 +27,13 @@ public struct QCOW2StreamWriter {
         guard clusterSize >= 512, clusterSize <= 2 << 20, clusterSize & (clusterSize - 1) == 0 else {
             throw ExportError.plan("cluster size \(clusterSize) is not a power of two from 512 bytes to 2 MiB")
         }
+        if let backing {
+            let name = backing.name.utf8.count
+            let needed = 112 + 8 + (backing.format.utf8.count + 7) / 8 * 8 + 8 + name
+            guard name <= Int(QCOW2Header.maxBackingNameLength), UInt64(needed) <= clusterSize else {
+                throw ExportError.plan("backing file name '\(backing.name)' does not fit in a \(clusterSize)-byte header cluster")
+            }
+        }
         self.plan = plan
         self.reader = reader
         self.clusterSize = clusterSize

@@ -109,7 +109,7 @@ struct ExportCommand: ParsableCommand {
                     Console.output.write(extentsJSON(changed))
                 }
             case .qcow2:
-                let backing = try plan.base.map { base in (name: backingName(for: base.path), format: base.format == .vhd ? "vpc" : base.format.rawValue) }
+                let backing = plan.base.map { base in (name: backingName(for: base.path), format: base.format == .vhd ? "vpc" : base.format.rawValue) }
                 try QCOW2StreamWriter(plan: plan, reader: reader, clusterSize: clusterSize, backing: backing).export(to: output)
             case .vhd:
                 try VHDStreamWriter(plan: plan, reader: reader, parent: try vhdParent(plan)).export(to: output)
