@@ -13,6 +13,16 @@ enum Console {
         FileHandle.standardError.write(Data(line.utf8))
     }
 
+    /// Redraws a one-line status on standard error (a terminal), without a newline.
+    static func progress(_ text: String) {
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + text).utf8))
+    }
+
+    /// Clears the status line drawn by ``progress(_:)``.
+    static func endProgress() {
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+
     static func print(_ text: String) {
         output.write(text)
         output.write("\n")

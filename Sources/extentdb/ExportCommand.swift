@@ -242,7 +242,7 @@ final class ProgressMeter {
         let rate = Double(done) / elapsed
         let fraction = total > 0 ? min(Double(done) / Double(total), 1) : 1
         let eta = rate > 0 && total > done ? Double(total - done) / rate : 0
-        let line = String(format: "\r\u{1B}[K%5.1f%%  %@ of %@  %@/s  ETA %.0fs", fraction * 100, Units.bytes(done), Units.bytes(total), Units.bytes(UInt64(rate)), eta)
-        FileHandle.standardError.write(Data(line.utf8))
+        Console.progress(
+            String(format: "%5.1f%%  %@ of %@  %@/s  ETA %.0fs", fraction * 100, Units.bytes(done), Units.bytes(total), Units.bytes(UInt64(rate)), eta))
     }
 }

@@ -84,10 +84,11 @@ struct ScanCommand: ParsableCommand {
                     return value
                 }
                 if showProgress {
-                    Console.error("\r\u{1B}[K[\(finished)/\(candidates.count)] \(result.action) \(path)")
+                    Console.progress("[\(finished)/\(candidates.count)] \(result.action) \(path)")
                 }
             }
         }
+        if showProgress { Console.endProgress() }
         let all = results.withLock { $0.compactMap { $0 } }
         report(all)
         if all.contains(where: { $0.error != nil }) { throw ExitCode(ExitStatus.failure) }
