@@ -90,6 +90,10 @@ let package = Package(
             dependencies: ["Report", "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "TestSupport"],
             swiftSettings: strictSwift
         ),
-        .testTarget(name: "CLITests", dependencies: ["extentdb"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["extentdb", "AllocationIndex", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strictSwift
+        ),
     ]
 )
