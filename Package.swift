@@ -92,7 +92,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CLITests",
-            dependencies: ["extentdb", "AllocationIndex", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["extentdb", "AllocationIndex", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSwift
         ),
     ]

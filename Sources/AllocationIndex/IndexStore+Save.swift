@@ -80,6 +80,14 @@ public struct ExtentTotals: Sendable, Equatable {
         }
         if extent.compressed { compressed += extent.length }
     }
+
+    public mutating func merge(_ other: ExtentTotals) {
+        data += other.data
+        ownData += other.ownData
+        zero += other.zero
+        ownZero += other.ownZero
+        compressed += other.compressed
+    }
 }
 
 /// Size statistics of the data extents of a map (stored extents; compressed clusters count one each).
@@ -142,8 +150,9 @@ extension IndexStore {
                 let below = depth + 1 < scan.layers.count ? imageIDs[depth + 1] : nil
                 imageIDs[depth] = try upsertImage(scan.layers[depth], backingImageID: below, db)
             }
-            var totals = ExtentTotals()
-            for extent in scan.extents { totals.add(extent) }
+            // Encode the chunks first: their totals add up to the scan's.
+            let chunks = Self.packChunks(scan.extents)
+            let totals = chunks.reduce(into: ExtentTotals()) { $0.merge($1.totals) }
             let statistics = DataExtentStatistics(scan.extents)
             var record = ScanRecord(
                 id: nil, imageId: imageIDs[0], scannedAtNs: scan.scannedAtNanoseconds,
@@ -165,7 +174,7 @@ extension IndexStore {
                     clusterSize: layer.clusterSize.map { Int64($0) }, dataPath: layer.dataPath
                 ).insert(db)
             }
-            try insertChunks(scan.extents, scanID: scanID, db)
+            try insertChunks(chunks, scanID: scanID, db)
             try db.execute(sql: "UPDATE images SET latest_scan_id = ? WHERE id = ?", arguments: [scanID, imageIDs[0]])
             try beforeCommit?(db)
             guard let stored = try Self.indexedScan(scanID: scanID, db) else { throw StoreError.notFound("scan \(scanID)") }
@@ -193,26 +202,40 @@ extension IndexStore {
         return id
     }
 
-    private func insertChunks(_ extents: [Extent], scanID: Int64, _ db: Database) throws {
+    /// A packed chunk of consecutive extents with its totals.
+    struct PackedChunk {
+        var start: UInt64
+        var length: UInt64
+        var count: Int
+        var totals: ExtentTotals
+        var runs: Data
+    }
+
+    /// Cuts the map into chunks of ``extentsPerChunk`` extents, packing each and summing its bytes.
+    static func packChunks(_ extents: [Extent]) -> [PackedChunk] {
+        stride(from: 0, to: extents.count, by: extentsPerChunk).map { index in
+            let slice = extents[index..<min(index + extentsPerChunk, extents.count)]
+            var totals = ExtentTotals()
+            for extent in slice { totals.add(extent) }
+            let start = slice[slice.startIndex].start
+            return PackedChunk(
+                start: start, length: slice[slice.endIndex - 1].end - start, count: slice.count, totals: totals,
+                runs: ExtentRunCodec.encode(slice))
+        }
+    }
+
+    private func insertChunks(_ chunks: [PackedChunk], scanID: Int64, _ db: Database) throws {
         let statement = try db.cachedStatement(
             sql: """
                 INSERT INTO extent_chunks (scan_id, start, length, extent_count, data_bytes, own_data_bytes, zero_bytes,
                                            compressed_bytes, runs)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
-        var index = 0
-        while index < extents.count {
-            let end = min(index + Self.extentsPerChunk, extents.count)
-            let slice = extents[index..<end]
-            var totals = ExtentTotals()
-            for extent in slice { totals.add(extent) }
-            let start = slice[slice.startIndex].start
-            let length = slice[slice.endIndex - 1].end - start
+        for chunk in chunks {
             try statement.execute(arguments: [
-                scanID, Int64(start), Int64(length), slice.count, Int64(totals.data), Int64(totals.ownData),
-                Int64(totals.zero), Int64(totals.compressed), ExtentRunCodec.encode(slice),
+                scanID, Int64(chunk.start), Int64(chunk.length), chunk.count, Int64(chunk.totals.data),
+                Int64(chunk.totals.ownData), Int64(chunk.totals.zero), Int64(chunk.totals.compressed), chunk.runs,
             ])
-            index = end
         }
     }
 }

@@ -1,12 +1,10 @@
 import Foundation
 import Testing
 
-/// Runs the built `extentdb` binary as a real process.
-struct CLIResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
+@testable import TestSupport
+
+/// What a run of the `extentdb` binary printed.
+typealias CLIResult = ProcessResult
 
 let productsDirectory: URL = {
     // swift test runs the test bundle from .build/<triple>/<config>, where the executable is built too.
@@ -19,23 +17,11 @@ let productsDirectory: URL = {
         ?? URL(fileURLWithPath: ".build/debug")
 }()
 
+/// Runs the built `extentdb` binary as a real process, with `EXTENTDB_DB` set to `database`.
 func extentdb(_ arguments: [String], database: String, directory: URL? = nil) throws -> CLIResult {
-    let process = Process()
-    process.executableURL = productsDirectory.appendingPathComponent("extentdb")
-    process.arguments = arguments
     var environment = ProcessInfo.processInfo.environment
     environment["EXTENTDB_DB"] = database
-    process.environment = environment
-    if let directory { process.currentDirectoryURL = directory }
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return CLIResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    return try runProcess(productsDirectory.appendingPathComponent("extentdb"), arguments, environment: environment, in: directory)
 }
 
 func shell(_ command: String, in directory: URL) throws {

@@ -3,6 +3,8 @@ import Foundation
 import GRDB
 import Testing
 
+@testable import TestSupport
+
 /// A scan killed with SIGKILL at any moment leaves the index consistent: the previous scan or the new
 /// one, complete, never half of one.
 @Suite(.serialized) struct KilledScanTests {

@@ -1,25 +1,50 @@
 import Foundation
 import ImageFormats
 
-/// Runs a program and returns its standard output; fails the test on a non-zero exit.
+/// What a finished process printed and how it ended.
+struct ProcessResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs an executable to completion. Output goes through temporary files, so a process that fills one
+/// stream while the other is being read cannot deadlock the test.
+func runProcess(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil, in directory: URL? = nil) throws -> ProcessResult {
+    let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-process-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let outURL = scratch.appendingPathComponent("stdout")
+    let errURL = scratch.appendingPathComponent("stderr")
+    FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    let out = try FileHandle(forWritingTo: outURL)
+    let err = try FileHandle(forWritingTo: errURL)
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    if let directory { process.currentDirectoryURL = directory }
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    process.waitUntilExit()
+    try out.close()
+    try err.close()
+    return ProcessResult(
+        status: process.terminationStatus, stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+        stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+}
+
+/// Runs a program found on PATH and returns its standard output; throws on a non-zero exit.
 @discardableResult
 func run(_ program: String, _ arguments: [String], in directory: URL? = nil) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [program] + arguments
-    if let directory { process.currentDirectoryURL = directory }
-    let output = Pipe()
-    let errors = Pipe()
-    process.standardOutput = output
-    process.standardError = errors
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    let errorData = errors.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw CommandFailed(command: ([program] + arguments).joined(separator: " "), status: process.terminationStatus, stderr: String(decoding: errorData, as: UTF8.self))
+    let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), [program] + arguments, in: directory)
+    guard result.status == 0 else {
+        throw CommandFailed(command: ([program] + arguments).joined(separator: " "), status: result.status, stderr: result.stderr)
     }
-    return String(decoding: data, as: UTF8.self)
+    return result.stdout
 }
 
 struct CommandFailed: Error, CustomStringConvertible {
