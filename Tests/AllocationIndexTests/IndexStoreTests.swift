@@ -171,3 +171,36 @@ struct Crash: Error {}
         }
     }
 }
+
+@Suite struct DataExtentStatisticsTests {
+    func extents(_ lengths: [UInt64]) -> [Extent] {
+        var start: UInt64 = 0
+        return lengths.map { length in
+            defer { start += length + 4096 }
+            return Extent(start: start, length: length, depth: 0, present: true, zero: false, data: true, offset: start)
+        }
+    }
+
+    @Test("median, largest, count and histogram equal a sort-based answer, equal lengths included")
+    func statistics() {
+        var state: UInt64 = 3
+        for shape in 0..<4 {
+            let lengths: [UInt64] = (0..<(shape == 0 ? 200_000 : 5001)).map { index in
+                state = state &* 6_364_136_223_846_793_005 &+ 1
+                switch shape {
+                case 0: return 4096  // every extent alike: the case that made a plain quickselect quadratic
+                case 1: return (state >> 40) % 1_000_000 + 1
+                case 2: return index % 3 == 0 ? 65536 : 512
+                default: return UInt64(index + 1)
+                }
+            }
+            let statistics = DataExtentStatistics(extents(lengths))
+            let sorted = lengths.sorted()
+            #expect(statistics.median == sorted[(sorted.count - 1) / 2], "shape \(shape)")
+            #expect(statistics.largest == sorted.last)
+            #expect(statistics.count == UInt64(lengths.count))
+            #expect(statistics.histogram.reduce(0, +) == UInt64(lengths.count))
+        }
+        #expect(DataExtentStatistics([]).median == 0)
+    }
+}
