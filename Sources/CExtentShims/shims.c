@@ -15,3 +15,16 @@ int64_t extentdb_copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t
 }
 
 int extentdb_errno(void) { return errno; }
+
+#include <sys/sendfile.h>
+
+int64_t extentdb_sendfile(int out_fd, int in_fd, int64_t *offset, uint64_t count) {
+    off_t position = (off_t)*offset;
+    ssize_t sent = sendfile(out_fd, in_fd, &position, (size_t)count);
+    *offset = (int64_t)position;
+    return (int64_t)sent;
+}
+
+#include <fcntl.h>
+
+int extentdb_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }

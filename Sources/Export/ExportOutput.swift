@@ -24,7 +24,12 @@ public final class ExportOutput {
         self.descriptor = descriptor
         self.name = name
         var info = stat()
-        isRegularFile = fstat(descriptor, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
+        let known = fstat(descriptor, &info) == 0
+        isRegularFile = known && (info.st_mode & S_IFMT) == S_IFREG
+        if known && (info.st_mode & S_IFMT) == S_IFIFO {
+            // A larger pipe buffer means fewer wake-ups of the reader on the other end (best effort).
+            _ = extentdb_set_pipe_size(descriptor, 1 << 20)
+        }
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
@@ -57,39 +62,35 @@ public final class ExportOutput {
         }
     }
 
-    /// Moves forward over `count` bytes that read as zero: a hole in a regular file, zeros in a stream.
-    public func skip(_ count: UInt64) throws {
+    /// Moves forward over `count` bytes that read as zero (or are filled at explicit offsets): a hole in a
+    /// regular file, zeros in a stream.
+    public func skip(_ count: UInt64, reportsProgress: Bool = true) throws {
         guard isRegularFile else { return try writeZeros(count) }
         guard lseek(descriptor, off_t(position + count), SEEK_SET) >= 0 else {
             throw ExportError.output("\(name): seek failed: \(String(cString: strerror(errno)))")
         }
         position += count
-        progress?(count)
+        if reportsProgress { progress?(count) }
     }
 
-    /// Copies `count` bytes from `source` at `offset` into the file at the current position, in the
-    /// kernel (`copy_file_range`), falling back to the caller when it is not supported.
-    /// - Returns: false when the kernel cannot do it here (the caller then reads and writes).
-    public func copy(from source: Int32, offset: UInt64, count: UInt64) throws -> Bool {
-        guard isRegularFile else { return false }
+    /// Sends `count` bytes of `source` at `offset` to the output in the kernel (`sendfile`: page
+    /// references into a pipe, no copy through user space).
+    /// - Returns: false when the kernel cannot do it for this pair (the caller then reads and writes).
+    public func send(from source: Int32, offset: UInt64, count: UInt64) throws -> Bool {
         var inOffset = Int64(offset)
-        var outOffset = Int64(position)
         var remaining = count
         while remaining > 0 {
-            let copied = extentdb_copy_file_range(source, &inOffset, descriptor, &outOffset, remaining)
-            if copied < 0 {
+            let sent = extentdb_sendfile(descriptor, source, &inOffset, remaining)
+            if sent < 0 {
                 let code = extentdb_errno()
-                if code == EINTR { continue }
-                if (code == EXDEV || code == EINVAL || code == ENOSYS || code == EOPNOTSUPP) && remaining == count { return false }
-                throw ExportError.output("\(name): copy_file_range failed at byte \(outOffset): \(String(cString: strerror(code)))")
+                if code == EINTR || code == EAGAIN { continue }
+                if (code == EINVAL || code == ENOSYS) && remaining == count { return false }
+                throw ExportError.output("\(name): write failed at byte \(position + (count - remaining)): \(String(cString: strerror(code)))")
             }
-            if copied == 0 { throw ExportError.output("\(name): source ended while copying at \(inOffset)") }
-            remaining -= UInt64(copied)
+            if sent == 0 { throw ExportError.output("\(name): source ended at offset \(inOffset) while sending") }
+            remaining -= UInt64(sent)
         }
         position += count
-        guard lseek(descriptor, off_t(position), SEEK_SET) >= 0 else {
-            throw ExportError.output("\(name): seek failed: \(String(cString: strerror(errno)))")
-        }
         progress?(count)
         return true
     }

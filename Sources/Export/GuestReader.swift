@@ -25,6 +25,10 @@ public final class GuestReader {
         for source in sources.values { source.close() }
     }
 
+    func noteRead(path: String, offset: UInt64, length: Int) {
+        if logsReads { readLog.append((path, offset, length)) }
+    }
+
     func source(depth: Int) throws -> FileBlockSource {
         if let source = sources[depth] { return source }
         guard depth < plan.layers.count else { throw ExportError.plan("extent names layer \(depth), which the chain does not have") }
@@ -108,6 +112,24 @@ public final class GuestStream {
         self.plan = plan
         self.reader = reader
         cursor = plan.cursor(from: lower ?? plan.range.lowerBound, to: plan.range.upperBound)
+    }
+
+    /// The file and host offset holding `[start, start + count)` when one plain (uncompressed, not zero)
+    /// data extent covers all of it, so the bytes can be sent by the kernel; nil otherwise. Like `fill`,
+    /// ranges must not go backwards. The read is logged as if it were made.
+    public func plainSource(from start: UInt64, count: UInt64) throws -> (descriptor: Int32, offset: UInt64)? {
+        if current.map({ $0.end <= start }) ?? true {
+            current = try cursor.next()
+            while let extent = current, extent.end <= start { current = try cursor.next() }
+        }
+        guard let extent = current, extent.start <= start, start + count <= extent.end, extent.data, !extent.zero,
+            extent.compressedCluster == nil, let offset = extent.offset
+        else { return nil }
+        let source = try reader.source(depth: Int(extent.depth))
+        let host = offset + (start - extent.start)
+        guard host + count <= source.size else { return nil }
+        reader.noteRead(path: source.path, offset: host, length: Int(count))
+        return (source.descriptor.rawValue, host)
     }
 
     /// Fills `buffer` with the guest bytes of `[start, start + buffer.count)`; ranges must not go backwards.

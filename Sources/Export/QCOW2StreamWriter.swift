@@ -152,18 +152,32 @@ public struct QCOW2StreamWriter {
             }
         }
         try flushTable()
-        // Data clusters, in guest order, each the guest view of its cluster.
+        // Data clusters, in guest order, each the guest view of its cluster; runs of them are read and
+        // written in pieces of 256 KiB (small enough to stay in cache between the read and the write).
         let stream = GuestStream(plan: plan, reader: reader)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(clusterSize), alignment: 4096)
+        let clustersPerPiece = max(1, (256 << 10) / clusterSize)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(clustersPerPiece * clusterSize), alignment: 4096)
         defer { buffer.deallocate() }
         try plan.forEachUnitRun(unitSize: clusterSize) { first, count, roles in
             guard kind(roles) == .data else { return }
-            for cluster in first..<(first + count) {
+            var cluster = first
+            while cluster < first + count {
+                let clusters = min(clustersPerPiece, first + count - cluster)
                 let start = cluster * clusterSize
-                let length = min(clusterSize, plan.virtualSize - start)
-                if length < clusterSize { buffer.initializeMemory(as: UInt8.self, repeating: 0) }
-                try stream.fill(from: start, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(length)]))
-                try output.write(UnsafeRawBufferPointer(buffer))
+                let bytes = Int(clusters * clusterSize)
+                let guestBytes = Int(min(UInt64(bytes), plan.virtualSize - start))
+                if guestBytes == bytes, let plain = try stream.plainSource(from: start, count: UInt64(bytes)),
+                    try output.send(from: plain.descriptor, offset: plain.offset, count: UInt64(bytes))
+                {
+                    cluster += clusters
+                    continue
+                }
+                if guestBytes < bytes {
+                    UnsafeMutableRawBufferPointer(rebasing: buffer[guestBytes..<bytes]).initializeMemory(as: UInt8.self, repeating: 0)
+                }
+                try stream.fill(from: start, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<guestBytes]))
+                try output.write(UnsafeRawBufferPointer(rebasing: buffer[0..<bytes]))
+                cluster += clusters
             }
         }
     }

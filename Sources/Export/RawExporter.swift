@@ -29,6 +29,8 @@ public struct RawExporter {
         let cursor = plan.cursor()
         var changed = ExtentListBuilder()
         let origin = plan.range.lowerBound
+        // Plain data into a file is copied by the kernel, two ranges at a time; progress follows completion.
+        let copier = output.isRegularFile && !reader.logsReads ? KernelCopier(target: output.descriptor, name: output.name) : nil
         while let extent = try cursor.next() {
             let role = plan.role(of: extent)
             if role != .unchanged, plan.baseDepth != nil {
@@ -41,11 +43,16 @@ public struct RawExporter {
                 try output.skip(extent.length)
                 continue
             }
-            if extent.compressedCluster == nil, let host = extent.offset, output.isRegularFile {
+            if let copier, extent.compressedCluster == nil, let host = extent.offset {
                 let source = try reader.source(depth: Int(extent.depth))
-                if !reader.logsReads, try output.copy(from: source.descriptor.rawValue, offset: host, count: extent.length) {
-                    continue
-                }
+                let targetOffset = output.position
+                try output.skip(extent.length, reportsProgress: false)
+                // (Not inside `output.progress?(...)`: optional chaining would skip the call when no one listens.)
+                let copied = try copier.enqueue(
+                    source: source.descriptor.rawValue, sourcePath: source.path, sourceOffset: host, targetOffset: targetOffset,
+                    count: extent.length)
+                output.progress?(copied)
+                continue
             }
             var position = extent.start
             while position < extent.end {
@@ -55,6 +62,10 @@ public struct RawExporter {
                 try output.write(UnsafeRawBufferPointer(slice))
                 position += UInt64(count)
             }
+        }
+        if let copier {
+            let copied = try copier.flush()
+            output.progress?(copied)
         }
         try output.finish(length: plan.range.upperBound - origin)
         return changed.extents

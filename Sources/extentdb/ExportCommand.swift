@@ -199,6 +199,12 @@ final class ExportDestination {
     func commit() throws {
         guard let finalPath, let temporaryPath else { return }
         guard close(descriptor) == 0 else { throw CommandFailure("\(name): close failed: \(String(cString: strerror(errno)))") }
+        // Remove an earlier output first: renaming over an existing file makes ext4 flush the whole new
+        // file synchronously (auto_da_alloc), which is what --fsync is for. The old file still stays until
+        // the export has completed.
+        if unlink(finalPath) != 0 && errno != ENOENT {
+            throw CommandFailure("\(name): cannot replace the existing file: \(String(cString: strerror(errno)))")
+        }
         guard rename(temporaryPath, finalPath) == 0 else {
             throw CommandFailure("\(name): cannot rename \(temporaryPath) into place: \(String(cString: strerror(errno)))")
         }

@@ -24,3 +24,16 @@ int extentdb_inflate_raw(const void *in, size_t in_len, void *out, size_t out_le
 /// ignored. Returns 0 on success, -1 on error or short output.
 int extentdb_zstd_decompress(const void *in, size_t in_len, void *out, size_t out_len);
 #endif
+
+#ifndef CEXTENTSHIMS_SENDFILE_H
+#define CEXTENTSHIMS_SENDFILE_H
+/// sendfile(2): copies `count` bytes from `in_fd` at `*offset` to `out_fd` (a pipe, socket or file) in the
+/// kernel; returns bytes sent or -1.
+int64_t extentdb_sendfile(int out_fd, int in_fd, int64_t *offset, uint64_t count);
+#endif
+
+#ifndef CEXTENTSHIMS_PIPE_H
+#define CEXTENTSHIMS_PIPE_H
+/// Grows a pipe's buffer (fcntl F_SETPIPE_SZ); returns the new size or -1 (not a pipe, or over the limit).
+int extentdb_set_pipe_size(int fd, int size);
+#endif

@@ -1,0 +1,124 @@
+import CExtentShims
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Copies file ranges into a regular output file in the kernel (`copy_file_range`), two at a time.
+///
+/// Ranges are queued with their target offsets and copied in batches by two threads, so both cores move
+/// page-cache data (a single `copy_file_range` stream is bound by one core's memcpy). Where the kernel
+/// cannot copy between the two files, the range is read and written with `pread`/`pwrite`.
+final class KernelCopier {
+    struct Job {
+        var source: Int32
+        var sourcePath: String
+        var sourceOffset: UInt64
+        var targetOffset: UInt64
+        var count: UInt64
+    }
+
+    let target: Int32
+    let name: String
+    private var jobs: [Job] = []
+    private var queuedBytes: UInt64 = 0
+    /// Bytes queued before a batch is run.
+    static let batchBytes: UInt64 = 256 << 20
+    /// Largest single job: big extents are split so both threads get work.
+    static let pieceBytes: UInt64 = 8 << 20
+
+    init(target: Int32, name: String) {
+        self.target = target
+        self.name = name
+    }
+
+    /// Queues a copy; runs the queue when it holds a batch. Returns the bytes completed by that run.
+    func enqueue(source: Int32, sourcePath: String, sourceOffset: UInt64, targetOffset: UInt64, count: UInt64) throws -> UInt64 {
+        var done: UInt64 = 0
+        while done < count {
+            let piece = min(Self.pieceBytes, count - done)
+            jobs.append(Job(source: source, sourcePath: sourcePath, sourceOffset: sourceOffset + done, targetOffset: targetOffset + done, count: piece))
+            done += piece
+        }
+        queuedBytes += count
+        return queuedBytes >= Self.batchBytes ? try flush() : 0
+    }
+
+    /// Runs every queued copy; returns the bytes copied.
+    @discardableResult
+    func flush() throws -> UInt64 {
+        guard !jobs.isEmpty else { return 0 }
+        let batch = jobs
+        let bytes = queuedBytes
+        jobs.removeAll(keepingCapacity: true)
+        queuedBytes = 0
+        let failure = FailureBox()
+        let target = self.target
+        let name = self.name
+        DispatchQueue.concurrentPerform(iterations: min(2, batch.count)) { worker in
+            for index in stride(from: worker, to: batch.count, by: 2) where !failure.isSet {
+                do {
+                    try Self.copy(batch[index], into: target, name: name)
+                } catch {
+                    failure.record(error)
+                }
+            }
+        }
+        if let error = failure.error { throw error }
+        return bytes
+    }
+
+    private static func copy(_ job: Job, into target: Int32, name: String) throws {
+        var inOffset = Int64(job.sourceOffset)
+        var outOffset = Int64(job.targetOffset)
+        var remaining = job.count
+        while remaining > 0 {
+            let copied = extentdb_copy_file_range(job.source, &inOffset, target, &outOffset, remaining)
+            if copied > 0 {
+                remaining -= UInt64(copied)
+                continue
+            }
+            let code = extentdb_errno()
+            if copied < 0 && code == EINTR { continue }
+            if copied == 0 {
+                throw ExportError.data(path: job.sourcePath, offset: UInt64(inOffset), reason: "file ends after \(job.count - remaining) of \(job.count) bytes (truncated image?)")
+            }
+            guard code == EXDEV || code == EINVAL || code == ENOSYS || code == EOPNOTSUPP else {
+                throw ExportError.output("\(name): copy_file_range failed at byte \(outOffset): \(String(cString: strerror(code)))")
+            }
+            try copyByHand(source: job.source, sourcePath: job.sourcePath, from: UInt64(inOffset), into: target, at: UInt64(outOffset), count: remaining, name: name)
+            return
+        }
+    }
+
+    private static func copyByHand(source: Int32, sourcePath: String, from: UInt64, into target: Int32, at: UInt64, count: UInt64, name: String) throws {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        defer { buffer.deallocate() }
+        guard let base = buffer.baseAddress else { return }
+        var done: UInt64 = 0
+        while done < count {
+            let piece = Int(min(UInt64(buffer.count), count - done))
+            let got = pread(source, base, piece, off_t(from + done))
+            if got < 0 && errno == EINTR { continue }
+            guard got > 0 else { throw ExportError.data(path: sourcePath, offset: from + done, reason: "read failed or the file ended") }
+            var written = 0
+            while written < got {
+                let result = pwrite(target, base + written, got - written, off_t(at + done + UInt64(written)))
+                if result < 0 && errno == EINTR { continue }
+                guard result > 0 else { throw ExportError.output("\(name): write failed at byte \(at + done): \(String(cString: strerror(errno)))") }
+                written += result
+            }
+            done += UInt64(got)
+        }
+    }
+}
+
+/// The first error any worker thread hit.
+final class FailureBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var first: (any Error)?
+    var isSet: Bool { lock.withLock { first != nil } }
+    var error: (any Error)? { lock.withLock { first } }
+    func record(_ error: any Error) { lock.withLock { if first == nil { first = error } } }
+}
