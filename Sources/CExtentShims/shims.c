@@ -28,3 +28,11 @@ int64_t extentdb_sendfile(int out_fd, int in_fd, int64_t *offset, uint64_t count
 #include <fcntl.h>
 
 int extentdb_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
+
+#include <sys/vfs.h>
+
+int64_t extentdb_filesystem_type(int fd) {
+    struct statfs info;
+    if (fstatfs(fd, &info) != 0) return 0;
+    return (int64_t)info.f_type;
+}

@@ -37,3 +37,9 @@ int64_t extentdb_sendfile(int out_fd, int in_fd, int64_t *offset, uint64_t count
 /// Grows a pipe's buffer (fcntl F_SETPIPE_SZ); returns the new size or -1 (not a pipe, or over the limit).
 int extentdb_set_pipe_size(int fd, int size);
 #endif
+
+#ifndef CEXTENTSHIMS_STATFS_H
+#define CEXTENTSHIMS_STATFS_H
+/// The file system type (statfs f_type magic) of an open file, or 0 if unknown.
+int64_t extentdb_filesystem_type(int fd);
+#endif
