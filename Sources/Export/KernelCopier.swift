@@ -34,10 +34,11 @@ final class KernelCopier {
     /// Whether the kernel's copy is worth it for this target (see the type's documentation).
     let usesKernelCopy: Bool
 
-    init(target: Int32, name: String) {
+    /// - Parameter kernelCopy: force one method (tests); nil chooses by the target's file system.
+    init(target: Int32, name: String, kernelCopy: Bool? = nil) {
         self.target = target
         self.name = name
-        usesKernelCopy = !Self.byteCopyFileSystems.contains(extentdb_filesystem_type(target))
+        usesKernelCopy = kernelCopy ?? !Self.byteCopyFileSystems.contains(extentdb_filesystem_type(target))
     }
 
     /// Queues a copy; runs the queue when it holds a batch. Returns the bytes completed by that run.

@@ -10,6 +10,8 @@ import ImageFormats
 public struct RawExporter {
     public let plan: ExportPlan
     public let reader: GuestReader
+    /// Force `copy_file_range` on or off for file outputs (tests); nil chooses by file system.
+    var kernelCopy: Bool?
     /// Largest piece read into memory at once.
     public static let bufferSize = 1 << 20
 
@@ -30,7 +32,7 @@ public struct RawExporter {
         var changed = ExtentListBuilder()
         let origin = plan.range.lowerBound
         // Plain data into a file is copied by the kernel, two ranges at a time; progress follows completion.
-        let copier = output.isRegularFile && !reader.logsReads ? KernelCopier(target: output.descriptor, name: output.name) : nil
+        let copier = output.isRegularFile && !reader.logsReads ? KernelCopier(target: output.descriptor, name: output.name, kernelCopy: kernelCopy) : nil
         while let extent = try cursor.next() {
             let role = plan.role(of: extent)
             if role != .unchanged, plan.baseDepth != nil {
