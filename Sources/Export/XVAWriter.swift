@@ -21,26 +21,28 @@ public struct XVAWriter {
         self.closeArchive = closeArchive
     }
 
-    /// The chunk numbers to send, in order.
-    public func chunksToSend() throws -> [UInt64] {
+    /// Calls `body` with each chunk number to send, in order, streaming the plan (no list of chunks is
+    /// kept, whatever the disk size).
+    public func forEachChunkToSend(_ body: (UInt64) throws -> Void) throws {
         let size = plan.virtualSize
-        guard size > 0 else { return [] }
+        guard size > 0 else { return }
         let last = (size - 1) / Self.chunkSize
-        var chunks: [UInt64] = [0]
         try plan.forEachUnitRun(unitSize: Self.chunkSize) { first, count, roles in
             let send = roles.contains(.data) || (plan.baseDepth != nil && roles.contains(.zero))
-            guard send else { return }
-            for chunk in first..<(first + count) where chunk != chunks.last { chunks.append(chunk) }
+            if send {
+                for chunk in first..<(first + count) { try body(chunk) }
+            } else {
+                if first == 0 { try body(0) }
+                if last != 0 && first <= last && last < first + count { try body(last) }
+            }
         }
-        if chunks.last != last { chunks.append(last) }
-        return chunks
     }
 
     public func export(to output: ExportOutput) throws {
         let stream = GuestStream(plan: plan, reader: reader)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(Self.chunkSize), alignment: 4096)
         defer { buffer.deallocate() }
-        for chunk in try chunksToSend() {
+        try forEachChunkToSend { chunk in
             let start = chunk * Self.chunkSize
             let length = Int(min(Self.chunkSize, plan.virtualSize - start))
             let data = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length])
