@@ -1,5 +1,6 @@
 import CExtentShims
 import Foundation
+import ImageIO
 
 #if canImport(Glibc)
     import Glibc
@@ -61,7 +62,7 @@ final class KernelCopier {
         let bytes = queuedBytes
         jobs.removeAll(keepingCapacity: true)
         queuedBytes = 0
-        let failure = FailureBox()
+        let failure = FirstError()
         let target = self.target
         let name = self.name
         let kernel = usesKernelCopy
@@ -128,13 +129,4 @@ final class KernelCopier {
             done += UInt64(got)
         }
     }
-}
-
-/// The first error any worker thread hit.
-final class FailureBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var first: (any Error)?
-    var isSet: Bool { lock.withLock { first != nil } }
-    var error: (any Error)? { lock.withLock { first } }
-    func record(_ error: any Error) { lock.withLock { if first == nil { first = error } } }
 }

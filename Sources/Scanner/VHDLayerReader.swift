@@ -228,7 +228,7 @@ struct VHDLayerReader {
         }
         let readGroups = groups
         var storage = [UInt8](repeating: 0, count: offsets.count * bytes)
-        let failures = FirstFailure()
+        let failures = FirstError()
         let workers = readGroups.count > 64 ? 2 : 1
         storage.withUnsafeMutableBytes { raw in
             let shared = SharedBuffer(raw)
@@ -277,15 +277,6 @@ struct VHDLayerReader {
 private struct SharedBuffer: @unchecked Sendable {
     let buffer: UnsafeMutableRawBufferPointer
     init(_ buffer: UnsafeMutableRawBufferPointer) { self.buffer = buffer }
-}
-
-/// The first error any worker hit.
-private final class FirstFailure: @unchecked Sendable {
-    private let lock = NSLock()
-    private var first: (any Error)?
-    var isSet: Bool { lock.withLock { first != nil } }
-    var error: (any Error)? { lock.withLock { first } }
-    func record(_ error: any Error) { lock.withLock { if first == nil { first = error } } }
 }
 
 /// Bitmaps of the allocated blocks, in block order.
