@@ -52,7 +52,7 @@ public enum ChainScanner {
             guard layers.count < options.maximumChainLength else {
                 throw ImageError.chain(path, "backing chain is longer than \(options.maximumChainLength) layers")
             }
-            let opened = try LayerOpener.open(path: current.path, declaredFormat: current.format, withMap: true)
+            let opened = try LayerOpener.open(path: current.path, declaredFormat: current.format, withMap: true, options: options)
             let key = [opened.layer.identity.device, opened.layer.identity.inode]
             guard seen.insert(key).inserted else {
                 throw ImageError.chain(layers.last?.path ?? path, "backing chain loops back to \(opened.layer.path)")

@@ -52,6 +52,10 @@ public struct QCOW2Details: Sendable, Codable, Equatable {
     public var dirty: Bool
     public var lazyRefcounts: Bool
     public var externalDataFile: String?
+    /// The data file's absolute path (relative names resolve against the image's directory).
+    public var externalDataFileResolved: String?
+    /// The data file lies outside the image's directory tree.
+    public var externalDataFileEscapes: Bool?
     public var externalDataFileRaw: Bool
     public var hasBitmaps: Bool
     public var snapshots: [SnapshotSummary]

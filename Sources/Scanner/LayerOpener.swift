@@ -7,7 +7,7 @@ enum LayerOpener {
         var layer: ScannedLayer
     }
 
-    static func open(path: String, declaredFormat: ImageFormat?, withMap: Bool) throws -> Opened {
+    static func open(path: String, declaredFormat: ImageFormat?, withMap: Bool, options: ScanOptions = ScanOptions()) throws -> Opened {
         let absolute = PathResolver.absolute(path, relativeTo: PathResolver.currentDirectory())
         guard let canonical = PathResolver.canonical(absolute) else {
             throw ImageError.chain(path, "no such file")
@@ -28,7 +28,7 @@ enum LayerOpener {
         }
         switch format {
         case .qcow2:
-            return Opened(layer: try openQCOW2(source: source, givenPath: absolute, canonical: canonical, identity: identity, withMap: withMap))
+            return Opened(layer: try openQCOW2(source: source, givenPath: absolute, canonical: canonical, identity: identity, withMap: withMap, options: options))
         case .raw:
             return Opened(layer: try openRaw(source: source, canonical: canonical, identity: identity, withMap: withMap))
         case .vhd:
@@ -129,7 +129,8 @@ enum LayerOpener {
     }
 
     private static func openQCOW2(
-        source: FileBlockSource, givenPath: String, canonical: String, identity: FileIdentity, withMap: Bool
+        source: FileBlockSource, givenPath: String, canonical: String, identity: FileIdentity, withMap: Bool,
+        options: ScanOptions
     ) throws -> ScannedLayer {
         let reader = try QCOW2LayerReader(source: source)
         let header = reader.header
@@ -167,6 +168,20 @@ enum LayerOpener {
         }
         if !reader.extensions.unknownTypes.isEmpty {
             metadata.warnings.append("ignored unknown header extensions: " + reader.extensions.unknownTypes.map { "0x" + String($0, radix: 16) }.joined(separator: ", "))
+        }
+        if hasExternalData, let name = reader.extensions.externalDataFile {
+            let resolved = PathResolver.absolute(name, relativeTo: directory)
+            let escapes = !resolved.hasPrefix(directory == "/" ? "/" : directory + "/")
+            metadata.qcow2?.externalDataFileResolved = resolved
+            metadata.qcow2?.externalDataFileEscapes = escapes
+            // A data file is raw bytes whatever it is: one outside the image's directory is not opened
+            // unless trusted, as for backing files (`../../etc/shadow` would otherwise be exported).
+            if escapes && withMap && !options.allowOutsideRawBacking {
+                throw ImageError.chain(
+                    canonical,
+                    "external data file '\(name)' resolves to \(resolved), outside the image's directory; "
+                        + "refusing to read it (pass --allow-outside-backing to trust it)")
+            }
         }
         var map = LayerMap(virtualSize: header.size, runs: [])
         if withMap {

@@ -160,6 +160,7 @@ struct InfoReport: Encodable {
                 line("dirty:", "\(qcow2.dirty)")
                 line("lazy refcounts:", "\(qcow2.lazyRefcounts)")
                 line("data file:", qcow2.externalDataFile.map { $0 + (qcow2.externalDataFileRaw ? " (raw)" : "") })
+                line("  resolved to:", qcow2.externalDataFileResolved.map { $0 + (qcow2.externalDataFileEscapes == true ? " (outside the image's directory)" : "") })
                 line("bitmaps:", qcow2.hasBitmaps ? "yes" : nil)
                 if !qcow2.snapshots.isEmpty {
                     Console.print("snapshots:")

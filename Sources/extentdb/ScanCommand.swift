@@ -32,7 +32,7 @@ struct ScanCommand: ParsableCommand {
     @Flag(help: "Inside directories, also index files that are not QCOW2/VHD as raw images.")
     var includeRaw = false
 
-    @Flag(help: "Follow backing files outside the image's directory even when they are not disk images.")
+    @Flag(help: "Follow backing files and qcow2 data files outside the image's directory even when they are not disk images.")
     var allowOutsideBacking = false
 
     @Option(help: "Summary format: human or json.")

@@ -119,6 +119,20 @@ import Testing
         #expect(trusted.layers.count == 2)
     }
 
+    @Test("an external data file outside the image's directory is not read unless trusted")
+    func escapingDataFile() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        try FileManager.default.createDirectory(atPath: directory.path("images"), withIntermediateDirectories: true)
+        let image = directory.path("images/disk.qcow2")
+        try run("qemu-img", ["create", "-q", "-f", "qcow2", "-o", "data_file=../outside.data", image, "16M"], in: URL(fileURLWithPath: directory.path("images")))
+        expectFailure(image, mentions: ["outside.data", "outside the image's directory"])
+        let layer = try ChainScanner.inspect(path: image)
+        #expect(layer.metadata.qcow2?.externalDataFileResolved == directory.path("outside.data"))
+        #expect(layer.metadata.qcow2?.externalDataFileEscapes == true)
+        #expect(try ChainScanner.scan(path: image, options: ScanOptions(allowOutsideRawBacking: true)).layers.count == 1)
+    }
+
     @Test("a qcow2 backing file outside the directory is followed")
     func outsideQCOW2Backing() throws {
         let directory = try TemporaryDirectory()
