@@ -14,20 +14,31 @@ public enum VHDBitmap {
     /// Words of 64 sectors are examined at a time, so all-set and all-clear stretches cost one compare.
     public static func runs(_ bitmap: UnsafeRawBufferPointer, sectors: Int, into runs: inout [Run]) {
         runs.removeAll(keepingCapacity: true)
-        var position = 0
-        while position < sectors {
-            let marked = bit(bitmap, position)
-            var end = position
-            while end < sectors {
-                let word = load64(bitmap, bitIndex: end)
-                let same = (marked ? ~word : word).leadingZeroBitCount
-                end += same
-                if same < 64 { break }
+        guard sectors > 0 else { return }
+        var marked = bit(bitmap, 0)
+        var runStart = 0
+        var wordStart = 0
+        while wordStart < sectors {
+            let word = load64(bitmap, bitIndex: wordStart)
+            // Bits equal to the current run's value read as 0 in `probe`; the first 1 is a transition.
+            if word == (marked ? UInt64.max : 0) {
+                wordStart += 64
+                continue
             }
-            let runEnd = min(end, sectors)
-            runs.append(Run(first: position, count: runEnd - position, marked: marked))
-            position = runEnd
+            var consumed = 0
+            while consumed < 64 {
+                let probe = (marked ? ~word : word) << UInt64(consumed)
+                if probe == 0 { break }
+                consumed += probe.leadingZeroBitCount
+                let transition = wordStart + consumed
+                if transition >= sectors { break }
+                runs.append(Run(first: runStart, count: transition - runStart, marked: marked))
+                runStart = transition
+                marked.toggle()
+            }
+            wordStart += 64
         }
+        runs.append(Run(first: runStart, count: sectors - runStart, marked: marked))
     }
 
     @inline(__always)
