@@ -118,10 +118,7 @@ public final class GuestStream {
     /// data extent covers all of it, so the bytes can be sent by the kernel; nil otherwise. Like `fill`,
     /// ranges must not go backwards. The read is logged as if it were made.
     public func plainSource(from start: UInt64, count: UInt64) throws -> (descriptor: Int32, offset: UInt64)? {
-        if current.map({ $0.end <= start }) ?? true {
-            current = try cursor.next()
-            while let extent = current, extent.end <= start { current = try cursor.next() }
-        }
+        try advance(to: start)
         guard let extent = current, extent.start <= start, start + count <= extent.end, extent.data, !extent.zero,
             extent.compressedCluster == nil, let offset = extent.offset
         else { return nil }
@@ -132,15 +129,20 @@ public final class GuestStream {
         return (source.descriptor.rawValue, host)
     }
 
+    /// Moves `current` to the first extent that ends after `position` (nil past the map).
+    private func advance(to position: UInt64) throws {
+        while current.map({ $0.end <= position }) ?? true {
+            current = try cursor.next()
+            if current == nil { return }
+        }
+    }
+
     /// Fills `buffer` with the guest bytes of `[start, start + buffer.count)`; ranges must not go backwards.
     public func fill(from start: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
         var position = start
         let end = start + UInt64(buffer.count)
         while position < end {
-            if current.map({ $0.end <= position }) ?? true {
-                current = try cursor.next()
-                while let extent = current, extent.end <= position { current = try cursor.next() }
-            }
+            try advance(to: position)
             guard let extent = current, extent.start <= position else {
                 // Past the indexed map (or a gap): zeros.
                 let stop = current.map { min($0.start, end) } ?? end

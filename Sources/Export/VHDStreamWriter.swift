@@ -137,7 +137,7 @@ public struct VHDStreamWriter {
     }
 
     /// Seconds since 2000-01-01 00:00:00 UTC, the VHD epoch.
-    static func vhdTimestamp(_ date: Date = Date()) -> UInt32 {
+    public static func vhdTimestamp(_ date: Date = Date()) -> UInt32 {
         UInt32(clamping: Int64(date.timeIntervalSince1970) - 946_684_800)
     }
 

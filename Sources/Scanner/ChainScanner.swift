@@ -89,6 +89,13 @@ public enum ChainScanner {
         try LayerOpener.open(path: path, declaredFormat: nil, withMap: false).layer
     }
 
+    /// The format of a file by content (qcow2 magic, VHD cookie at either end, else raw).
+    public static func detectFormat(path: String) throws -> ImageFormat {
+        let source = try attributing(to: path) { try FileBlockSource(path: path) }
+        defer { source.close() }
+        return try attributing(to: path) { try LayerOpener.detect(source) }
+    }
+
     /// The header checksum of one file, as a scan records it, reading only the header (no tables).
     public static func headerChecksum(path: String, format: ImageFormat) throws -> String {
         try LayerOpener.headerChecksum(path: path, format: format)

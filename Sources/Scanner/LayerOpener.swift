@@ -65,7 +65,7 @@ enum LayerOpener {
         return try attributing(to: canonical) { try detect(source) }
     }
 
-    private static func detect(_ source: FileBlockSource) throws -> ImageFormat {
+    static func detect(_ source: FileBlockSource) throws -> ImageFormat {
         let head = try source.read(at: 0, count: 512)
         let tailStart = source.size >= 512 ? source.size - 512 : 0
         let tail = try source.read(at: tailStart, count: Int(source.size - tailStart))

@@ -142,7 +142,7 @@ struct ExportCommand: ParsableCommand {
         let name = String(base.path.split(separator: "/").last ?? "")
         return VHDStreamWriter.Parent(
             uniqueID: Self.uuidBytes(vhd.uniqueID),
-            timestamp: UInt32(clamping: identity.modificationTimeNanoseconds / 1_000_000_000 - 946_684_800),
+            timestamp: VHDStreamWriter.vhdTimestamp(Date(timeIntervalSince1970: Double(identity.modificationTimeNanoseconds) / 1e9)),
             name: name, relativePath: backingName(for: base.path), absolutePath: base.path)
     }
 

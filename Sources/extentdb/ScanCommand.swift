@@ -170,12 +170,7 @@ struct ScanCommand: ParsableCommand {
 
     /// True when the file starts with a QCOW2 magic or carries a VHD footer.
     static func looksLikeImage(_ path: String) -> Bool {
-        guard let source = try? FileBlockSource(path: path) else { return false }
-        defer { source.close() }
-        guard let head = try? source.read(at: 0, count: 512) else { return false }
-        let tailStart = source.size >= 512 ? source.size - 512 : 0
-        let tail = (try? source.read(at: tailStart, count: Int(source.size - tailStart))) ?? []
-        return ImageFormat.detect(head: head[...], tail: tail[...]) != .raw
+        ((try? ChainScanner.detectFormat(path: path)) ?? .raw) != .raw
     }
 }
 
