@@ -56,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "extentdb",
             dependencies: [
-                "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "Export", "Report",
+                "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "Export", "Report", "CExtentShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift

@@ -17,11 +17,13 @@ public struct NewLayer: Sendable {
     public var headerChecksum: String
     /// The file holding this layer's data when it is not the image itself (qcow2 external data file).
     public var dataPath: String?
+    /// The identity of that data file at scan time.
+    public var dataIdentity: StoredFileIdentity?
 
     public init(
         path: String, format: String, virtualSize: UInt64, clusterSize: UInt64?, backingPath: String?,
         metadataJSON: String, device: UInt64, inode: UInt64, fileSize: UInt64, mtimeNanoseconds: Int64,
-        headerChecksum: String, dataPath: String? = nil
+        headerChecksum: String, dataPath: String? = nil, dataIdentity: StoredFileIdentity? = nil
     ) {
         self.path = path
         self.format = format
@@ -35,6 +37,22 @@ public struct NewLayer: Sendable {
         self.mtimeNanoseconds = mtimeNanoseconds
         self.headerChecksum = headerChecksum
         self.dataPath = dataPath
+        self.dataIdentity = dataIdentity
+    }
+}
+
+/// A file's identity as the index stores it: device, inode, size and mtime.
+public struct StoredFileIdentity: Sendable, Equatable {
+    public var device: UInt64
+    public var inode: UInt64
+    public var size: UInt64
+    public var mtimeNanoseconds: Int64
+
+    public init(device: UInt64, inode: UInt64, size: UInt64, mtimeNanoseconds: Int64) {
+        self.device = device
+        self.inode = inode
+        self.size = size
+        self.mtimeNanoseconds = mtimeNanoseconds
     }
 }
 
@@ -46,11 +64,15 @@ public struct NewScan: Sendable {
     public var durationNanoseconds: UInt64
     public var toolVersion: String
     public var warnings: [String]
+    /// The scan followed files outside the image's directory by the caller's trust; recorded on the image
+    /// so later automatic rescans keep that trust.
+    public var allowsOutsideBacking = false
 
     public init(
         layers: [NewLayer], extents: [Extent], scannedAtNanoseconds: Int64, durationNanoseconds: UInt64,
-        toolVersion: String, warnings: [String]
+        toolVersion: String, warnings: [String], allowsOutsideBacking: Bool = false
     ) {
+        self.allowsOutsideBacking = allowsOutsideBacking
         self.layers = layers
         self.extents = extents
         self.scannedAtNanoseconds = scannedAtNanoseconds
@@ -185,11 +207,16 @@ extension IndexStore {
                     scanId: scanID, depth: Int64(depth), path: layer.path, format: layer.format,
                     device: Int64(bitPattern: layer.device), inode: Int64(bitPattern: layer.inode),
                     fileSize: Int64(layer.fileSize), mtimeNs: layer.mtimeNanoseconds, headerChecksum: layer.headerChecksum,
-                    clusterSize: layer.clusterSize.map { Int64($0) }, dataPath: layer.dataPath
+                    clusterSize: layer.clusterSize.map { Int64($0) }, dataPath: layer.dataPath,
+                    dataDevice: layer.dataIdentity.map { Int64(bitPattern: $0.device) },
+                    dataInode: layer.dataIdentity.map { Int64(bitPattern: $0.inode) },
+                    dataFileSize: layer.dataIdentity.map { Int64($0.size) }, dataMtimeNs: layer.dataIdentity?.mtimeNanoseconds
                 ).insert(db)
             }
             try insertChunks(chunks, scanID: scanID, db)
-            try db.execute(sql: "UPDATE images SET latest_scan_id = ? WHERE id = ?", arguments: [scanID, imageIDs[0]])
+            try db.execute(
+                sql: "UPDATE images SET latest_scan_id = ?, allows_outside_backing = ? WHERE id = ?",
+                arguments: [scanID, scan.allowsOutsideBacking, imageIDs[0]])
             try beforeCommit?(db)
             guard let stored = try Self.indexedScan(scanID: scanID, db) else { throw StoreError.notFound("scan \(scanID)") }
             return stored

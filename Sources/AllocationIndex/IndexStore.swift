@@ -12,14 +12,24 @@ public final class IndexStore: Sendable {
     public static let extentsPerChunk = 4096
 
     /// Opens (creating if needed) the index at `path` and applies pending migrations.
-    public init(path: String) throws {
+    ///
+    /// - Parameter createsPrivately: create a missing directory 0700 and a missing database file 0600
+    ///   (the default location: an index names every image on the host and their layout). Otherwise new
+    ///   files follow the umask. SQLite gives its `-wal` and `-shm` files the database file's mode.
+    public init(path: String, createsPrivately: Bool = false) throws {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty, !FileManager.default.fileExists(atPath: directory) {
             do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                let attributes: [FileAttributeKey: Any]? = createsPrivately ? [.posixPermissions: 0o700] : nil
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: attributes)
             } catch {
                 throw StoreError.cannotCreateDirectory(directory)
             }
+        }
+        if createsPrivately {
+            // Create the file first with mode 0600 (O_EXCL: an existing index keeps its mode).
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            if fd >= 0 { close(fd) }
         }
         var configuration = Configuration()
         configuration.busyMode = .timeout(30)

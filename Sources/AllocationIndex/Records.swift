@@ -12,6 +12,8 @@ public struct ImageRecord: Codable, FetchableRecord, MutablePersistableRecord, S
     public var backingImageId: Int64?
     public var metadataJson: String
     public var latestScanId: Int64?
+    /// Trust given at scan time (`--allow-outside-backing`), kept for later rescans (schema version 2).
+    public var allowsOutsideBacking: Bool = false
 
     public enum Columns {
         public static let id = Column(CodingKeys.id)
@@ -27,6 +29,7 @@ public struct ImageRecord: Codable, FetchableRecord, MutablePersistableRecord, S
         case backingImageId = "backing_image_id"
         case metadataJson = "metadata_json"
         case latestScanId = "latest_scan_id"
+        case allowsOutsideBacking = "allows_outside_backing"
     }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
@@ -97,6 +100,11 @@ public struct ScanLayerRecord: Codable, FetchableRecord, PersistableRecord, Send
     public var headerChecksum: String
     public var clusterSize: Int64?
     public var dataPath: String?
+    /// Identity of the data file at scan time (schema version 2); nil without a data file.
+    public var dataDevice: Int64?
+    public var dataInode: Int64?
+    public var dataFileSize: Int64?
+    public var dataMtimeNs: Int64?
 
     public enum Columns {
         public static let scanId = Column(CodingKeys.scanId)
@@ -111,11 +119,16 @@ public struct ScanLayerRecord: Codable, FetchableRecord, PersistableRecord, Send
         case headerChecksum = "header_checksum"
         case clusterSize = "cluster_size"
         case dataPath = "data_path"
+        case dataDevice = "data_device"
+        case dataInode = "data_inode"
+        case dataFileSize = "data_file_size"
+        case dataMtimeNs = "data_mtime_ns"
     }
 
     public init(
         scanId: Int64 = 0, depth: Int64, path: String, format: String, device: Int64, inode: Int64, fileSize: Int64,
-        mtimeNs: Int64, headerChecksum: String, clusterSize: Int64? = nil, dataPath: String? = nil
+        mtimeNs: Int64, headerChecksum: String, clusterSize: Int64? = nil, dataPath: String? = nil,
+        dataDevice: Int64? = nil, dataInode: Int64? = nil, dataFileSize: Int64? = nil, dataMtimeNs: Int64? = nil
     ) {
         self.scanId = scanId
         self.depth = depth
@@ -128,5 +141,19 @@ public struct ScanLayerRecord: Codable, FetchableRecord, PersistableRecord, Send
         self.headerChecksum = headerChecksum
         self.clusterSize = clusterSize
         self.dataPath = dataPath
+        self.dataDevice = dataDevice
+        self.dataInode = dataInode
+        self.dataFileSize = dataFileSize
+        self.dataMtimeNs = dataMtimeNs
+    }
+}
+
+extension ScanLayerRecord {
+    /// The data file's recorded identity, when the layer has one and it was recorded.
+    public var dataIdentity: StoredFileIdentity? {
+        guard let dataDevice, let dataInode, let dataFileSize, let dataMtimeNs else { return nil }
+        return StoredFileIdentity(
+            device: UInt64(bitPattern: dataDevice), inode: UInt64(bitPattern: dataInode), size: UInt64(max(dataFileSize, 0)),
+            mtimeNanoseconds: dataMtimeNs)
     }
 }

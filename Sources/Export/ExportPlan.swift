@@ -14,6 +14,8 @@ public struct PlanLayer: Sendable {
     public var clusterSize: UInt64?
     public var compression: QCOW2Header.CompressionType
     public var metadata: ImageMetadata?
+    /// The identity the data file had when it was scanned; reads go only to a descriptor that still has it.
+    public var dataIdentity: StoredFileIdentity?
 }
 
 /// What an export sends, decided from the index alone: the latest scan of the image, its chain, and
@@ -52,7 +54,12 @@ public struct ExportPlan: Sendable {
                 PlanLayer(
                     depth: Int(layer.depth), path: layer.path, format: format, dataPath: layer.dataPath ?? layer.path,
                     clusterSize: layer.clusterSize.map { UInt64($0) },
-                    compression: metadata?.qcow2?.compressionType == "zstd" ? .zstd : .zlib, metadata: metadata))
+                    compression: metadata?.qcow2?.compressionType == "zstd" ? .zstd : .zlib, metadata: metadata,
+                    dataIdentity: layer.dataPath == nil
+                        ? StoredFileIdentity(
+                            device: UInt64(bitPattern: layer.device), inode: UInt64(bitPattern: layer.inode),
+                            size: UInt64(max(layer.fileSize, 0)), mtimeNanoseconds: layer.mtimeNs)
+                        : layer.dataIdentity))
         }
         self.layers = layers
         if let basePath {

@@ -33,13 +33,24 @@ public final class GuestReader {
         if let source = sources[depth] { return source }
         guard depth < plan.layers.count else { throw ExportError.plan("extent names layer \(depth), which the chain does not have") }
         let path = plan.layers[depth].dataPath
+        let source: FileBlockSource
         do {
-            let source = try FileBlockSource(path: path)
-            sources[depth] = source
-            return source
+            source = try FileBlockSource(path: path)
         } catch {
             throw ExportError.data(path: path, offset: 0, reason: "cannot open: \(error)")
         }
+        // The descriptor must be the file the plan was made from: a file replaced (or rewritten) since the
+        // scan would mix its bytes into the export.
+        let now = source.identity
+        guard let expected = plan.layers[depth].dataIdentity, expected.device == now.device, expected.inode == now.inode,
+            expected.size == now.size, expected.mtimeNanoseconds == now.modificationTimeNanoseconds
+        else {
+            source.close()
+            throw ExportError.data(
+                path: path, offset: 0, reason: "the file changed since it was scanned (device, inode, size or mtime); rescan and export again")
+        }
+        sources[depth] = source
+        return source
     }
 
     /// Copies the guest bytes `[guestStart, guestStart + target.count)` of a data extent into `target`.

@@ -27,6 +27,13 @@ public struct QCOW2StreamWriter {
         guard clusterSize >= 512, clusterSize <= 2 << 20, clusterSize & (clusterSize - 1) == 0 else {
             throw ExportError.plan("cluster size \(clusterSize) is not a power of two from 512 bytes to 2 MiB")
         }
+        let l1Bytes = Self.l1Entries(virtualSize: plan.virtualSize, clusterSize: clusterSize) * 8
+        guard l1Bytes <= QCOW2Header.maxL1Bytes else {
+            let fitting = Self.smallestClusterSize(virtualSize: plan.virtualSize).map { "; --cluster-size \($0) fits" } ?? ""
+            throw ExportError.plan(
+                "a \(plan.virtualSize)-byte disk needs an L1 table of \(l1Bytes) bytes with \(clusterSize)-byte clusters, "
+                    + "over qemu's limit of \(QCOW2Header.maxL1Bytes) bytes\(fitting)")
+        }
         if let backing {
             let name = backing.name.utf8.count
             let needed = 112 + 8 + (backing.format.utf8.count + 7) / 8 * 8 + 8 + name
@@ -38,6 +45,23 @@ public struct QCOW2StreamWriter {
         self.reader = reader
         self.clusterSize = clusterSize
         self.backing = backing
+    }
+
+    /// L1 entries needed to map `virtualSize` bytes with `clusterSize`-byte clusters (8-byte L2 entries).
+    static func l1Entries(virtualSize: UInt64, clusterSize: UInt64) -> UInt64 {
+        let bytesPerL2 = clusterSize * (clusterSize / 8)
+        return virtualSize / bytesPerL2 + (virtualSize % bytesPerL2 == 0 ? 0 : 1)
+    }
+
+    /// The smallest cluster size from `preferred` (64 KiB, qemu's default) up to 2 MiB whose L1 table stays
+    /// within qemu's 32 MiB limit for this disk, or nil when none does (over 2 EiB).
+    public static func smallestClusterSize(virtualSize: UInt64, preferred: UInt64 = 65536) -> UInt64? {
+        var size = preferred
+        while size <= 2 << 20 {
+            if l1Entries(virtualSize: virtualSize, clusterSize: size) * 8 <= QCOW2Header.maxL1Bytes { return size }
+            size <<= 1
+        }
+        return nil
     }
 
     enum ClusterKind { case unallocated, zero, data }
@@ -69,8 +93,7 @@ public struct QCOW2StreamWriter {
     func layout() throws -> Layout {
         let entriesPerL2 = clusterSize / 8
         let virtualSize = plan.virtualSize
-        let clusters = (virtualSize + clusterSize - 1) / clusterSize
-        let l1Entries = (clusters + entriesPerL2 - 1) / entriesPerL2
+        let l1Entries = Self.l1Entries(virtualSize: virtualSize, clusterSize: clusterSize)
         var tables: [UInt64] = []
         var dataClusters: UInt64 = 0
         try plan.forEachUnitRun(unitSize: clusterSize) { first, count, roles in
@@ -118,12 +141,20 @@ public struct QCOW2StreamWriter {
             for entry in 0..<Int(count) { block[entry * 2 + 1] = 1 }
             try output.write(block)
         }
-        // L1: each table gets the next L2 cluster.
-        var l1 = [UInt8](repeating: 0, count: Int(layout.l1Clusters * clusterSize))
-        for (position, tableIndex) in layout.l2Tables.enumerated() {
-            put(&l1, at: Int(tableIndex) * 8, (layout.l2Start + UInt64(position)) * clusterSize | QCOW2L2Decoder.copiedFlag)
+        // L1, one cluster at a time: each table gets the next L2 cluster.
+        var l1 = [UInt8](repeating: 0, count: Int(clusterSize))
+        let entriesPerL1Cluster = clusterSize / 8
+        var nextTable = 0
+        for l1Cluster in 0..<layout.l1Clusters {
+            for byte in l1.indices { l1[byte] = 0 }
+            let firstEntry = l1Cluster * entriesPerL1Cluster
+            while nextTable < layout.l2Tables.count, layout.l2Tables[nextTable] < firstEntry + entriesPerL1Cluster {
+                let entry = (layout.l2Start + UInt64(nextTable)) * clusterSize | QCOW2L2Decoder.copiedFlag
+                put(&l1, at: Int(layout.l2Tables[nextTable] - firstEntry) * 8, entry)
+                nextTable += 1
+            }
+            try output.write(l1)
         }
-        try output.write(l1)
         // L2 tables, built from a second walk of the plan.
         var nextData = layout.dataStart
         var l2 = [UInt8](repeating: 0, count: Int(clusterSize))

@@ -7,29 +7,72 @@ import SystemPackage
 
 /// Random-access reads of an image file with `pread`, looped until full (pread may return short counts).
 ///
-/// The file is opened read-only; `close()` (or deinit) releases the descriptor.
+/// The file is opened once, read-only and non-blocking (a FIFO planted where an image is expected cannot
+/// hang the open), and the opened descriptor is checked with `fstat` before anything is read: only a regular
+/// file, or a block device where the caller allows one, is accepted. Everything after that (format probing,
+/// headers, tables, data) reads through this one descriptor, so a file swapped after the check is never read.
+/// `close()` (or deinit) releases the descriptor.
 public final class FileBlockSource: @unchecked Sendable {
     public let path: String
     public let descriptor: FileDescriptor
     /// Length of the file when it was opened.
     public let size: UInt64
+    /// The `fstat` identity of what was actually opened.
+    public let identity: FileIdentity
+    /// The canonical path of what was actually opened (from `/proc/self/fd`), symbolic links resolved.
+    public let openedPath: String
     private var isClosed = false
 
-    public init(path: String) throws(IOError) {
+    /// What may be opened where a disk image is expected.
+    public struct Rules: Sendable {
+        /// Accept a block device (an image named by the user, or a trusted backing device).
+        public var allowsBlockDevice: Bool
+        /// Refuse a symbolic link as the last component (`O_NOFOLLOW`).
+        public var followsSymbolicLinks: Bool
+
+        public init(allowsBlockDevice: Bool = true, followsSymbolicLinks: Bool = true) {
+            self.allowsBlockDevice = allowsBlockDevice
+            self.followsSymbolicLinks = followsSymbolicLinks
+        }
+    }
+
+    public init(path: String, rules: Rules = Rules()) throws(IOError) {
         self.path = path
-        do {
-            descriptor = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
-        } catch {
-            throw IOError(path: path, operation: "open", errno: error as? Errno)
+        let flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC | (rules.followsSymbolicLinks ? 0 : O_NOFOLLOW)
+        let fd = Glibc.open(path, flags)
+        guard fd >= 0 else {
+            let code = errno
+            if code == ELOOP && !rules.followsSymbolicLinks {
+                throw IOError(path: path, operation: "open", detail: "is a symbolic link, which is not followed here")
+            }
+            throw IOError(path: path, operation: "open", errno: Errno(rawValue: code))
         }
-        let end: Int64
-        do {
-            end = try descriptor.seek(offset: 0, from: .end)
-        } catch {
-            try? descriptor.close()
-            throw IOError(path: path, operation: "seek to end", errno: error as? Errno)
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let code = errno
+            Glibc.close(fd)
+            throw IOError(path: path, operation: "fstat", errno: Errno(rawValue: code))
         }
-        size = UInt64(end)
+        let identity = FileIdentity(status: info)
+        let accepted = identity.kind == .regular || (identity.kind == .blockDevice && rules.allowsBlockDevice)
+        guard accepted else {
+            Glibc.close(fd)
+            throw IOError(path: path, operation: "open", detail: "not a regular file (\(FileIdentity.describe(mode: info.st_mode))); refusing to read it")
+        }
+        descriptor = FileDescriptor(rawValue: fd)
+        if identity.kind == .blockDevice {
+            let end = lseek(fd, 0, SEEK_END)
+            guard end >= 0 else {
+                let code = errno
+                Glibc.close(fd)
+                throw IOError(path: path, operation: "seek to end", errno: Errno(rawValue: code))
+            }
+            size = UInt64(end)
+        } else {
+            size = identity.size
+        }
+        self.identity = identity
+        openedPath = FileIdentity.pathOfDescriptor(fd) ?? path
     }
 
     deinit { close() }

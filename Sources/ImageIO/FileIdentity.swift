@@ -31,6 +31,11 @@ public struct FileIdentity: Sendable, Equatable, Codable {
         guard stat(path, &info) == 0 else {
             throw IOError(path: path, operation: "stat", errno: .init(rawValue: errno))
         }
+        self.init(status: info)
+    }
+
+    /// The identity in a `stat` result (from `stat` or `fstat`).
+    public init(status info: stat) {
         device = UInt64(info.st_dev)
         inode = UInt64(info.st_ino)
         size = UInt64(max(info.st_size, 0))
@@ -42,6 +47,32 @@ public struct FileIdentity: Sendable, Equatable, Codable {
         case S_IFDIR: kind = .directory
         default: kind = .other
         }
+    }
+
+    /// A file type in words, for errors ("a FIFO", "a character device", ...).
+    public static func describe(mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFREG: return "a regular file"
+        case S_IFBLK: return "a block device"
+        case S_IFCHR: return "a character device"
+        case S_IFIFO: return "a FIFO"
+        case S_IFSOCK: return "a socket"
+        case S_IFDIR: return "a directory"
+        case S_IFLNK: return "a symbolic link"
+        default: return "a special file"
+        }
+    }
+
+    /// The path the kernel records for an open descriptor (`/proc/self/fd/N`): what was really opened,
+    /// with every symbolic link resolved. Nil when /proc is not mounted or the file was deleted.
+    public static func pathOfDescriptor(_ descriptor: Int32) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4097)
+        let count = readlink("/proc/self/fd/\(descriptor)", &buffer, 4096)
+        guard count > 0, count < 4096 else { return nil }
+        buffer[count] = 0
+        let text = buffer.withUnsafeBufferPointer { pointer in pointer.baseAddress.flatMap { String(validatingCString: $0) } }
+        guard let text, text.hasPrefix("/"), !text.hasSuffix(" (deleted)") else { return nil }
+        return text
     }
 
     /// True when both describe the same file in the same state (allocation on disk aside).
@@ -73,6 +104,12 @@ public enum PathResolver {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
         return String(validatingCString: resolved)
+    }
+
+    /// True when `path` is `directory` itself or lies below it (both canonical, absolute).
+    public static func isInside(_ path: String, directory: String) -> Bool {
+        if directory == "/" { return path.hasPrefix("/") }
+        return path == directory || path.hasPrefix(directory + "/")
     }
 
     /// The directory part of an absolute path.

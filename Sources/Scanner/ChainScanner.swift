@@ -12,6 +12,8 @@ public struct ScannedLayer: Sendable {
     public var map: LayerMap
     /// The file holding the layer's data when it is not the image itself (qcow2 external data file).
     public var dataPath: String?
+    /// The `fstat` identity of that data file, checked for freshness like the layer's own.
+    public var dataIdentity: FileIdentity?
 }
 
 /// An image and its whole backing chain, composed into one allocation map.
@@ -27,13 +29,19 @@ public struct ChainScan: Sendable {
 
 /// Options a caller may set for a scan.
 public struct ScanOptions: Sendable {
-    /// Open backing files that resolve outside the image's directory even when they are not disk images.
-    public var allowOutsideRawBacking = false
+    /// Follow backing files, VHD parents and qcow2 data files wherever they are (``ChainBoundary``).
+    public var allowsOutsideBacking = false
+    /// Canonical directories whose files any image may name as its backing file, parent or data file.
+    public var trustedRoots: [String] = []
+    /// Read the image as this format instead of probing it (`--image-format`).
+    public var pinnedFormat: ImageFormat?
     /// Longest chain accepted, to bound work on hostile images.
     public var maximumChainLength = 256
 
-    public init(allowOutsideRawBacking: Bool = false) {
-        self.allowOutsideRawBacking = allowOutsideRawBacking
+    public init(allowsOutsideBacking: Bool = false, trustedRoots: [String] = [], pinnedFormat: ImageFormat? = nil) {
+        self.allowsOutsideBacking = allowsOutsideBacking
+        self.trustedRoots = trustedRoots
+        self.pinnedFormat = pinnedFormat
     }
 }
 
@@ -41,18 +49,25 @@ public struct ScanOptions: Sendable {
 public enum ChainScanner {
     /// Scans the image at `path` (a file or block device) and every layer below it.
     ///
+    /// Each file is opened once and read only through that descriptor; files the image names are opened
+    /// through ``ChainBoundary``.
+    ///
     /// - Throws: ``ImageError`` naming the file, the field and the offset.
     public static func scan(path: String, options: ScanOptions = ScanOptions()) throws -> ChainScan {
         let clock = ContinuousClock()
         let started = clock.now
+        let boundary = ChainBoundary(options: options)
         var layers: [ScannedLayer] = []
         var seen: Set<[UInt64]> = []
-        var next: (path: String, displayPath: String, format: ImageFormat?)? = (path, path, nil)
-        while let current = next {
+        var givenPath = PathResolver.absolute(path, relativeTo: PathResolver.currentDirectory())
+        var source: FileBlockSource? = try openImage(givenPath)
+        var declared = options.pinnedFormat
+        while let current = source {
+            defer { current.close() }
             guard layers.count < options.maximumChainLength else {
                 throw ImageError.chain(path, "backing chain is longer than \(options.maximumChainLength) layers")
             }
-            let opened = try LayerOpener.open(path: current.path, declaredFormat: current.format, withMap: true, options: options)
+            let opened = try LayerOpener.open(source: current, givenPath: givenPath, declaredFormat: declared, withMap: true, options: options)
             let key = [opened.layer.identity.device, opened.layer.identity.inode]
             guard seen.insert(key).inserted else {
                 throw ImageError.chain(layers.last?.path ?? path, "backing chain loops back to \(opened.layer.path)")
@@ -66,15 +81,13 @@ public enum ChainScanner {
                 }
             }
             layers.append(opened.layer)
-            next = nil
+            source = nil
             if let backing = opened.layer.metadata.backing {
-                guard PathResolver.canonical(backing.resolvedPath) != nil else {
-                    throw ImageError.chain(
-                        opened.layer.path, "backing file '\(backing.name)' (resolved to \(backing.resolvedPath)) not found")
-                }
-                let format = try backingFormat(backing, of: opened.layer.path)
-                try checkBackingIsSafe(backing, declaredFormat: format, of: opened.layer.path, options: options)
-                next = (backing.resolvedPath, backing.name, format)
+                declared = try backingFormat(backing, of: opened.layer.path)
+                source = try boundary.openNamed(
+                    backing.resolvedPath, name: backing.name, role: opened.layer.format == .vhd ? "parent" : "backing file",
+                    referrer: opened.layer.path, referrerDirectory: PathResolver.directory(of: givenPath))
+                givenPath = backing.resolvedPath
             }
         }
         let extents = ChainComposer.compose(layers.map(\.map))
@@ -83,17 +96,30 @@ public enum ChainScanner {
         return ChainScan(layers: layers, extents: extents, durationNanoseconds: nanoseconds)
     }
 
+    /// Opens the image a caller named (symbolic links followed, block devices allowed, FIFOs refused).
+    static func openImage(_ path: String) throws -> FileBlockSource {
+        try attributing(to: path) { try FileBlockSource(path: path) }
+    }
+
     /// Reads only the header metadata of one file (no tables, no chain): what `info` shows when the chain
     /// cannot be scanned.
-    public static func inspect(path: String) throws -> ScannedLayer {
-        try LayerOpener.open(path: path, declaredFormat: nil, withMap: false).layer
+    public static func inspect(path: String, format: ImageFormat? = nil) throws -> ScannedLayer {
+        let absolute = PathResolver.absolute(path, relativeTo: PathResolver.currentDirectory())
+        let source = try openImage(absolute)
+        defer { source.close() }
+        return try LayerOpener.open(source: source, givenPath: absolute, declaredFormat: format, withMap: false).layer
     }
 
     /// The format of a file by content (qcow2 magic, VHD cookie at either end, else raw).
     public static func detectFormat(path: String) throws -> ImageFormat {
-        let source = try attributing(to: path) { try FileBlockSource(path: path) }
+        try probe(path: path).format
+    }
+
+    /// The format of a file by content, and the name of a foreign container (VHDX, VMDK, ...) it is.
+    public static func probe(path: String) throws -> (format: ImageFormat, foreign: String?) {
+        let source = try openImage(path)
         defer { source.close() }
-        return try attributing(to: path) { try LayerOpener.detect(source) }
+        return try attributing(to: path) { try LayerOpener.probe(source) }
     }
 
     /// The header checksum of one file, as a scan records it, reading only the header (no tables).
@@ -110,18 +136,6 @@ public enum ChainScanner {
         case "vpc", "vhd": return .vhd
         default:
             throw ImageError.chain(path, "backing file '\(backing.name)' has format '\(declared)', which extentdb does not read")
-        }
-    }
-
-    /// Refuses a backing file outside the image's directory that is not a disk image (e.g. `../../etc/passwd`).
-    static func checkBackingIsSafe(_ backing: BackingReference, declaredFormat: ImageFormat?, of path: String, options: ScanOptions) throws {
-        guard backing.escapesImageDirectory, !options.allowOutsideRawBacking else { return }
-        let detected = try LayerOpener.detectFormat(path: backing.resolvedPath, referencedBy: path, name: backing.name)
-        if detected == .raw {
-            throw ImageError.chain(
-                path,
-                "backing file '\(backing.name)' resolves to \(backing.resolvedPath), outside the image's directory, "
-                    + "and is not a disk image; refusing to read it (pass --allow-outside-backing to trust it)")
         }
     }
 }

@@ -53,6 +53,19 @@ public struct ImageIndexer: Sendable {
             if layer.mtimeNs != now.modificationTimeNanoseconds {
                 return .stale("layer \(layer.depth) \(layer.path) was modified")
             }
+            if let dataPath = layer.dataPath {
+                guard let recorded = layer.dataIdentity else {
+                    return .stale("layer \(layer.depth) \(layer.path): its data file's identity was not recorded")
+                }
+                guard let current = try? FileIdentity(path: dataPath) else {
+                    return .stale("layer \(layer.depth) data file \(dataPath) is missing")
+                }
+                guard recorded.device == current.device, recorded.inode == current.inode, recorded.size == current.size,
+                    recorded.mtimeNanoseconds == current.modificationTimeNanoseconds
+                else {
+                    return .stale("layer \(layer.depth) data file \(dataPath) was replaced or modified")
+                }
+            }
         }
         return .fresh
     }
@@ -76,16 +89,81 @@ public struct ImageIndexer: Sendable {
     /// checksum), or `force` is set.
     public func ensureIndexed(path: String, force: Bool = false) throws -> IndexingOutcome {
         let canonical = try Self.canonicalPath(path)
-        if !force, let indexed = try store.latestScan(path: canonical), Self.freshnessWithHeaders(of: indexed).isFresh {
+        let previous = try store.latestScan(path: canonical)
+        let samePin = options.pinnedFormat == nil || options.pinnedFormat?.rawValue == previous?.image.format
+        if !force, samePin, let indexed = previous, Self.freshnessWithHeaders(of: indexed).isFresh {
             return IndexingOutcome(path: canonical, action: .unchanged, indexed: indexed)
         }
-        let indexed = try scanAndRecord(path: canonical)
+        let indexed = try scanAndRecord(path: canonical, previous: previous)
         return IndexingOutcome(path: canonical, action: .scanned, indexed: indexed)
     }
 
+    /// The options a scan of `path` uses: the trust recorded with an indexed image is kept, and its format
+    /// is pinned to the one it was indexed as (pinned or probed at first contact), so a guest that writes a
+    /// qcow2 header into sector 0 of its raw disk cannot change how the disk is read.
+    ///
+    /// - Throws: when an image indexed as qcow2 or vhd no longer reads as that format, or when a file named
+    ///   `*.raw` probes as another format at first contact; both unless the caller pinned the format.
+    public func options(for path: String, previous: IndexedScan?) throws -> ScanOptions {
+        var options = self.options
+        if previous?.image.allowsOutsideBacking == true { options.allowsOutsideBacking = true }
+        guard options.pinnedFormat == nil else { return options }
+        let probed = try ChainScanner.probe(path: path)
+        if let previous, let indexed = ImageFormat(rawValue: previous.image.format) {
+            if indexed != .raw && probed.format != indexed {
+                throw ImageError.chain(
+                    path, "indexed as \(indexed.rawValue), now reads as \(probed.foreign ?? probed.format.rawValue); pass --image-format to re-pin")
+            }
+            options.pinnedFormat = indexed
+        } else if path.lowercased().hasSuffix(".raw"), probed.format != .raw || probed.foreign != nil {
+            throw ImageError.chain(
+                path,
+                "named .raw but its content reads as \(probed.foreign ?? probed.format.rawValue); a guest can write any header "
+                    + "into its raw disk, so pass --image-format raw (or \(probed.format.rawValue)) to say which it is")
+        }
+        return options
+    }
+
+    /// Why the index cannot answer for an image without a scan the caller ruled out.
+    public enum LookupError: Error, Sendable, CustomStringConvertible {
+        case notIndexed(path: String)
+        case stale(path: String, reason: String)
+
+        public var description: String {
+            switch self {
+            case .notIndexed(let path): return "\(path): not in the index; run 'extentdb scan' or drop --no-rescan"
+            case let .stale(path, reason): return "\(path): index is stale (\(reason)); run 'extentdb scan' or drop --no-rescan"
+            }
+        }
+    }
+
+    /// The latest scan of `path`, rescanning when the index is missing or stale: the freshness policy every
+    /// front end shares.
+    ///
+    /// - Parameters:
+    ///   - rescan: scan when needed; false makes a missing or stale index a ``LookupError``.
+    ///   - checkHeaders: also compare each layer's header checksum (exports), not only `stat`.
+    public func latest(path: String, rescan: Bool, checkHeaders: Bool = false) throws -> IndexedScan {
+        let canonical = try Self.canonicalPath(path)
+        let previous = try store.latestScan(path: canonical)
+        if let indexed = previous {
+            let freshness = checkHeaders ? Self.freshnessWithHeaders(of: indexed) : Self.freshness(of: indexed)
+            if freshness.isFresh && (options.pinnedFormat == nil || options.pinnedFormat?.rawValue == indexed.image.format) {
+                return indexed
+            }
+            if !rescan, case .stale(let reason) = freshness { throw LookupError.stale(path: canonical, reason: reason) }
+        } else if !rescan {
+            throw LookupError.notIndexed(path: canonical)
+        }
+        return try scanAndRecord(path: canonical, previous: previous)
+    }
+
     /// Scans the chain and records it in one transaction.
-    public func scanAndRecord(path: String) throws -> IndexedScan {
+    ///
+    /// - Parameter previous: the image's latest scan, if any (its recorded trust is kept).
+    public func scanAndRecord(path: String, previous: IndexedScan? = nil) throws -> IndexedScan {
         let startedAt = Int64(Date().timeIntervalSince1970 * 1e9)
+        let options = try options(for: path, previous: previous)
         let chain = try ChainScanner.scan(path: path, options: options)
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
@@ -100,7 +178,10 @@ public struct ImageIndexer: Sendable {
                     backingPath: layer.metadata.backing.map { PathResolver.canonical($0.resolvedPath) ?? $0.resolvedPath },
                     metadataJSON: metadata, device: layer.identity.device, inode: layer.identity.inode,
                     fileSize: layer.identity.size, mtimeNanoseconds: layer.identity.modificationTimeNanoseconds,
-                    headerChecksum: layer.headerChecksum, dataPath: layer.dataPath))
+                    headerChecksum: layer.headerChecksum, dataPath: layer.dataPath,
+                    dataIdentity: layer.dataIdentity.map {
+                        StoredFileIdentity(device: $0.device, inode: $0.inode, size: $0.size, mtimeNanoseconds: $0.modificationTimeNanoseconds)
+                    }))
         }
         let warnings = chain.layers.enumerated().flatMap { depth, layer in
             layer.metadata.warnings.map { "layer \(depth) \(layer.path): \($0)" }
@@ -109,6 +190,6 @@ public struct ImageIndexer: Sendable {
             NewScan(
                 layers: layers, extents: chain.extents, scannedAtNanoseconds: startedAt,
                 durationNanoseconds: chain.durationNanoseconds, toolVersion: "extentdb \(extentdbVersion)",
-                warnings: warnings))
+                warnings: warnings, allowsOutsideBacking: options.allowsOutsideBacking))
     }
 }

@@ -7,32 +7,38 @@ enum LayerOpener {
         var layer: ScannedLayer
     }
 
-    static func open(path: String, declaredFormat: ImageFormat?, withMap: Bool, options: ScanOptions = ScanOptions()) throws -> Opened {
-        let absolute = PathResolver.absolute(path, relativeTo: PathResolver.currentDirectory())
-        guard let canonical = PathResolver.canonical(absolute) else {
-            throw ImageError.chain(path, "no such file")
+    /// Reads one already-opened file of a chain: its format (probed from the descriptor, or as declared),
+    /// header metadata and, with `withMap`, its own layer map.
+    ///
+    /// - Parameters:
+    ///   - source: the opened file; every read goes through it (``ChainBoundary`` vetted it).
+    ///   - givenPath: the path it was opened by; relative names inside it resolve against its directory.
+    ///   - declaredFormat: the format the caller pinned or the overlay declared, or nil to probe.
+    static func open(
+        source: FileBlockSource, givenPath: String, declaredFormat: ImageFormat?, withMap: Bool, options: ScanOptions = ScanOptions()
+    ) throws -> Opened {
+        let canonical = source.openedPath
+        let identity = source.identity
+        let probe = try attributing(to: canonical) { try LayerOpener.probe(source) }
+        let detected = probe.format
+        if declaredFormat != .raw, let foreign = probe.foreign {
+            throw ImageError.chain(
+                canonical, "\(foreign) is not supported (extentdb reads raw, qcow2 and vhd); pass --image-format raw to read its bytes as a raw disk")
         }
-        let identity = try attributing(to: canonical) { try FileIdentity(path: canonical) }
-        guard identity.kind == .regular || identity.kind == .blockDevice else {
-            throw ImageError.chain(canonical, "not a regular file or block device (\(identity.kind.rawValue))")
-        }
-        let source = try attributing(to: canonical) { try FileBlockSource(path: canonical) }
-        defer { source.close() }
-        let detected = try attributing(to: canonical) { try detect(source) }
         let format = declaredFormat ?? detected
         if declaredFormat == .qcow2 && detected != .qcow2 {
-            throw ImageError.chain(canonical, "declared as qcow2 by its overlay but has no qcow2 header")
+            throw ImageError.chain(canonical, "declared as qcow2 but has no qcow2 header")
         }
         if declaredFormat == .vhd && detected != .vhd {
-            throw ImageError.chain(canonical, "named as the parent of a differencing VHD but is not a VHD")
+            throw ImageError.chain(canonical, "declared as vhd but has no VHD footer")
         }
         switch format {
         case .qcow2:
-            return Opened(layer: try openQCOW2(source: source, givenPath: absolute, canonical: canonical, identity: identity, withMap: withMap, options: options))
+            return Opened(layer: try openQCOW2(source: source, givenPath: givenPath, canonical: canonical, identity: identity, withMap: withMap, options: options))
         case .raw:
             return Opened(layer: try openRaw(source: source, canonical: canonical, identity: identity, withMap: withMap))
         case .vhd:
-            return Opened(layer: try openVHD(source: source, givenPath: absolute, canonical: canonical, identity: identity, withMap: withMap))
+            return Opened(layer: try openVHD(source: source, givenPath: givenPath, canonical: canonical, identity: identity, withMap: withMap))
         }
     }
 
@@ -51,25 +57,17 @@ enum LayerOpener {
         }
     }
 
-    /// Detects the format of a file by content, for callers that only need to know what it is.
-    static func detectFormat(path: String, referencedBy image: String, name: String) throws -> ImageFormat {
-        guard let canonical = PathResolver.canonical(path) else {
-            throw ImageError.chain(image, "backing file '\(name)' (resolved to \(path)) not found")
-        }
-        let identity = try attributing(to: canonical) { try FileIdentity(path: canonical) }
-        guard identity.kind == .regular || identity.kind == .blockDevice else {
-            throw ImageError.chain(image, "backing file '\(name)' resolves to \(canonical), which is not a regular file or block device")
-        }
-        let source = try attributing(to: canonical) { try FileBlockSource(path: canonical) }
-        defer { source.close() }
-        return try attributing(to: canonical) { try detect(source) }
-    }
-
-    static func detect(_ source: FileBlockSource) throws -> ImageFormat {
+    /// What a file's content says it is: one of our formats, and the name of a foreign container whose
+    /// magic it carries (a raw probe of a VHDX, VMDK, ... file).
+    static func probe(_ source: FileBlockSource) throws -> (format: ImageFormat, foreign: String?) {
         let head = try source.read(at: 0, count: 512)
         let tailStart = source.size >= 512 ? source.size - 512 : 0
         let tail = try source.read(at: tailStart, count: Int(source.size - tailStart))
-        return ImageFormat.detect(head: head[...], tail: tail[...])
+        return (ImageFormat.detect(head: head[...], tail: tail[...]), ForeignFormat.name(head: head[...]))
+    }
+
+    static func detect(_ source: FileBlockSource) throws -> ImageFormat {
+        try probe(source).format
     }
 
     private static func openVHD(
@@ -87,13 +85,15 @@ enum LayerOpener {
             locators = paths.map { locator in
                 LocatorSummary(code: locator.code, path: locator.path, resolvedPath: VHDParentLocator.resolve(locator.path, directory: directory))
             }
-            guard let chosen = candidates.first(where: { PathResolver.canonical($0.resolved) != nil }) else {
+            let existing = candidates.first(where: { PathResolver.canonical($0.resolved) != nil })
+            // `info` (no map) shows the disk's own header even when its parent is missing.
+            guard let chosen = existing ?? (withMap ? nil : candidates.first) else {
                 let tried = candidates.map { "\($0.source) \($0.resolved)" }.joined(separator: ", ")
                 throw ImageError.chain(canonical, "parent of differencing VHD not found (tried: \(tried.isEmpty ? "no usable parent locator" : tried))")
             }
             metadata.backing = BackingReference(
                 name: chosen.name, resolvedPath: chosen.resolved, declaredFormat: "vpc",
-                escapesImageDirectory: !chosen.resolved.hasPrefix(directory == "/" ? "/" : directory + "/"),
+                escapesImageDirectory: !PathResolver.isInside(chosen.resolved, directory: directory),
                 expectedUniqueID: VHDFooter.uuidString(header.parentUniqueID))
         }
         metadata.vhd = VHDDetails(
@@ -144,7 +144,7 @@ enum LayerOpener {
             let resolved = PathResolver.absolute(plain, relativeTo: directory)
             metadata.backing = BackingReference(
                 name: name, resolvedPath: resolved, declaredFormat: reader.extensions.backingFormat,
-                escapesImageDirectory: !resolved.hasPrefix(directory == "/" ? "/" : directory + "/"))
+                escapesImageDirectory: !PathResolver.isInside(resolved, directory: directory))
         }
         let snapshots = try reader.snapshots()
         let hasExternalData = header.incompatibleFeatures.contains(.externalDataFile)
@@ -169,42 +169,33 @@ enum LayerOpener {
         if !reader.extensions.unknownTypes.isEmpty {
             metadata.warnings.append("ignored unknown header extensions: " + reader.extensions.unknownTypes.map { "0x" + String($0, radix: 16) }.joined(separator: ", "))
         }
+        var dataSource: FileBlockSource?
         if hasExternalData, let name = reader.extensions.externalDataFile {
             let resolved = PathResolver.absolute(name, relativeTo: directory)
-            let escapes = !resolved.hasPrefix(directory == "/" ? "/" : directory + "/")
             metadata.qcow2?.externalDataFileResolved = resolved
-            metadata.qcow2?.externalDataFileEscapes = escapes
-            // A data file is raw bytes whatever it is: one outside the image's directory is not opened
-            // unless trusted, as for backing files (`../../etc/shadow` would otherwise be exported).
-            if escapes && withMap && !options.allowOutsideRawBacking {
-                throw ImageError.chain(
-                    canonical,
-                    "external data file '\(name)' resolves to \(resolved), outside the image's directory; "
-                        + "refusing to read it (pass --allow-outside-backing to trust it)")
+            metadata.qcow2?.externalDataFileEscapes = !PathResolver.isInside(resolved, directory: directory)
+            // A data file is raw bytes whatever it is: it is opened once, on the same boundary as backing
+            // files (a link to `/etc/shadow` or a block device would otherwise be exported).
+            if withMap {
+                dataSource = try ChainBoundary(options: options).openNamed(
+                    resolved, name: name, role: "external data file", referrer: canonical, referrerDirectory: directory)
             }
         }
+        defer { dataSource?.close() }
         var map = LayerMap(virtualSize: header.size, runs: [])
         if withMap {
-            map = try mapQCOW2(reader: reader, identity: identity, directory: directory, canonical: canonical, hasExternalData: hasExternalData)
+            map = try mapQCOW2(reader: reader, identity: identity, dataSource: dataSource ?? source, canonical: canonical, hasExternalData: hasExternalData)
         }
-        let dataPath = hasExternalData ? reader.extensions.externalDataFile.map { PathResolver.absolute($0, relativeTo: directory) } : nil
         return ScannedLayer(
             path: canonical, format: .qcow2, identity: identity, headerChecksum: HeaderChecksum.fnv1a64(reader.headerBytes),
-            metadata: metadata, map: map, dataPath: dataPath.map { PathResolver.canonical($0) ?? $0 })
+            metadata: metadata, map: map, dataPath: dataSource?.openedPath, dataIdentity: dataSource?.identity)
     }
 
     /// Maps a QCOW2 layer; when qemu would consider it metadata-preallocated, parts of data clusters that
     /// are holes in the data file are marked as reading zero, as qemu-img map reports them.
-    private static func mapQCOW2(reader: QCOW2LayerReader, identity: FileIdentity, directory: String, canonical: String, hasExternalData: Bool) throws -> LayerMap {
-        var dataSource = reader.source
-        if hasExternalData, let name = reader.extensions.externalDataFile {
-            let dataPath = PathResolver.absolute(name, relativeTo: directory)
-            guard PathResolver.canonical(dataPath) != nil else {
-                throw ImageError.chain(canonical, "external data file '\(name)' (resolved to \(dataPath)) not found")
-            }
-            dataSource = try attributing(to: dataPath) { try FileBlockSource(path: dataPath) }
-        }
-        defer { if dataSource !== reader.source { dataSource.close() } }
+    private static func mapQCOW2(
+        reader: QCOW2LayerReader, identity: FileIdentity, dataSource: FileBlockSource, canonical: String, hasExternalData: Bool
+    ) throws -> LayerMap {
         var map = try reader.layerMap(dataFileSize: dataSource.size, hasExternalData: hasExternalData)
         if reader.header.cryptMethod == 0,
             try QCOW2PreallocationProbe.looksPreallocated(reader: reader, allocatedBytes: identity.allocatedBytes)

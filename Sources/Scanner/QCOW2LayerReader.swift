@@ -79,6 +79,11 @@ struct QCOW2LayerReader {
         let clusterSize = Int(header.clusterSize)
         let l2Buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: clusterSize, alignment: 16)
         defer { l2Buffer.deallocate() }
+        // In a valid image every L2 table belongs to one L1 entry and every allocated cluster of the active
+        // table has its own host cluster; a hostile image that shares them could map far more than it holds.
+        var tablesSeen: [UInt64: Int] = [:]
+        var hostClusters: UInt64 = 0
+        let clusterCapacity = dataFileSize / header.clusterSize + (dataFileSize % header.clusterSize == 0 ? 0 : 1)
         var chunkStart = 0
         try attributing(to: source.path) {
             while chunkStart < tableCount {
@@ -95,11 +100,24 @@ struct QCOW2LayerReader {
                                 runs.append(Extent(start: guestStart, length: guestEnd - guestStart, depth: 0, present: false, zero: false, data: false))
                                 continue
                             }
+                            if let first = tablesSeen.updateValue(chunkStart + index, forKey: tableOffset) {
+                                throw FormatError.invalid(
+                                    field: "L1 entry \(chunkStart + index)", offset: entryOffset,
+                                    reason: "L2 table at \(tableOffset) is already used by L1 entry \(first)")
+                            }
                             let got = try source.read(at: tableOffset, into: l2Buffer)
                             guard got == clusterSize else {
                                 throw FormatError.truncated(field: "L2 table", offset: tableOffset, needed: UInt64(clusterSize), available: UInt64(got))
                             }
-                            try decoder.decode(table: UnsafeRawBufferPointer(l2Buffer), tableOffset: tableOffset, guestStart: guestStart, into: &runs)
+                            try decoder.decode(
+                                table: UnsafeRawBufferPointer(l2Buffer), tableOffset: tableOffset, guestStart: guestStart, into: &runs,
+                                hostClusters: &hostClusters)
+                            guard hostClusters <= clusterCapacity else {
+                                throw FormatError.invalid(
+                                    field: "L2 table", offset: tableOffset,
+                                    reason: "the active tables map more than the \(clusterCapacity) clusters the \(hasExternalData ? "data file" : "file") "
+                                        + "can hold (\(dataFileSize) bytes): host clusters are shared")
+                            }
                     }
                 }
                 chunkStart += chunkCount

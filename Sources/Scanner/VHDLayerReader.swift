@@ -149,6 +149,7 @@ struct VHDLayerReader {
                 allocated.append((index, bitmapOffset))
             }
         }
+        try Self.checkBlocksAreDisjoint(allocated, blockBytes: header.bitmapBytes + blockSize, tableOffset: header.tableOffset)
         var builder = ExtentListBuilder()
         var nextBlock = 0
         // Bitmaps are read and decoded a window of blocks at a time, so memory stays bounded.
@@ -190,6 +191,20 @@ struct VHDLayerReader {
             builder.append(Extent(start: start, length: virtualSize - start, depth: 0, present: false, zero: false, data: false))
         }
         return LayerMap(virtualSize: virtualSize, runs: builder.extents)
+    }
+
+    /// Refuses a BAT whose blocks share file space (two entries naming one block, or overlapping blocks):
+    /// in a valid disk every block has its own bitmap and data, so a shared one is corruption, and would let
+    /// a small file describe far more data than it holds.
+    static func checkBlocksAreDisjoint(_ blocks: [(block: Int, bitmapOffset: UInt64)], blockBytes: UInt64, tableOffset: UInt64) throws {
+        let byOffset = blocks.sorted { $0.bitmapOffset < $1.bitmapOffset }
+        for (previous, next) in zip(byOffset, byOffset.dropFirst()) where next.bitmapOffset < previous.bitmapOffset + blockBytes {
+            throw FormatError.invalid(
+                field: "VHD BAT entry \(next.block)", offset: tableOffset + UInt64(next.block) * 4,
+                reason: next.bitmapOffset == previous.bitmapOffset
+                    ? "names the same block (sector \(next.bitmapOffset / 512)) as entry \(previous.block)"
+                    : "block at \(next.bitmapOffset) overlaps the block of entry \(previous.block) at \(previous.bitmapOffset)")
+        }
     }
 
     /// File ranges that hold metadata, which no block may overlap. The BAT counts only the entries the

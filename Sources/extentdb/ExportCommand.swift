@@ -34,6 +34,7 @@ struct ExportCommand: ParsableCommand {
     }
 
     @OptionGroup var index: IndexOptions
+    @OptionGroup var chain: ChainOptions
 
     @Argument(help: ArgumentHelp("The image.", valueName: "image"))
     var image: String
@@ -53,8 +54,10 @@ struct ExportCommand: ParsableCommand {
     @Option(help: "Length of the guest range (raw only).")
     var length: UInt64?
 
-    @Option(help: "qcow2 cluster size in bytes.")
-    var clusterSize: UInt64 = 65536
+    @Option(help: ArgumentHelp(
+        "qcow2 cluster size in bytes (default: 65536, or the smallest size whose L1 table fits qemu's 32 MiB limit).",
+        valueName: "bytes"))
+    var clusterSize: UInt64?
 
     @Option(help: "XVA chunk name prefix.")
     var prefix: String = "Ref:0"
@@ -86,7 +89,7 @@ struct ExportCommand: ParsableCommand {
     func run() throws {
         let store = try index.openStore()
         // The plan's identity check: device, inode, size, mtime and header checksum of every layer.
-        let indexed = try IndexedImage.load(image, store: store, rescan: !noRescan, checkHeaders: true)
+        let indexed = try IndexedImage.load(image, store: store, chain: chain, rescan: !noRescan, checkHeaders: true)
         let size = UInt64(indexed.scan.virtualSize)
         let lower = min(offset ?? 0, size)
         let upper = length.map { min(lower + $0, size) } ?? size
@@ -110,7 +113,12 @@ struct ExportCommand: ParsableCommand {
                 }
             case .qcow2:
                 let backing = plan.base.map { base in (name: backingName(for: base.path), format: base.format == .vhd ? "vpc" : base.format.rawValue) }
-                try QCOW2StreamWriter(plan: plan, reader: reader, clusterSize: clusterSize, backing: backing).export(to: output)
+                var chosen = clusterSize ?? 65536
+                if clusterSize == nil, let fitting = QCOW2StreamWriter.smallestClusterSize(virtualSize: plan.virtualSize), fitting != chosen {
+                    chosen = fitting
+                    if !quiet { Console.error("extentdb: using \(fitting)-byte clusters: with 65536 the L1 table would exceed qemu's 32 MiB limit") }
+                }
+                try QCOW2StreamWriter(plan: plan, reader: reader, clusterSize: chosen, backing: backing).export(to: output)
             case .vhd:
                 try VHDStreamWriter(plan: plan, reader: reader, parent: try vhdParent(plan)).export(to: output)
             case .xva:

@@ -1,3 +1,5 @@
+import CExtentShims
+import Export
 import Foundation
 import ImageIO
 
@@ -5,53 +7,48 @@ import ImageIO
     import Glibc
 #endif
 
-/// The output file (written under a temporary name and renamed into place when complete) or stdout.
+/// Where an export goes: an ``OutputFile`` (complete or absent, never partial) or standard output.
 final class ExportDestination {
     let descriptor: Int32
     let name: String
-    private let finalPath: String?
-    private let temporaryPath: String?
+    private let file: OutputFile?
 
     init(path: String?) throws {
         guard let path else {
-            guard isatty(1) == 0 else {
-                throw CommandFailure("refusing to write a binary image to a terminal; use --to FILE or redirect standard output")
-            }
+            try Self.checkStandardOutput()
             descriptor = 1
             name = "standard output"
-            finalPath = nil
-            temporaryPath = nil
+            file = nil
             return
         }
-        let absolute = PathResolver.absolute(path, relativeTo: PathResolver.currentDirectory())
-        let directory = PathResolver.directory(of: absolute)
-        let base = String(absolute.split(separator: "/").last ?? "export")
-        let temporary = "\(directory)/.\(base).extentdb-\(getpid()).partial"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw CommandFailure("\(temporary): cannot create: \(String(cString: strerror(errno)))") }
-        descriptor = fd
+        let file = try OutputFile(path: path)
+        self.file = file
+        descriptor = file.descriptor
         name = path
-        finalPath = absolute
-        temporaryPath = temporary
     }
 
-    func commit() throws {
-        guard let finalPath, let temporaryPath else { return }
-        guard close(descriptor) == 0 else { throw CommandFailure("\(name): close failed: \(String(cString: strerror(errno)))") }
-        // Remove an earlier output first: renaming over an existing file makes ext4 flush the whole new
-        // file synchronously (auto_da_alloc), which is what --fsync is for. The old file still stays until
-        // the export has completed.
-        if unlink(finalPath) != 0 && errno != ENOENT {
-            throw CommandFailure("\(name): cannot replace the existing file: \(String(cString: strerror(errno)))")
+    /// Standard output must not be a terminal, and a regular file there must be written from byte 0:
+    /// an image appended (`>>`) or written at an offset would be corrupt.
+    static func checkStandardOutput() throws {
+        guard isatty(1) == 0 else {
+            throw CommandFailure("refusing to write a binary image to a terminal; use --to FILE or redirect standard output")
         }
-        guard rename(temporaryPath, finalPath) == 0 else {
-            throw CommandFailure("\(name): cannot rename \(temporaryPath) into place: \(String(cString: strerror(errno)))")
+        var info = stat()
+        guard fstat(1, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return }
+        if fcntl(1, F_GETFL) & O_APPEND != 0 {
+            throw CommandFailure("standard output is a file opened for appending (>>); an image must start at byte 0: use --to FILE or >")
         }
+        let position = lseek(1, 0, SEEK_CUR)
+        if position != 0 {
+            throw CommandFailure("standard output is a file positioned at byte \(position); an image must start at byte 0: use --to FILE or >")
+        }
+    }
+
+    func commit(sync: Bool = false) throws {
+        try file?.commit(sync: sync)
     }
 
     func abandon() {
-        guard let temporaryPath else { return }
-        close(descriptor)
-        unlink(temporaryPath)
+        file?.abandon()
     }
 }

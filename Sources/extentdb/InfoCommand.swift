@@ -16,6 +16,7 @@ struct InfoCommand: ParsableCommand {
             """)
 
     @OptionGroup var index: IndexOptions
+    @OptionGroup var chain: ChainOptions
 
     @Argument(help: ArgumentHelp("The image.", valueName: "image"))
     var image: String
@@ -38,7 +39,7 @@ struct InfoCommand: ParsableCommand {
         }())
         if !noRescan, freshness != .fresh {
             do {
-                indexed = try ImageIndexer(store: store).scanAndRecord(path: canonical)
+                indexed = try ImageIndexer(store: store, options: chain.scanOptions).scanAndRecord(path: canonical, previous: indexed)
                 report.index.rescanned = true
             } catch {
                 report.error = "\(error)"
@@ -51,7 +52,7 @@ struct InfoCommand: ParsableCommand {
             report.metadata = try? JSONDecoder.snakeCase.decode(ImageMetadata.self, from: Data(indexed.image.metadataJson.utf8))
         }
         if report.metadata == nil {
-            report.metadata = try ChainScanner.inspect(path: canonical).metadata
+            report.metadata = try ChainScanner.inspect(path: canonical, format: chain.imageFormat ?? indexed.flatMap { ImageFormat(rawValue: $0.image.format) }).metadata
         }
         report.allocatedOnDisk = (try? FileIdentity(path: canonical))?.allocatedBytes
         switch output {

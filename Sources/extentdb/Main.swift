@@ -1,4 +1,5 @@
 import ArgumentParser
+import CExtentShims
 import Export
 import Foundation
 import Scanner
@@ -13,6 +14,9 @@ import Scanner
 enum Main {
     static func main() {
         signal(SIGPIPE, SIG_IGN)
+        // SIGINT/SIGTERM/SIGHUP: remove a partial output file, end the progress line, exit 128 + signal.
+        // A scan's open transaction is rolled back by SQLite, as after SIGKILL.
+        extentdb_install_signal_cleanup()
         var command: ParsableCommand
         do {
             command = try Extentdb.parseAsRoot()

@@ -2,6 +2,7 @@ import AllocationIndex
 import ArgumentParser
 import Foundation
 import ImageFormats
+import Report
 import Scanner
 
 struct MapCommand: ParsableCommand {
@@ -15,6 +16,7 @@ struct MapCommand: ParsableCommand {
             """)
 
     @OptionGroup var index: IndexOptions
+    @OptionGroup var chain: ChainOptions
 
     @Argument(help: ArgumentHelp("The image.", valueName: "image"))
     var image: String
@@ -33,7 +35,7 @@ struct MapCommand: ParsableCommand {
 
     func run() throws {
         let store = try index.openStore()
-        let indexed = try IndexedImage.load(image, store: store, rescan: !noRescan)
+        let indexed = try IndexedImage.load(image, store: store, chain: chain, rescan: !noRescan)
         let size = UInt64(indexed.scan.virtualSize)
         let lower = min(offset, size)
         let upper = length.map { min(lower.addingReportingOverflow($0).overflow ? size : lower + $0, size) } ?? size
@@ -126,7 +128,7 @@ enum MapTableWriter {
             default: status = "unallocated"
             }
             let mapped = extent.offset.map { "0x" + String($0, radix: 16) } ?? "-"
-            let file = extent.present ? (files[extent.depth] ?? "-") : "-"
+            let file = extent.present ? TerminalText.name(files[extent.depth] ?? "-") : "-"
             Console.output.write(
                 row(["0x" + String(extent.start, radix: 16), "0x" + String(extent.length, radix: 16), "\(extent.depth)", status, mapped, file]) + "\n")
         }
@@ -141,21 +143,16 @@ enum MapTableWriter {
     }
 }
 
-/// The latest scan of an image, rescanning when the index is missing or stale.
+/// The latest scan of an image, rescanning when the index is missing or stale (the library's policy).
 enum IndexedImage {
     /// - Parameter checkHeaders: also compare each layer's header checksum (exports), not only `stat`.
-    static func load(_ path: String, store: IndexStore, rescan: Bool, checkHeaders: Bool = false) throws -> IndexedScan {
-        let indexer = ImageIndexer(store: store)
-        let canonical = try ImageIndexer.canonicalPath(path)
-        if let indexed = try store.latestScan(path: canonical) {
-            let freshness = checkHeaders ? ImageIndexer.freshnessWithHeaders(of: indexed) : ImageIndexer.freshness(of: indexed)
-            if freshness.isFresh { return indexed }
-            if !rescan, case .stale(let reason) = freshness {
-                throw CommandFailure("\(canonical): index is stale (\(reason)); run 'extentdb scan' or drop --no-rescan")
-            }
-        } else if !rescan {
-            throw CommandFailure("\(canonical): not in the index; run 'extentdb scan' or drop --no-rescan")
+    static func load(
+        _ path: String, store: IndexStore, chain: ChainOptions, rescan: Bool, checkHeaders: Bool = false
+    ) throws -> IndexedScan {
+        do {
+            return try ImageIndexer(store: store, options: chain.scanOptions).latest(path: path, rescan: rescan, checkHeaders: checkHeaders)
+        } catch let error as ImageIndexer.LookupError {
+            throw CommandFailure(error.description)
         }
-        return try indexer.scanAndRecord(path: canonical)
     }
 }

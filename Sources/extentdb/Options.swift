@@ -1,6 +1,9 @@
 import AllocationIndex
 import ArgumentParser
 import Foundation
+import ImageFormats
+import ImageIO
+import Scanner
 
 /// The index location every command takes.
 struct IndexOptions: ParsableArguments {
@@ -21,9 +24,14 @@ struct IndexOptions: ParsableArguments {
         return home + "/.local/share/extentdb/index.sqlite"
     }
 
+    /// True when neither --db nor $EXTENTDB_DB chose the file: the default location is created private.
+    var isDefaultLocation: Bool {
+        db == nil && (ProcessInfo.processInfo.environment["EXTENTDB_DB"] ?? "").isEmpty
+    }
+
     func openStore() throws -> IndexStore {
         do {
-            return try IndexStore(path: resolvedPath)
+            return try IndexStore(path: resolvedPath, createsPrivately: isDefaultLocation)
         } catch {
             throw CommandFailure("cannot open index \(resolvedPath): \(error)")
         }
@@ -40,3 +48,41 @@ struct CommandFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
+
+/// How the image and its chain are opened: every command that may scan takes these.
+struct ChainOptions: ParsableArguments {
+    @Option(
+        name: [.customShort("f"), .long],
+        help: ArgumentHelp(
+            "Read the image as raw, qcow2 or vhd instead of probing it (as qemu-img -f).",
+            discussion: "Pin the format of guest-writable raw disks: a guest can write any header into sector 0.",
+            valueName: "format"))
+    var imageFormat: ImageFormat?
+
+    @Flag(help: "Follow backing files, VHD parents and qcow2 data files wherever they are (recorded with the image).")
+    var allowOutsideBacking = false
+
+    @Option(
+        name: .customLong("trust-root"),
+        help: ArgumentHelp("A directory whose images any image may name as its backing file, parent or data file (repeatable).", valueName: "dir"))
+    var trustRoots: [String] = []
+
+    func validate() throws {
+        for root in trustRoots {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ValidationError("--trust-root \(root): not a directory")
+            }
+        }
+    }
+
+    /// The scan options these flags give (trusted roots made canonical).
+    var scanOptions: ScanOptions {
+        let roots = trustRoots.map { root in
+            PathResolver.canonical(PathResolver.absolute(root, relativeTo: PathResolver.currentDirectory())) ?? root
+        }
+        return ScanOptions(allowsOutsideBacking: allowOutsideBacking, trustedRoots: roots, pinnedFormat: imageFormat)
+    }
+}
+
+extension ImageFormat: ExpressibleByArgument {}

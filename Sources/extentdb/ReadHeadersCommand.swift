@@ -22,6 +22,7 @@ struct ReadHeadersCommand: ParsableCommand {
     }
 
     @OptionGroup var index: IndexOptions
+    @OptionGroup var chain: ChainOptions
 
     @Argument(help: ArgumentHelp("The image.", valueName: "image"))
     var image: String
@@ -41,7 +42,7 @@ struct ReadHeadersCommand: ParsableCommand {
 
     func run() throws {
         let store = try index.openStore()
-        let indexed = try IndexedImage.load(image, store: store, rescan: !noRescan)
+        let indexed = try IndexedImage.load(image, store: store, chain: chain, rescan: !noRescan)
         guard let scanID = indexed.scan.id else { throw CommandFailure("index has no scan id") }
         let bits: UInt64
         if let clusterBits {

@@ -66,7 +66,7 @@ struct ReportCommand: ParsableCommand {
         }
         let text: String
         switch output {
-        case .table: text = report.table()
+        case .table: text = TerminalText.escaped(report.table())
         case .json: text = try report.json()
         case .csv: text = report.csv()
         case .html: text = try report.html(store: store)
@@ -97,6 +97,7 @@ struct DiffCommand: ParsableCommand {
             """)
 
     @OptionGroup var index: IndexOptions
+    @OptionGroup var chain: ChainOptions
 
     @Argument(help: ArgumentHelp("One or two images.", valueName: "image"))
     var images: [String]
@@ -143,11 +144,11 @@ struct DiffCommand: ParsableCommand {
 
     private func scanPair(store: IndexStore) throws -> (Int64, Int64) {
         if images.count == 2 {
-            let a = try IndexedImage.load(images[0], store: store, rescan: true)
-            let b = try IndexedImage.load(images[1], store: store, rescan: true)
+            let a = try IndexedImage.load(images[0], store: store, chain: chain, rescan: true)
+            let b = try IndexedImage.load(images[1], store: store, chain: chain, rescan: true)
             return (a.scan.id ?? 0, b.scan.id ?? 0)
         }
-        let latest = try IndexedImage.load(images[0], store: store, rescan: true)
+        let latest = try IndexedImage.load(images[0], store: store, chain: chain, rescan: true)
         let known = Set(try store.scans(path: latest.image.path).compactMap(\.id))
         for scan in scans where !known.contains(scan) {
             throw CommandFailure("scan #\(scan) is not a scan of \(latest.image.path) (its scans: \(known.sorted().map { "#\($0)" }.joined(separator: ", ")))")

@@ -7,6 +7,10 @@ import Report
 import Scanner
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 struct ScanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scan",
@@ -19,6 +23,7 @@ struct ScanCommand: ParsableCommand {
             """)
 
     @OptionGroup var index: IndexOptions
+    @OptionGroup var chain: ChainOptions
 
     @Argument(help: ArgumentHelp("Image files or directories.", valueName: "path"))
     var paths: [String]
@@ -31,9 +36,6 @@ struct ScanCommand: ParsableCommand {
 
     @Flag(help: "Inside directories, also index files that are not QCOW2/VHD as raw images.")
     var includeRaw = false
-
-    @Flag(help: "Follow backing files and qcow2 data files outside the image's directory even when they are not disk images.")
-    var allowOutsideBacking = false
 
     @Option(help: "Summary format: human or json.")
     var output: OutputFormat = .human
@@ -51,12 +53,15 @@ struct ScanCommand: ParsableCommand {
         var action: String
         var indexed: IndexedScan?
         var error: String?
+        /// Why a file found in a directory was not scanned (foreign container, special file, link leaving
+        /// the directory).
+        var skipped: String?
     }
 
     func run() throws {
-        let candidates = try collectImages()
+        let (candidates, skippedFiles) = try collectImages()
         let store = try index.openStore()
-        let indexer = ImageIndexer(store: store, options: ScanOptions(allowOutsideRawBacking: allowOutsideBacking))
+        let indexer = ImageIndexer(store: store, options: chain.scanOptions)
         let results = Mutex<[Result?]>(Array(repeating: nil, count: candidates.count))
         let done = Mutex(0)
         let showProgress = !quiet && Console.standardErrorIsTerminal && output == .human
@@ -89,7 +94,7 @@ struct ScanCommand: ParsableCommand {
             }
         }
         if showProgress { Console.endProgress() }
-        let all = results.withLock { $0.compactMap { $0 } }
+        let all = results.withLock { $0.compactMap { $0 } } + skippedFiles
         report(all)
         if all.contains(where: { $0.error != nil }) { throw ExitCode(ExitStatus.failure) }
     }
@@ -98,6 +103,7 @@ struct ScanCommand: ParsableCommand {
         let scanned = results.filter { $0.action == "scanned" }.count
         let unchanged = results.filter { $0.action == "unchanged" }.count
         let failed = results.filter { $0.error != nil }
+        let skipped = results.filter { $0.skipped != nil }
         switch output {
         case .json:
             var items: [[String: Any]] = []
@@ -114,11 +120,14 @@ struct ScanCommand: ParsableCommand {
                     item["duration_ms"] = Double(indexed.scan.durationNs) / 1e6
                 }
                 if let error = result.error { item["error"] = error }
+                if let reason = result.skipped { item["reason"] = reason }
                 items.append(item)
             }
             let summary: [String: Any] = [
                 "images": items,
-                "summary": ["scanned": scanned, "unchanged": unchanged, "failed": failed.count, "total": results.count],
+                "summary": [
+                    "scanned": scanned, "unchanged": unchanged, "failed": failed.count, "skipped": skipped.count, "total": results.count,
+                ],
             ]
             if let data = try? JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]) {
                 Console.print(String(decoding: data, as: UTF8.self))
@@ -136,15 +145,23 @@ struct ScanCommand: ParsableCommand {
                     }
                 }
             }
+            for result in skipped { Console.error("extentdb: skipped \(TerminalText.name(result.path)): \(result.skipped ?? "")") }
             for result in failed { Console.error("extentdb: \(result.error ?? "")") }
-            Console.print("\(results.count) images: \(scanned) scanned, \(unchanged) unchanged, \(failed.count) failed")
+            Console.print(
+                "\(results.count) images: \(scanned) scanned, \(unchanged) unchanged, \(failed.count) failed"
+                    + (skipped.isEmpty ? "" : ", \(skipped.count) skipped"))
         }
         Console.flushStandardOutput()
     }
 
     /// Expands directories into the image files under them (by content), keeping explicit files as given.
-    private func collectImages() throws -> [String] {
+    ///
+    /// Inside a directory, only regular files are candidates. Named as skipped, with the reason: special
+    /// files (FIFOs, sockets, devices), symbolic links that lead outside the directory, and foreign
+    /// containers (VHDX, VMDK, ...). Files that cannot be read are candidates, so their error is reported.
+    private func collectImages() throws -> (images: [String], skipped: [Result]) {
         var images: [String] = []
+        var skipped: [Result] = []
         for path in paths {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -157,20 +174,41 @@ struct ScanCommand: ParsableCommand {
             guard let walker = FileManager.default.enumerator(atPath: path) else {
                 throw CommandFailure("\(path): cannot list directory")
             }
+            let root = PathResolver.canonical(path) ?? path
             var found: [String] = []
             while let relative = walker.nextObject() as? String {
                 let full = path + "/" + relative
-                guard let identity = try? FileIdentity(path: full), identity.kind == .regular else { continue }
-                if includeRaw || Self.looksLikeImage(full) { found.append(full) }
+                var link = stat()
+                guard lstat(full, &link) == 0 else { continue }
+                if link.st_mode & S_IFMT == S_IFDIR { continue }
+                if link.st_mode & S_IFMT == S_IFLNK {
+                    guard let target = PathResolver.canonical(full) else { continue }
+                    guard PathResolver.isInside(target, directory: root) else {
+                        skipped.append(Result(path: full, action: "skipped", skipped: "symbolic link to \(target), outside \(root)"))
+                        continue
+                    }
+                }
+                guard let identity = try? FileIdentity(path: full) else { continue }
+                if identity.kind == .directory { continue }
+                guard identity.kind == .regular else {
+                    var info = stat()
+                    let kind = stat(full, &info) == 0 ? FileIdentity.describe(mode: info.st_mode) : "a special file"
+                    skipped.append(Result(path: full, action: "skipped", skipped: "\(kind), not an image file"))
+                    continue
+                }
+                guard let probe = try? ChainScanner.probe(path: full) else {
+                    found.append(full)  // unreadable: the scan names the error
+                    continue
+                }
+                if let foreign = probe.foreign, chain.imageFormat == nil {
+                    skipped.append(Result(path: full, action: "skipped", skipped: "\(foreign) is not supported"))
+                    continue
+                }
+                if includeRaw || probe.format != .raw || chain.imageFormat != nil { found.append(full) }
             }
             images.append(contentsOf: found.sorted())
         }
-        return images
-    }
-
-    /// True when the file starts with a QCOW2 magic or carries a VHD footer.
-    static func looksLikeImage(_ path: String) -> Bool {
-        ((try? ChainScanner.detectFormat(path: path)) ?? .raw) != .raw
+        return (images, skipped.sorted { $0.path < $1.path })
     }
 }
 

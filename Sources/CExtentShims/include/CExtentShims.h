@@ -43,3 +43,5 @@ int extentdb_set_pipe_size(int fd, int size);
 /// The file system type (statfs f_type magic) of an open file, or 0 if unknown.
 int64_t extentdb_filesystem_type(int fd);
 #endif
+
+#include "output_shims.h"

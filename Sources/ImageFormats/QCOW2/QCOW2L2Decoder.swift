@@ -55,6 +55,17 @@ public struct QCOW2L2Decoder: Sendable {
     public func decode(
         table: UnsafeRawBufferPointer, tableOffset: UInt64, guestStart: UInt64, into runs: inout ExtentListBuilder
     ) throws(FormatError) {
+        var hostClusters: UInt64 = 0
+        try decode(table: table, tableOffset: tableOffset, guestStart: guestStart, into: &runs, hostClusters: &hostClusters)
+    }
+
+    /// Like ``decode(table:tableOffset:guestStart:into:)``, also adding to `hostClusters` the number of
+    /// entries that occupy a host cluster (allocated, not compressed), so a caller can check that the
+    /// active table does not map more clusters than the data file can hold.
+    public func decode(
+        table: UnsafeRawBufferPointer, tableOffset: UInt64, guestStart: UInt64, into runs: inout ExtentListBuilder,
+        hostClusters: inout UInt64
+    ) throws(FormatError) {
         let clusterSize = header.clusterSize
         let entrySize = Int(header.l2EntrySize)
         let entryCount = min(Int(header.l2Entries), table.count / entrySize)
@@ -80,6 +91,9 @@ public struct QCOW2L2Decoder: Sendable {
             }
             let length = min(clusterSize, virtualEnd - guest)
             let entryOffset = tableOffset + UInt64(index * entrySize)
+            if entry & Self.compressedFlag == 0 && (entry & Self.offsetMask != 0 || (hasExternalData && entry & Self.copiedFlag != 0)) {
+                hostClusters += 1
+            }
             try decodeEntry(entry, bitmap: bitmap, guest: guest, length: length, entryOffset: entryOffset, into: &runs)
             index += 1
         }

@@ -86,7 +86,8 @@ public struct VHDDynamicHeader: Sendable, Equatable {
 
     /// Checks the table against the disk size and the file: enough entries to map the disk, all inside the file.
     public func validateTable(currentSize: UInt64, fileSize: UInt64, headerOffset: UInt64) throws(FormatError) {
-        let blocks = (currentSize + UInt64(blockSize) - 1) / UInt64(blockSize)
+        // current_size comes from the footer: any 64-bit value, so the rounding up must not overflow.
+        let blocks = currentSize / UInt64(blockSize) + (currentSize % UInt64(blockSize) == 0 ? 0 : 1)
         guard UInt64(maxTableEntries) >= blocks else {
             throw .invalid(field: "VHD dynamic header max table entries", offset: headerOffset + 28, reason: "\(maxTableEntries) entries cannot map \(currentSize) bytes in \(blockSize)-byte blocks (needs \(blocks))")
         }
