@@ -20,6 +20,17 @@ public struct VHDStreamWriter {
     /// The VHD format's limit (spec: "2040 GB").
     public static let maximumSize: UInt64 = 2040 << 30
     static let sectorsPerBlock = Int(blockSize / 512)
+    /// Footer creator application @28: `tap\0`, what XenServer's blktap (`vhd-util`, tapdisk) writes.
+    ///
+    /// The specification leaves the field to the writer, but readers key on it: qemu's `vpc` driver sizes a
+    /// disk by its CHS geometry (spec appendix "CHS Calculation", which rounds down: a 10 MiB disk reads as
+    /// 10,479,616 bytes) unless the creator is one it trusts to mean the footer's current size (`win `,
+    /// `qem2`, `d2v `, `CTXS`, `tap\0`). extentdb's VHDs are made for XenServer import, so they claim the
+    /// creator XenServer's own tools write and read. The geometry stays the spec's computation.
+    public static let creatorApplication: [UInt8] = [0x74, 0x61, 0x70, 0x00]
+    /// Footer creator version @32: 1.0. blktap's libvhd gives `tap\0` versions meaning: 0.1 means
+    /// little-endian bitmaps, 1.2 and later promise a batmap after the BAT; 1.0 claims neither.
+    public static let creatorVersion: UInt32 = 0x0001_0000
 
     public let plan: ExportPlan
     public let reader: GuestReader
@@ -148,8 +159,8 @@ public struct VHDStreamWriter {
         put32(&bytes, at: 12, 0x0001_0000)
         put(&bytes, at: 16, 512)
         put32(&bytes, at: 24, Self.vhdTimestamp())
-        bytes.replaceSubrange(28..<32, with: Array("extd".utf8))
-        put32(&bytes, at: 32, 0x0001_0000)
+        bytes.replaceSubrange(28..<32, with: Self.creatorApplication)
+        put32(&bytes, at: 32, Self.creatorVersion)
         bytes.replaceSubrange(36..<40, with: Array("Wi2k".utf8))
         put(&bytes, at: 40, size)
         put(&bytes, at: 48, size)
