@@ -37,11 +37,19 @@ public struct VHDStreamWriter {
     /// For a differencing disk: the parent's locator paths (relative and absolute) and identity.
     public let parent: Parent?
 
+    /// What a differencing disk's dynamic header says about its parent (spec "Dynamic Disk Header Format":
+    /// parent unique id @40, parent time stamp @56, parent unicode name @64, parent locator entries @576).
     public struct Parent {
+        /// The parent footer's unique id, which readers check before trusting what a locator finds.
         public var uniqueID: [UInt8]
+        /// The parent's modification time, seconds since 2000-01-01 UTC.
         public var timestamp: UInt32
+        /// The parent's file name (parent unicode name, UTF-16 big-endian).
         public var name: String
+        /// The reference the W2ru and MacX locators record, with `/` separators: normally relative to the
+        /// child's directory (`../base/parent.vhd`), so that the pair survives being moved together.
         public var relativePath: String
+        /// The parent's absolute path, for the W2ku locator.
         public var absolutePath: String
 
         public init(uniqueID: [UInt8], timestamp: UInt32, name: String, relativePath: String, absolutePath: String) {
@@ -83,7 +91,7 @@ public struct VHDStreamWriter {
             let last = Int((extent.end - 1) / Self.blockSize)
             for block in first...last { allocated[block] = true }
         }
-        let locators = parent.map { locatorData($0) } ?? []
+        let locators = parent.map { Self.locators(for: $0) } ?? []
         let locatorBytes = locators.reduce(0) { $0 + ($1.data.count + 511) / 512 * 512 }
         let tableOffset = UInt64(1536 + locatorBytes)
         let tableBytes = (blockCount * 4 + 511) / 512 * 512
@@ -135,16 +143,6 @@ public struct VHDStreamWriter {
             try output.write(UnsafeRawBufferPointer(data))
         }
         try output.write(footer)
-    }
-
-    func locatorData(_ parent: Parent) -> [(code: String, data: [UInt8])] {
-        let relative = parent.relativePath.replacingOccurrences(of: "/", with: "\\")
-        let utf16le: (String) -> [UInt8] = { text in text.utf16.flatMap { [UInt8(truncatingIfNeeded: $0), UInt8(truncatingIfNeeded: $0 >> 8)] } }
-        let url = "file://" + parent.absolutePath.utf8.map { byte -> String in
-            let safe = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || "/-._~".utf8.contains(byte)
-            return safe ? String(UnicodeScalar(byte)) : String(format: "%%%02X", byte)
-        }.joined()
-        return [("W2ru", utf16le(relative.hasPrefix(".") ? relative : ".\\" + relative)), ("MacX", Array(url.utf8))]
     }
 
     /// Seconds since 2000-01-01 00:00:00 UTC, the VHD epoch.
