@@ -42,10 +42,15 @@ extension VHDStreamWriter {
     /// `vhd-util` writes it; an absolute one gives `file:///srv/p.vhd`.
     static func fileURL(_ path: String) -> String {
         let anchored = path.hasPrefix("/") || path.hasPrefix("./") || path.hasPrefix("../") ? path : "./" + path
-        return "file://" + anchored.utf8.map { byte -> String in
-            let safe = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || "/-._~".utf8.contains(byte)
-            return safe ? String(UnicodeScalar(byte)) : String(format: "%%%02X", byte)
-        }.joined()
+        let encoded = anchored.utf8.map { byte in
+            isUnreserved(byte) ? String(UnicodeScalar(byte)) : String(format: "%%%02X", byte)
+        }
+        return "file://" + encoded.joined()
+    }
+
+    /// Letters, digits and `/-._~`: the bytes a file URL path carries unescaped.
+    static func isUnreserved(_ byte: UInt8) -> Bool {
+        (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || "/-._~".utf8.contains(byte)
     }
 
     static func utf16LE(_ text: String) -> [UInt8] {

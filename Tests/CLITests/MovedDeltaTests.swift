@@ -94,9 +94,13 @@ func libvhdiChainBytes(child: String, parent: String, in directory: URL) throws 
         let site = root.appendingPathComponent("site1")
         let vhdGuest = try makeSite(site)
         let db = root.appendingPathComponent("index.sqlite").path
-        let qcow2 = try extentdb(["export", "src/top.qcow2", "--base", "src/mid.qcow2", "--format", "qcow2", "--to", "out/delta.qcow2"], database: db, directory: site)
+        let qcow2 = try extentdb(
+            ["export", "src/top.qcow2", "--base", "src/mid.qcow2", "--format", "qcow2", "--to", "out/delta.qcow2"], database: db,
+            directory: site)
         #expect(qcow2.status == 0, "\(qcow2.stderr)")
-        let vhd = try extentdb(["export", "src/child.vhd", "--base", "src/parent.vhd", "--format", "vhd", "--to", "out/delta.vhd"], database: db, directory: site)
+        let vhd = try extentdb(
+            ["export", "src/child.vhd", "--base", "src/parent.vhd", "--format", "vhd", "--to", "out/delta.vhd"], database: db,
+            directory: site)
         #expect(vhd.status == 0, "\(vhd.stderr)")
         #expect(try qemuInfo("out/delta.qcow2", in: site)["backing-filename"] as? String == "../src/mid.qcow2")
         let topGuest = try extentdbGuestBytes("src/top.qcow2", database: db, in: site)
@@ -109,7 +113,8 @@ func libvhdiChainBytes(child: String, parent: String, in directory: URL) throws 
 
         #expect(try extentdb(["map", "out/delta.qcow2"], database: newDB, directory: moved).status == 0)
         #expect(try extentdbGuestBytes("out/delta.qcow2", database: newDB, in: moved) == topGuest)
-        #expect((try? shell("qemu-img compare -q out/delta.qcow2 src/top.qcow2", in: moved)) != nil, "qemu-img: the moved qcow2 delta differs")
+        #expect(
+            (try? shell("qemu-img compare -q out/delta.qcow2 src/top.qcow2", in: moved)) != nil, "qemu-img: the moved qcow2 delta differs")
 
         #expect(try extentdb(["map", "out/delta.vhd"], database: newDB, directory: moved).status == 0)
         #expect(try extentdbGuestBytes("out/delta.vhd", database: newDB, in: moved) == vhdGuest)
@@ -117,7 +122,9 @@ func libvhdiChainBytes(child: String, parent: String, in directory: URL) throws 
         let backing = metadata["backing"] as? [String: Any]
         #expect(backing?["name"] as? String == ".\\..\\src\\parent.vhd", "found by W2ru")
         #expect((backing?["resolved_path"] as? String)?.hasSuffix("/elsewhere/site2/src/parent.vhd") == true)
-        let locators = ((metadata["vhd"] as? [String: Any])?["parent_locators"] as? [[String: Any]])?.map { "\($0["code"] ?? ""):\($0["path"] ?? "")" }
+        let locators = ((metadata["vhd"] as? [String: Any])?["parent_locators"] as? [[String: Any]])?.map {
+            "\($0["code"] ?? ""):\($0["path"] ?? "")"
+        }
         #expect(locators?.prefix(2) == ["W2ru:.\\..\\src\\parent.vhd", "MacX:../src/parent.vhd"])
         #expect(locators?.last?.hasPrefix("W2ku:\\") == true && locators?.last?.hasSuffix("\\site1\\src\\parent.vhd") == true)
         if let peer = try libvhdiChainBytes(child: "out/delta.vhd", parent: "src/parent.vhd", in: moved) {
@@ -150,15 +157,23 @@ func libvhdiChainBytes(child: String, parent: String, in directory: URL) throws 
         let db = root.appendingPathComponent("index.sqlite").path
         let topGuest = try extentdbGuestBytes("src/top.qcow2", database: db, in: root)
         let qcow2 = try extentdb(
-            ["export", "src/top.qcow2", "--base", "src/mid.qcow2", "--format", "qcow2", "--backing-name", "../base/mid.qcow2", "--to", "out/named.qcow2"],
+            [
+                "export", "src/top.qcow2", "--base", "src/mid.qcow2", "--format", "qcow2", "--backing-name", "../base/mid.qcow2", "--to",
+                "out/named.qcow2",
+            ],
             database: db, directory: root)
         #expect(qcow2.status == 0, "\(qcow2.stderr)")
         let vhd = try extentdb(
-            ["export", "src/child.vhd", "--base", "src/parent.vhd", "--format", "vhd", "--backing-name", "../parents/parent.vhd", "--to", "out/named.vhd"],
+            [
+                "export", "src/child.vhd", "--base", "src/parent.vhd", "--format", "vhd", "--backing-name", "../parents/parent.vhd", "--to",
+                "out/named.vhd",
+            ],
             database: db, directory: root)
         #expect(vhd.status == 0, "\(vhd.stderr)")
         #expect(try qemuInfo("out/named.qcow2", in: root)["backing-filename"] as? String == "../base/mid.qcow2")
-        let empty = try extentdb(["export", "src/top.qcow2", "--base", "src/mid.qcow2", "--format", "qcow2", "--backing-name", "", "--to", "out/x.qcow2"], database: db, directory: root)
+        let empty = try extentdb(
+            ["export", "src/top.qcow2", "--base", "src/mid.qcow2", "--format", "qcow2", "--backing-name", "", "--to", "out/x.qcow2"],
+            database: db, directory: root)
         #expect(empty.status == 2)
 
         // The destination layout the names promise; the VHD parent leaves its old place (W2ku's).
@@ -172,7 +187,9 @@ func libvhdiChainBytes(child: String, parent: String, in directory: URL) throws 
             """, in: root)
         let newDB = root.appendingPathComponent("dest.sqlite").path
         #expect(try extentdbGuestBytes("dest/deltas/named.qcow2", database: newDB, in: root) == topGuest)
-        #expect((try? shell("qemu-img compare -q dest/deltas/named.qcow2 src/top.qcow2", in: root)) != nil, "qemu-img: the named qcow2 delta differs")
+        #expect(
+            (try? shell("qemu-img compare -q dest/deltas/named.qcow2 src/top.qcow2", in: root)) != nil,
+            "qemu-img: the named qcow2 delta differs")
         #expect(try extentdbGuestBytes("dest/deltas/named.vhd", database: newDB, in: root) == vhdGuest)
         let metadata = try extentdbMetadata("dest/deltas/named.vhd", database: newDB, in: root)
         let details = metadata["vhd"] as? [String: Any]

@@ -67,7 +67,9 @@ func qemuVirtualSize(_ path: String) throws -> UInt64? {
         #expect(try VHDReaderContent.guestBytes(of: vhd, work: work) == original)
     }
 
-    @Test("a differencing VHD export has the footer's size in plain qemu-img; its chain reads right in libvhdi and our reader", arguments: sizes)
+    @Test(
+        "a differencing VHD export has the footer's size in plain qemu-img; its chain reads right in libvhdi and our reader",
+        arguments: sizes)
     func differencingExport(size: UInt64) throws {
         let work = try TemporaryDirectory()
         defer { work.cleanup() }
@@ -91,7 +93,8 @@ func qemuVirtualSize(_ path: String) throws -> UInt64? {
         let fd = open(delta, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         let parentInfo = VHDStreamWriter.Parent(
             uniqueID: parent.uniqueID, timestamp: 0, name: "parent.vhd", relativePath: "parent.vhd", absolutePath: work.path("parent.vhd"))
-        try VHDStreamWriter(plan: deltaPlan, reader: GuestReader(plan: deltaPlan), parent: parentInfo).export(to: ExportOutput(descriptor: fd, name: delta))
+        try VHDStreamWriter(plan: deltaPlan, reader: GuestReader(plan: deltaPlan), parent: parentInfo).export(
+            to: ExportOutput(descriptor: fd, name: delta))
         close(fd)
         // qemu opens a differencing VHD as a standalone disk: its size is what can be checked there.
         #expect(try qemuVirtualSize(delta) == size)
