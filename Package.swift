@@ -82,7 +82,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ExportTests",
-            dependencies: ["Export", "Scanner", "AllocationIndex", "ImageFormats", "TestSupport"],
+            dependencies: ["Export", "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "TestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -20,17 +20,36 @@ public struct VHDStreamWriter {
     /// The VHD format's limit (spec: "2040 GB").
     public static let maximumSize: UInt64 = 2040 << 30
     static let sectorsPerBlock = Int(blockSize / 512)
+    /// Footer creator application @28: `tap\0`, what XenServer's blktap (`vhd-util`, tapdisk) writes.
+    ///
+    /// The specification leaves the field to the writer, but readers key on it: qemu's `vpc` driver sizes a
+    /// disk by its CHS geometry (spec appendix "CHS Calculation", which rounds down: a 10 MiB disk reads as
+    /// 10,479,616 bytes) unless the creator is one it trusts to mean the footer's current size (`win `,
+    /// `qem2`, `d2v `, `CTXS`, `tap\0`). extentdb's VHDs are made for XenServer import, so they claim the
+    /// creator XenServer's own tools write and read. The geometry stays the spec's computation.
+    public static let creatorApplication: [UInt8] = [0x74, 0x61, 0x70, 0x00]
+    /// Footer creator version @32: 1.0. blktap's libvhd gives `tap\0` versions meaning: 0.1 means
+    /// little-endian bitmaps, 1.2 and later promise a batmap after the BAT; 1.0 claims neither.
+    public static let creatorVersion: UInt32 = 0x0001_0000
 
     public let plan: ExportPlan
     public let reader: GuestReader
     /// For a differencing disk: the parent's locator paths (relative and absolute) and identity.
     public let parent: Parent?
 
+    /// What a differencing disk's dynamic header says about its parent (spec "Dynamic Disk Header Format":
+    /// parent unique id @40, parent time stamp @56, parent unicode name @64, parent locator entries @576).
     public struct Parent {
+        /// The parent footer's unique id, which readers check before trusting what a locator finds.
         public var uniqueID: [UInt8]
+        /// The parent's modification time, seconds since 2000-01-01 UTC.
         public var timestamp: UInt32
+        /// The parent's file name (parent unicode name, UTF-16 big-endian).
         public var name: String
+        /// The reference the W2ru and MacX locators record, with `/` separators: normally relative to the
+        /// child's directory (`../base/parent.vhd`), so that the pair survives being moved together.
         public var relativePath: String
+        /// The parent's absolute path, for the W2ku locator.
         public var absolutePath: String
 
         public init(uniqueID: [UInt8], timestamp: UInt32, name: String, relativePath: String, absolutePath: String) {
@@ -72,7 +91,7 @@ public struct VHDStreamWriter {
             let last = Int((extent.end - 1) / Self.blockSize)
             for block in first...last { allocated[block] = true }
         }
-        let locators = parent.map { locatorData($0) } ?? []
+        let locators = parent.map { Self.locators(for: $0) } ?? []
         let locatorBytes = locators.reduce(0) { $0 + ($1.data.count + 511) / 512 * 512 }
         let tableOffset = UInt64(1536 + locatorBytes)
         let tableBytes = (blockCount * 4 + 511) / 512 * 512
@@ -126,16 +145,6 @@ public struct VHDStreamWriter {
         try output.write(footer)
     }
 
-    func locatorData(_ parent: Parent) -> [(code: String, data: [UInt8])] {
-        let relative = parent.relativePath.replacingOccurrences(of: "/", with: "\\")
-        let utf16le: (String) -> [UInt8] = { text in text.utf16.flatMap { [UInt8(truncatingIfNeeded: $0), UInt8(truncatingIfNeeded: $0 >> 8)] } }
-        let url = "file://" + parent.absolutePath.utf8.map { byte -> String in
-            let safe = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || "/-._~".utf8.contains(byte)
-            return safe ? String(UnicodeScalar(byte)) : String(format: "%%%02X", byte)
-        }.joined()
-        return [("W2ru", utf16le(relative.hasPrefix(".") ? relative : ".\\" + relative)), ("MacX", Array(url.utf8))]
-    }
-
     /// Seconds since 2000-01-01 00:00:00 UTC, the VHD epoch.
     public static func vhdTimestamp(_ date: Date = Date()) -> UInt32 {
         UInt32(clamping: Int64(date.timeIntervalSince1970) - 946_684_800)
@@ -148,8 +157,8 @@ public struct VHDStreamWriter {
         put32(&bytes, at: 12, 0x0001_0000)
         put(&bytes, at: 16, 512)
         put32(&bytes, at: 24, Self.vhdTimestamp())
-        bytes.replaceSubrange(28..<32, with: Array("extd".utf8))
-        put32(&bytes, at: 32, 0x0001_0000)
+        bytes.replaceSubrange(28..<32, with: Self.creatorApplication)
+        put32(&bytes, at: 32, Self.creatorVersion)
         bytes.replaceSubrange(36..<40, with: Array("Wi2k".utf8))
         put(&bytes, at: 40, size)
         put(&bytes, at: 48, size)

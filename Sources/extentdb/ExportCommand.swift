@@ -48,6 +48,22 @@ struct ExportCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Output file (default: standard output, which must not be a terminal).", valueName: "path"))
     var to: String?
 
+    @Option(
+        name: .customLong("backing-name"),
+        help: ArgumentHelp(
+            "With --base, qcow2 or vhd: how the delta names its base, recorded as-is (the name the base will have at the destination).",
+            discussion: """
+                Default: the base's path relative to the output's directory (to the current directory when writing \
+                to standard output), e.g. ../base/parent.vhd, so the pair keeps working when moved together. qcow2 \
+                records it as the backing file name; a VHD in its W2ru and MacX parent locators (W2ku keeps the \
+                base's absolute path, the parent name field its file name).
+                """, valueName: "name"),
+        transform: { name in
+            guard !name.isEmpty else { throw ValidationError("--backing-name must not be empty") }
+            return name
+        })
+    var explicitBackingName: String?
+
     @Option(help: "Start of the guest range (raw only).")
     var offset: UInt64?
 
@@ -133,12 +149,14 @@ struct ExportCommand: ParsableCommand {
         }
     }
 
-    /// How the overlay names its backing file: relative to the output's directory when there is one.
+    /// How a delta names its base: `--backing-name` as given, else the base's path relative to the output's
+    /// directory (the current directory for standard output), so that base and delta can move together.
     private func backingName(for basePath: String) -> String {
-        guard let to else { return basePath }
-        let directory = PathResolver.directory(of: PathResolver.absolute(to, relativeTo: PathResolver.currentDirectory()))
-        if basePath.hasPrefix(directory + "/") { return String(basePath.dropFirst(directory.count + 1)) }
-        return basePath
+        if let explicitBackingName { return explicitBackingName }
+        let current = PathResolver.currentDirectory()
+        let directory = to.map { PathResolver.directory(of: PathResolver.absolute($0, relativeTo: current)) } ?? current
+        // The base path is canonical; so must the directory be, or a symbolic link would count as a level.
+        return PathResolver.relative(basePath, from: PathResolver.canonical(directory) ?? directory)
     }
 
     private func vhdParent(_ plan: ExportPlan) throws -> VHDStreamWriter.Parent? {
