@@ -42,7 +42,7 @@ func qemuInfo(_ path: String, in directory: URL) throws -> [String: Any] {
 
 /// `extentdb info --output json`'s `metadata` of an image.
 func extentdbMetadata(_ path: String, database: String, in directory: URL) throws -> [String: Any] {
-    let result = try extentdb(["info", "--output", "json", path], database: database, directory: directory)
+    let result = try extentdb(["info", "--trust-root", ".", "--output", "json", path], database: database, directory: directory)
     let info = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
     return info?["metadata"] as? [String: Any] ?? [:]
 }
@@ -51,7 +51,7 @@ func extentdbMetadata(_ path: String, database: String, in directory: URL) throw
 func extentdbGuestBytes(_ path: String, database: String, in directory: URL) throws -> [UInt8]? {
     let out = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-guest-\(UUID().uuidString).raw")
     defer { try? FileManager.default.removeItem(at: out) }
-    let result = try extentdb(["export", path, "--format", "raw", "--to", out.path], database: database, directory: directory)
+    let result = try extentdb(["export", path, "--trust-root", ".", "--format", "raw", "--to", out.path], database: database, directory: directory)
     guard result.status == 0 else {
         Issue.record("export of \(path) failed: \(result.stderr)")
         return nil
@@ -111,12 +111,12 @@ func libvhdiChainBytes(child: String, parent: String, in directory: URL) throws 
         try FileManager.default.moveItem(at: site, to: moved)
         let newDB = root.appendingPathComponent("moved.sqlite").path
 
-        #expect(try extentdb(["map", "out/delta.qcow2"], database: newDB, directory: moved).status == 0)
+        #expect(try extentdb(["map", "--trust-root", ".", "out/delta.qcow2"], database: newDB, directory: moved).status == 0)
         #expect(try extentdbGuestBytes("out/delta.qcow2", database: newDB, in: moved) == topGuest)
         #expect(
             (try? shell("qemu-img compare -q out/delta.qcow2 src/top.qcow2", in: moved)) != nil, "qemu-img: the moved qcow2 delta differs")
 
-        #expect(try extentdb(["map", "out/delta.vhd"], database: newDB, directory: moved).status == 0)
+        #expect(try extentdb(["map", "--trust-root", ".", "out/delta.vhd"], database: newDB, directory: moved).status == 0)
         #expect(try extentdbGuestBytes("out/delta.vhd", database: newDB, in: moved) == vhdGuest)
         let metadata = try extentdbMetadata("out/delta.vhd", database: newDB, in: moved)
         let backing = metadata["backing"] as? [String: Any]
