@@ -40,6 +40,9 @@ struct InfoCommand: ParsableCommand {
             do {
                 indexed = try ImageIndexer(store: store).scanAndRecord(path: canonical)
                 report.index.rescanned = true
+                // The index now answers with the new scan; the stale one is named as replaced.
+                report.index.replacedScanId = report.index.scanId
+                report.index.scanId = indexed?.scan.id
             } catch {
                 report.error = "\(error)"
                 indexed = nil
@@ -84,6 +87,8 @@ struct InfoReport: Encodable {
         var fresh: Bool?
         var staleReason: String?
         var rescanned = false
+        /// The scan an automatic rescan replaced (`scanId` is then the new one).
+        var replacedScanId: Int64?
     }
 
     struct Scan: Encodable {

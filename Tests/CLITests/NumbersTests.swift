@@ -88,3 +88,29 @@ struct ImageNumbers {
         #expect(fixed.dataBytes == 1_114_112 && fixed.zeroBytes == (64 << 20) - 1_114_112)
     }
 }
+
+@Suite(.serialized) struct InfoRescanTests {
+    @Test("info --output json after an automatic rescan names the new scan's id")
+    func infoShowsNewScan() throws {
+        let directory = try makeWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let db = directory.appendingPathComponent("index.sqlite").path
+        func index(_ result: CLIResult) throws -> (state: [String: Any], scan: [String: Any]) {
+            let info = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+            return (info?["index"] as? [String: Any] ?? [:], info?["scan"] as? [String: Any] ?? [:])
+        }
+        #expect(try extentdb(["scan", "-q", "mid.qcow2"], database: db, directory: directory).status == 0)
+        let before = try index(try extentdb(["info", "--output", "json", "mid.qcow2"], database: db, directory: directory))
+        let first = try #require(before.state["scan_id"] as? Int)
+        #expect(before.state["rescanned"] as? Bool == false)
+        try shell("qemu-io -f qcow2 -c 'write -P 9 20M 64k' mid.qcow2 >/dev/null", in: directory)
+        let after = try index(try extentdb(["info", "--output", "json", "mid.qcow2"], database: db, directory: directory))
+        let second = try #require(after.state["scan_id"] as? Int)
+        #expect(after.state["rescanned"] as? Bool == true)
+        #expect(second != first)
+        #expect(after.scan["scan_id"] as? Int == second)
+        #expect(after.state["replaced_scan_id"] as? Int == first)
+        let history = try extentdb(["report", "--output", "json", "--history", "mid.qcow2"], database: db, directory: directory)
+        #expect(history.stdout.contains("\"scan_id\" : \(second)") || history.stdout.contains("\"scan_id\": \(second)"), "\(history.stdout)")
+    }
+}
