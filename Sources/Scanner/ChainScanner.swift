@@ -53,27 +53,29 @@ public enum ChainScanner {
                 throw ImageError.chain(path, "backing chain is longer than \(options.maximumChainLength) layers")
             }
             let opened = try LayerOpener.open(path: current.path, declaredFormat: current.format, withMap: true, options: options)
-            let key = [opened.layer.identity.device, opened.layer.identity.inode]
+            // A raw file is a disk of whole sectors (RawDisk): what qemu and hypervisors present.
+            let layer = RawDisk.padded(opened.layer)
+            let key = [layer.identity.device, layer.identity.inode]
             guard seen.insert(key).inserted else {
-                throw ImageError.chain(layers.last?.path ?? path, "backing chain loops back to \(opened.layer.path)")
+                throw ImageError.chain(layers.last?.path ?? path, "backing chain loops back to \(layer.path)")
             }
             if let expected = layers.last?.metadata.backing?.expectedUniqueID {
-                let found = opened.layer.metadata.vhd?.uniqueID
+                let found = layer.metadata.vhd?.uniqueID
                 guard found == expected else {
                     throw ImageError.chain(
                         layers.last?.path ?? path,
-                        "parent \(opened.layer.path) has unique id \(found ?? "none"), but the differencing disk expects \(expected)")
+                        "parent \(layer.path) has unique id \(found ?? "none"), but the differencing disk expects \(expected)")
                 }
             }
-            layers.append(opened.layer)
+            layers.append(layer)
             next = nil
-            if let backing = opened.layer.metadata.backing {
+            if let backing = layer.metadata.backing {
                 guard PathResolver.canonical(backing.resolvedPath) != nil else {
                     throw ImageError.chain(
-                        opened.layer.path, "backing file '\(backing.name)' (resolved to \(backing.resolvedPath)) not found")
+                        layer.path, "backing file '\(backing.name)' (resolved to \(backing.resolvedPath)) not found")
                 }
-                let format = try backingFormat(backing, of: opened.layer.path)
-                try checkBackingIsSafe(backing, declaredFormat: format, of: opened.layer.path, options: options)
+                let format = try backingFormat(backing, of: layer.path)
+                try checkBackingIsSafe(backing, declaredFormat: format, of: layer.path, options: options)
                 next = (backing.resolvedPath, backing.name, format)
             }
         }
@@ -86,7 +88,7 @@ public enum ChainScanner {
     /// Reads only the header metadata of one file (no tables, no chain): what `info` shows when the chain
     /// cannot be scanned.
     public static func inspect(path: String) throws -> ScannedLayer {
-        try LayerOpener.open(path: path, declaredFormat: nil, withMap: false).layer
+        RawDisk.padded(try LayerOpener.open(path: path, declaredFormat: nil, withMap: false).layer)
     }
 
     /// The format of a file by content (qcow2 magic, VHD cookie at either end, else raw).
