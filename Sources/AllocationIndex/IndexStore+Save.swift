@@ -180,6 +180,7 @@ extension IndexStore {
     @discardableResult
     public func save(_ scan: NewScan, beforeCommit: (@Sendable (Database) throws -> Void)? = nil) throws -> IndexedScan {
         precondition(!scan.layers.isEmpty, "a scan has at least one layer")
+        try ScanCounts.checkTiling(scan.extents, virtualSize: scan.layers[0].virtualSize)
         return try writer.write { db in
             var imageIDs: [Int64] = Array(repeating: 0, count: scan.layers.count)
             for depth in stride(from: scan.layers.count - 1, through: 0, by: -1) {
@@ -194,7 +195,7 @@ extension IndexStore {
                 id: nil, imageId: imageIDs[0], scannedAtNs: scan.scannedAtNanoseconds,
                 durationNs: Int64(scan.durationNanoseconds), toolVersion: scan.toolVersion,
                 virtualSize: Int64(scan.layers[0].virtualSize), chainDepth: Int64(scan.layers.count),
-                extentCount: Int64(scan.extents.count), dataBytes: Int64(totals.data), ownDataBytes: Int64(totals.ownData),
+                extentCount: Int64(ScanCounts.displayRows(scan.extents)), dataBytes: Int64(totals.data), ownDataBytes: Int64(totals.ownData),
                 zeroBytes: Int64(totals.zero), compressedBytes: Int64(totals.compressed), ownZeroBytes: Int64(totals.ownZero),
                 dataExtentCount: Int64(statistics.count), dataExtentLargest: Int64(statistics.largest),
                 dataExtentMedian: Int64(statistics.median),

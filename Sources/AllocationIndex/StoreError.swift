@@ -3,12 +3,15 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     case corruptChunk(String)
     case cannotCreateDirectory(String)
     case notFound(String)
+    /// A scan handed to ``IndexStore/save(_:beforeCommit:)`` whose extents do not tile its disk.
+    case invalidScan(String)
 
     public var description: String {
         switch self {
         case .corruptChunk(let detail): return "index is damaged: extent chunk \(detail)"
         case .cannotCreateDirectory(let path): return "cannot create index directory \(path)"
         case .notFound(let what): return "\(what) is not in the index"
+        case .invalidScan(let detail): return "refusing to record a scan: \(detail)"
         }
     }
 }

@@ -36,3 +36,37 @@ int64_t extentdb_filesystem_type(int fd) {
     if (fstatfs(fd, &info) != 0) return 0;
     return (int64_t)info.f_type;
 }
+
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+_Static_assert(EXTENTDB_FIEMAP_EXTENT_LAST == FIEMAP_EXTENT_LAST, "FIEMAP_EXTENT_LAST");
+_Static_assert(EXTENTDB_FIEMAP_EXTENT_UNWRITTEN == FIEMAP_EXTENT_UNWRITTEN, "FIEMAP_EXTENT_UNWRITTEN");
+
+size_t extentdb_fiemap_buffer_size(uint32_t capacity) {
+    return sizeof(struct fiemap) + (size_t)capacity * sizeof(struct fiemap_extent);
+}
+
+int64_t extentdb_fiemap(int fd, uint64_t start, uint64_t length, void *buffer, uint32_t capacity) {
+    struct fiemap *map = (struct fiemap *)buffer;
+    memset(map, 0, sizeof(struct fiemap));
+    map->fm_start = start;
+    map->fm_length = length;
+    /* Write dirty pages back first: an unwritten extent whose cached pages hold new data is only
+       converted to written by writeback, and must not be reported as reading zeros. */
+    map->fm_flags = FIEMAP_FLAG_SYNC;
+    map->fm_extent_count = capacity;
+    if (ioctl(fd, FS_IOC_FIEMAP, map) != 0) return -1;
+    return (int64_t)map->fm_mapped_extents;
+}
+
+void extentdb_fiemap_extent(const void *buffer, uint32_t index, uint64_t *logical, uint64_t *length, uint32_t *flags) {
+    const struct fiemap *map = (const struct fiemap *)buffer;
+    const struct fiemap_extent *extent = &map->fm_extents[index];
+    *logical = extent->fe_logical;
+    *length = extent->fe_length;
+    *flags = extent->fe_flags;
+}

@@ -15,8 +15,16 @@ public final class ExportOutput {
     /// True for a regular file, where holes (`lseek` past the end, `ftruncate`) and `copy_file_range` work.
     public let isRegularFile: Bool
     public private(set) var position: UInt64 = 0
-    /// Called with the number of bytes just produced (written or skipped as a hole).
+    /// Called with the number of bytes just sent: written, or copied in the kernel. Holes skipped in a
+    /// regular file are not sent and are not reported.
     public var progress: ((UInt64) -> Void)?
+    /// Called once, before the first byte, with the number of bytes the export will send; the calls to
+    /// `progress` add up to it. Writers only work the figure out when someone listens.
+    public var expectsTotal: ((UInt64) -> Void)?
+    /// The total announced with ``announce(total:)``, if any.
+    public private(set) var announcedTotal: UInt64?
+    /// The bytes reported to `progress` so far.
+    public private(set) var reportedBytes: UInt64 = 0
     /// Flush the file to stable storage before it is renamed into place (`--fsync`).
     public var syncsOnFinish = false
 
@@ -45,7 +53,23 @@ public final class ExportOutput {
             done += result
         }
         position += UInt64(bytes.count)
-        progress?(UInt64(bytes.count))
+        report(UInt64(bytes.count))
+    }
+
+    /// True when a listener wants the export's total (``expectsTotal``), so writers may skip the extra
+    /// pass over the index that works it out.
+    public var wantsTotal: Bool { expectsTotal != nil }
+
+    /// Announces how many bytes the export will send (see ``expectsTotal``).
+    public func announce(total: UInt64) {
+        announcedTotal = total
+        expectsTotal?(total)
+    }
+
+    /// Reports `count` bytes as sent (written here, or copied into the file by the kernel).
+    public func report(_ count: UInt64) {
+        reportedBytes += count
+        progress?(count)
     }
 
     public func write(_ bytes: [UInt8]) throws {
@@ -63,14 +87,13 @@ public final class ExportOutput {
     }
 
     /// Moves forward over `count` bytes that read as zero (or are filled at explicit offsets): a hole in a
-    /// regular file, zeros in a stream.
-    public func skip(_ count: UInt64, reportsProgress: Bool = true) throws {
+    /// regular file, which sends nothing and reports no progress; zeros in a stream, which are sent.
+    public func skip(_ count: UInt64) throws {
         guard isRegularFile else { return try writeZeros(count) }
         guard lseek(descriptor, off_t(position + count), SEEK_SET) >= 0 else {
             throw ExportError.output("\(name): seek failed: \(String(cString: strerror(errno)))")
         }
         position += count
-        if reportsProgress { progress?(count) }
     }
 
     /// Sends `count` bytes of `source` at `offset` to the output in the kernel (`sendfile`: page
@@ -91,7 +114,7 @@ public final class ExportOutput {
             remaining -= UInt64(sent)
         }
         position += count
-        progress?(count)
+        report(count)
         return true
     }
 

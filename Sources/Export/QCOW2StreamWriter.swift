@@ -124,6 +124,8 @@ public struct QCOW2StreamWriter {
 
     public func export(to output: ExportOutput) throws {
         let layout = try layout()
+        // Every cluster of the layout is written whole, header to the last data cluster.
+        output.announce(total: layout.totalClusters * clusterSize)
         let entriesPerL2 = clusterSize / 8
         try output.write(header(layout))
         // Refcount table and blocks: clusters [0, total) have refcount 1.

@@ -26,6 +26,7 @@ public struct RawExporter {
         if plan.baseDepth != nil && !output.isRegularFile {
             throw ExportError.output("an incremental raw export needs a file (--to), to leave unchanged ranges as holes")
         }
+        if output.wantsTotal { output.announce(total: try bytesSent(toRegularFile: output.isRegularFile)) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferSize, alignment: 4096)
         defer { buffer.deallocate() }
         let cursor = plan.cursor()
@@ -48,12 +49,11 @@ public struct RawExporter {
             if let copier, extent.compressedCluster == nil, let host = extent.offset {
                 let source = try reader.source(depth: Int(extent.depth))
                 let targetOffset = output.position
-                try output.skip(extent.length, reportsProgress: false)
-                // (Not inside `output.progress?(...)`: optional chaining would skip the call when no one listens.)
+                try output.skip(extent.length)
                 let copied = try copier.enqueue(
                     source: source.descriptor.rawValue, sourcePath: source.path, sourceOffset: host, targetOffset: targetOffset,
                     count: extent.length)
-                output.progress?(copied)
+                output.report(copied)
                 continue
             }
             var position = extent.start
@@ -65,11 +65,20 @@ public struct RawExporter {
                 position += UInt64(count)
             }
         }
-        if let copier {
-            let copied = try copier.flush()
-            output.progress?(copied)
-        }
+        if let copier { output.report(try copier.flush()) }
         try output.finish(length: plan.range.upperBound - origin)
         return changed.extents
+    }
+
+    /// The bytes an export sends: into a regular file only the data (zero, unallocated and unchanged
+    /// ranges are holes); into a stream every byte of the range, zeros included.
+    public func bytesSent(toRegularFile: Bool) throws -> UInt64 {
+        guard toRegularFile else { return plan.range.upperBound - plan.range.lowerBound }
+        var total: UInt64 = 0
+        let cursor = plan.cursor()
+        while let extent = try cursor.next() {
+            if plan.role(of: extent) == .data { total += extent.length }
+        }
+        return total
     }
 }

@@ -95,6 +95,9 @@ public struct VHDStreamWriter {
         let locatorBytes = locators.reduce(0) { $0 + ($1.data.count + 511) / 512 * 512 }
         let tableOffset = UInt64(1536 + locatorBytes)
         let tableBytes = (blockCount * 4 + 511) / 512 * 512
+        // Footer copy, header, locators, BAT, (bitmap + data) per allocated block, footer: all written whole.
+        let blockBytes = UInt64(allocated.lazy.filter { $0 }.count) * (512 + Self.blockSize)
+        output.announce(total: 512 + 1024 + UInt64(locatorBytes) + UInt64(tableBytes) + blockBytes + 512)
         let diskID = (0..<16).map { _ in UInt8.random(in: 0...255) }
         let footer = makeFooter(size: size, diskID: diskID)
         try output.write(footer)

@@ -38,7 +38,20 @@ public struct XVAWriter {
         }
     }
 
+    /// The bytes the stream holds: per chunk sent, a tar header, the chunk padded to 512, a header and the
+    /// 16-digit hash padded to 512; then the two end-of-archive blocks.
+    public func bytesSent() throws -> UInt64 {
+        let block = UInt64(TarHeader.blockSize)
+        var total: UInt64 = closeArchive ? 2 * block : 0
+        try forEachChunkToSend { chunk in
+            let length = min(Self.chunkSize, plan.virtualSize - chunk * Self.chunkSize)
+            total += block + length + UInt64(TarHeader.padding(after: length)) + block + 16 + UInt64(TarHeader.padding(after: 16))
+        }
+        return total
+    }
+
     public func export(to output: ExportOutput) throws {
+        if output.wantsTotal { output.announce(total: try bytesSent()) }
         let stream = GuestStream(plan: plan, reader: reader)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(Self.chunkSize), alignment: 4096)
         defer { buffer.deallocate() }

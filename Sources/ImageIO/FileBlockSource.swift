@@ -126,31 +126,12 @@ public final class FileBlockSource: @unchecked Sendable {
         return bytes
     }
 
-    /// The data segments of the file as `[start, end)` byte ranges, from `SEEK_DATA`/`SEEK_HOLE`.
+    /// The data segments of the file as sorted `[start, end)` byte ranges inside `[0, size)`.
     ///
-    /// On file systems without hole support the whole file is one segment.
+    /// Asked of the file system with FIEMAP where it has it (unwritten, fallocated extents read as zeros
+    /// and are not data), else with `SEEK_DATA`/`SEEK_HOLE`; see ``FileExtentMap``. On file systems without
+    /// hole support the whole file is one segment.
     public func dataSegments() throws(IOError) -> [Range<UInt64>] {
-        var segments: [Range<UInt64>] = []
-        var position: Int64 = 0
-        let fd = descriptor.rawValue
-        let end = Int64(size)
-        while position < end {
-            let dataStart = extentdb_seek_data(fd, position)
-            if dataStart < 0 {
-                let code = extentdb_errno()
-                if code == ENXIO { break }
-                if code == EINVAL && position == 0 { return size > 0 ? [0..<size] : [] }
-                throw IOError(path: path, operation: "lseek(SEEK_DATA) at \(position)", errno: Errno(rawValue: code))
-            }
-            if dataStart >= end { break }
-            var holeStart = extentdb_seek_hole(fd, dataStart)
-            if holeStart < 0 {
-                throw IOError(path: path, operation: "lseek(SEEK_HOLE) at \(dataStart)", errno: Errno(rawValue: extentdb_errno()))
-            }
-            holeStart = min(holeStart, end)
-            segments.append(UInt64(dataStart)..<UInt64(holeStart))
-            position = holeStart
-        }
-        return segments
+        try FileExtentMap.dataSegments(descriptor: descriptor, size: size, path: path).segments
     }
 }

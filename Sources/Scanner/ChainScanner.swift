@@ -68,25 +68,27 @@ public enum ChainScanner {
                 throw ImageError.chain(path, "backing chain is longer than \(options.maximumChainLength) layers")
             }
             let opened = try LayerOpener.open(source: current, givenPath: givenPath, declaredFormat: declared, withMap: true, options: options)
-            let key = [opened.layer.identity.device, opened.layer.identity.inode]
+            // A raw file is a disk of whole sectors (RawDisk): what qemu and hypervisors present.
+            let layer = RawDisk.padded(opened.layer)
+            let key = [layer.identity.device, layer.identity.inode]
             guard seen.insert(key).inserted else {
-                throw ImageError.chain(layers.last?.path ?? path, "backing chain loops back to \(opened.layer.path)")
+                throw ImageError.chain(layers.last?.path ?? path, "backing chain loops back to \(layer.path)")
             }
             if let expected = layers.last?.metadata.backing?.expectedUniqueID {
-                let found = opened.layer.metadata.vhd?.uniqueID
+                let found = layer.metadata.vhd?.uniqueID
                 guard found == expected else {
                     throw ImageError.chain(
                         layers.last?.path ?? path,
-                        "parent \(opened.layer.path) has unique id \(found ?? "none"), but the differencing disk expects \(expected)")
+                        "parent \(layer.path) has unique id \(found ?? "none"), but the differencing disk expects \(expected)")
                 }
             }
-            layers.append(opened.layer)
+            layers.append(layer)
             source = nil
-            if let backing = opened.layer.metadata.backing {
-                declared = try backingFormat(backing, of: opened.layer.path)
+            if let backing = layer.metadata.backing {
+                declared = try backingFormat(backing, of: layer.path)
                 source = try boundary.openNamed(
-                    backing.resolvedPath, name: backing.name, role: opened.layer.format == .vhd ? "parent" : "backing file",
-                    referrer: opened.layer.path, referrerDirectory: PathResolver.directory(of: givenPath))
+                    backing.resolvedPath, name: backing.name, role: layer.format == .vhd ? "parent" : "backing file",
+                    referrer: layer.path, referrerDirectory: PathResolver.directory(of: givenPath))
                 givenPath = backing.resolvedPath
             }
         }
@@ -107,7 +109,7 @@ public enum ChainScanner {
         let absolute = PathResolver.absolute(path, relativeTo: PathResolver.currentDirectory())
         let source = try openImage(absolute)
         defer { source.close() }
-        return try LayerOpener.open(source: source, givenPath: absolute, declaredFormat: format, withMap: false).layer
+        return RawDisk.padded(try LayerOpener.open(source: source, givenPath: absolute, declaredFormat: format, withMap: false).layer)
     }
 
     /// The format of a file by content (qcow2 magic, VHD cookie at either end, else raw).

@@ -213,6 +213,7 @@ enum RawLayerMapper {
         var builder = ExtentListBuilder()
         var position: UInt64 = 0
         for segment in dataSegments where segment.upperBound > position {
+            guard segment.lowerBound < size else { break }  // past the disk (a fixed VHD's footer)
             let start = max(segment.lowerBound, position)
             if start > position {
                 builder.append(Extent(start: position, length: start - position, depth: 0, present: true, zero: true, data: false, offset: position))

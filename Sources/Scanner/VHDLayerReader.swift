@@ -118,9 +118,10 @@ struct VHDLayerReader {
     func layerMap() throws -> LayerMap {
         let virtualSize = footer.currentSize
         guard let header else {
-            // Fixed disk: the data area is the guest disk, mapped like a raw file (holes read as zeros).
+            // Fixed disk: the data area is the guest disk, mapped like a raw file (holes read as zeros);
+            // the footer after it is not.
             let segments = try attributing(to: source.path) { try source.dataSegments() }
-            return RawLayerMapper.map(size: virtualSize, dataSegments: segments)
+            return RawLayerMapper.map(size: virtualSize, dataSegments: RawDisk.segments(segments, clippedTo: virtualSize))
         }
         return try attributing(to: source.path) { try mapDynamic(header: header, virtualSize: virtualSize) }
     }

@@ -114,8 +114,10 @@ struct ExportCommand: ParsableCommand {
         let reader = GuestReader(plan: plan)
         let destination = try ExportDestination(path: to)
         let output = ExportOutput(descriptor: destination.descriptor, name: destination.name)
-        let meter = ProgressMeter(total: upper - lower, enabled: !quiet && Console.standardErrorIsTerminal)
+        let meter = ProgressMeter(enabled: !quiet && Console.standardErrorIsTerminal)
         output.progress = { meter.add($0) }
+        // The writer announces the bytes it will send for its format, worked out from the plan.
+        if meter.enabled { output.expectsTotal = { meter.total = $0 } }
         output.syncsOnFinish = fsync
         do {
             switch format {

@@ -41,6 +41,9 @@ struct InfoCommand: ParsableCommand {
             do {
                 indexed = try ImageIndexer(store: store, options: chain.scanOptions).scanAndRecord(path: canonical, previous: indexed)
                 report.index.rescanned = true
+                // The index now answers with the new scan; the stale one is named as replaced.
+                report.index.replacedScanId = report.index.scanId
+                report.index.scanId = indexed?.scan.id
             } catch {
                 report.error = "\(error)"
                 indexed = nil
@@ -85,6 +88,8 @@ struct InfoReport: Encodable {
         var fresh: Bool?
         var staleReason: String?
         var rescanned = false
+        /// The scan an automatic rescan replaced (`scanId` is then the new one).
+        var replacedScanId: Int64?
     }
 
     struct Scan: Encodable {

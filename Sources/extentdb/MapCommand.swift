@@ -118,21 +118,35 @@ enum MapTableWriter {
         let header = ["Offset", "Length", "Depth", "Status", "Mapped to", "File"]
         Console.print(row(header))
         let files = Dictionary(uniqueKeysWithValues: indexed.layers.map { (UInt32($0.depth), $0.path) })
+        // The rows of the JSON output (and the scan's extent count): stored compressed clusters merged.
+        var pending: Extent?
         try store.forEachExtent(scanID: scanID, from: lower, to: upper) { extent in
-            let status: String
-            switch (extent.present, extent.data, extent.zero, extent.compressed) {
-            case (_, true, _, true): status = "compressed"
-            case (_, true, true, _): status = "data(zero)"
-            case (_, true, false, _): status = "data"
-            case (true, false, _, _): status = "zero"
-            default: status = "unallocated"
+            if var held = pending, held.canMergeForDisplay(with: extent) {
+                held.length += extent.length
+                pending = held
+                return
             }
-            let mapped = extent.offset.map { "0x" + String($0, radix: 16) } ?? "-"
-            let file = extent.present ? TerminalText.name(files[extent.depth] ?? "-") : "-"
-            Console.output.write(
-                row(["0x" + String(extent.start, radix: 16), "0x" + String(extent.length, radix: 16), "\(extent.depth)", status, mapped, file]) + "\n")
+            if let held = pending { printRow(held, files: files) }
+            pending = extent
         }
+        if let held = pending { printRow(held, files: files) }
         Console.flushStandardOutput()
+    }
+
+    /// One table row: offset, length, depth, status, host offset and the file that supplies it.
+    static func printRow(_ extent: Extent, files: [UInt32: String]) {
+        let status: String
+        switch (extent.present, extent.data, extent.zero, extent.compressed) {
+        case (_, true, _, true): status = "compressed"
+        case (_, true, true, _): status = "data(zero)"
+        case (_, true, false, _): status = "data"
+        case (true, false, _, _): status = "zero"
+        default: status = "unallocated"
+        }
+        let mapped = extent.offset.map { "0x" + String($0, radix: 16) } ?? "-"
+        let file = extent.present ? TerminalText.name(files[extent.depth] ?? "-") : "-"
+        Console.output.write(
+            row(["0x" + String(extent.start, radix: 16), "0x" + String(extent.length, radix: 16), "\(extent.depth)", status, mapped, file]) + "\n")
     }
 
     static let widths = [18, 18, 5, 12, 18, 0]

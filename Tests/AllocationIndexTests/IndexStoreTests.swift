@@ -101,6 +101,27 @@ struct Crash: Error {}
         #expect(saved.scan.extentCount == Int64(extents.count))
     }
 
+    @Test("refuses scans whose extents overlap, leave gaps or miss the virtual size; counts merged rows")
+    func tilingAndRows() throws {
+        let store = try IndexStore()
+        let zero = Extent(start: 0, length: 4096, depth: 0, present: true, zero: true, data: false, offset: 0)
+        var overlapping = newScan(extents: [zero, zero])
+        overlapping.layers[0].virtualSize = 8192
+        #expect(throws: StoreError.self) { try store.save(overlapping) }
+        var short = newScan(extents: [zero])
+        short.layers[0].virtualSize = 8192
+        #expect(throws: StoreError.self) { try store.save(short) }
+        // Two compressed clusters stay two stored extents (descriptors) but are one printed row.
+        let clusters = (0..<2).map { index in
+            Extent(
+                start: UInt64(index) * 65536, length: 65536, depth: 0, present: true, zero: false, data: true, compressed: true,
+                compressedCluster: .init(hostOffset: 0x10000 * UInt64(index + 3), byteCount: 512))
+        }
+        let saved = try store.save(newScan(extents: clusters))
+        #expect(try store.extents(scanID: try #require(saved.scan.id)).count == 2)
+        #expect(saved.scan.extentCount == 1)
+    }
+
     @Test("range queries return exactly the overlapping extents, clipped")
     func rangeQueries() throws {
         let store = try IndexStore()

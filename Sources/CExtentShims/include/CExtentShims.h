@@ -44,4 +44,20 @@ int extentdb_set_pipe_size(int fd, int size);
 int64_t extentdb_filesystem_type(int fd);
 #endif
 
+#ifndef CEXTENTSHIMS_FIEMAP_H
+#define CEXTENTSHIMS_FIEMAP_H
+#include <stddef.h>
+/// FIEMAP extent flags (linux/fiemap.h; Documentation/filesystems/fiemap.rst): the last extent of the
+/// file, and allocated space that has not been written and reads as zeros (fallocate).
+enum { EXTENTDB_FIEMAP_EXTENT_LAST = 0x1, EXTENTDB_FIEMAP_EXTENT_UNWRITTEN = 0x800 };
+/// Bytes a buffer for `capacity` extents needs (struct fiemap plus its fm_extents[]).
+size_t extentdb_fiemap_buffer_size(uint32_t capacity);
+/// ioctl(FS_IOC_FIEMAP) with FIEMAP_FLAG_SYNC over [start, start + length) into `buffer` (sized by
+/// extentdb_fiemap_buffer_size(capacity)); returns the number of extents mapped, or -1 with errno
+/// (EOPNOTSUPP/ENOTTY where the file system has no FIEMAP).
+int64_t extentdb_fiemap(int fd, uint64_t start, uint64_t length, void *buffer, uint32_t capacity);
+/// Extent `index` of a buffer filled by extentdb_fiemap.
+void extentdb_fiemap_extent(const void *buffer, uint32_t index, uint64_t *logical, uint64_t *length, uint32_t *flags);
+#endif
+
 #include "output_shims.h"
