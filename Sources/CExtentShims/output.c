@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,6 +46,9 @@ void extentdb_install_signal_cleanup(void) {
     sigaction(SIGINT, &action, NULL);
     sigaction(SIGTERM, &action, NULL);
     sigaction(SIGHUP, &action, NULL);
+    // A parent may have started us with these blocked (the mask survives exec); threads created later
+    // inherit this thread's mask, so unblock them here, before any.
+    pthread_sigmask(SIG_UNBLOCK, &action.sa_mask, NULL);
 }
 
 int extentdb_set_cleanup_path(const char *path) {
