@@ -59,8 +59,8 @@ extension IndexStore {
         guard lower < upper else { return }
         let sql = """
             SELECT start, extent_count, runs FROM extent_chunks
-            WHERE scan_id = :scan
-              AND start >= coalesce((SELECT max(start) FROM extent_chunks WHERE scan_id = :scan AND start <= :lower), 0)
+            WHERE scan_id = (SELECT coalesce(extents_scan_id, id) FROM scans WHERE id = :scan)
+              AND start >= coalesce((SELECT max(start) FROM extent_chunks WHERE scan_id = (SELECT coalesce(extents_scan_id, id) FROM scans WHERE id = :scan) AND start <= :lower), 0)
               AND start < :upper
             ORDER BY start
             """
@@ -114,7 +114,7 @@ extension IndexStore {
                 sql: """
                     SELECT coalesce(sum(extent_count), 0), coalesce(sum(data_bytes), 0), coalesce(sum(own_data_bytes), 0),
                            coalesce(sum(zero_bytes), 0), coalesce(sum(compressed_bytes), 0)
-                    FROM extent_chunks WHERE scan_id = ?
+                    FROM extent_chunks WHERE scan_id = (SELECT coalesce(extents_scan_id, id) FROM scans WHERE id = ?)
                     """, arguments: [scanID])
             guard let row else { return (0, 0, 0, 0, 0) }
             return (row[0], row[1], row[2], row[3], row[4])

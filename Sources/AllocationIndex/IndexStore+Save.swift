@@ -67,11 +67,14 @@ public struct NewScan: Sendable {
     /// The scan followed files outside the image's directory by the caller's trust; recorded on the image
     /// so later automatic rescans keep that trust.
     public var allowsOutsideBacking = false
+    /// Keep at most this many scans of the image (this one included), deleting the oldest; nil keeps all.
+    public var keepScans: Int?
 
     public init(
         layers: [NewLayer], extents: [Extent], scannedAtNanoseconds: Int64, durationNanoseconds: UInt64,
-        toolVersion: String, warnings: [String], allowsOutsideBacking: Bool = false
+        toolVersion: String, warnings: [String], allowsOutsideBacking: Bool = false, keepScans: Int? = nil
     ) {
+        self.keepScans = keepScans
         self.allowsOutsideBacking = allowsOutsideBacking
         self.layers = layers
         self.extents = extents
@@ -214,11 +217,20 @@ extension IndexStore {
                     dataFileSize: layer.dataIdentity.map { Int64($0.size) }, dataMtimeNs: layer.dataIdentity?.mtimeNanoseconds
                 ).insert(db)
             }
-            try insertChunks(chunks, scanID: scanID, db)
+            if let owner = try Self.chunkOwnerWithSameExtents(as: chunks, imageID: imageIDs[0], excluding: scanID, db) {
+                // An unchanged rescan: the scan is recorded, its extents are the earlier scan's chunks.
+                try db.execute(sql: "UPDATE scans SET extents_scan_id = ? WHERE id = ?", arguments: [owner, scanID])
+            } else {
+                try insertChunks(chunks, scanID: scanID, db)
+            }
+            try Self.clearFailure(path: scan.layers[0].path, db)
             try db.execute(
                 sql: "UPDATE images SET latest_scan_id = ?, allows_outside_backing = ? WHERE id = ?",
                 arguments: [scanID, scan.allowsOutsideBacking, imageIDs[0]])
             try beforeCommit?(db)
+            if let keep = scan.keepScans {
+                try Self.pruneHistory(imageID: imageIDs[0], keep: keep, olderThanNanoseconds: nil, db)
+            }
             guard let stored = try Self.indexedScan(scanID: scanID, db) else { throw StoreError.notFound("scan \(scanID)") }
             return stored
         }

@@ -8,16 +8,46 @@ import ImageFormats
 /// so a failed or killed scan leaves the previous one intact and nothing half-written.
 public final class IndexStore: Sendable {
     let writer: any DatabaseWriter
+    /// The database file (nil in memory).
+    public let path: String?
+    /// The file could not be written by this process: nothing is migrated, scanned or recorded.
+    public let isReadOnly: Bool
     /// Extents packed per `extent_chunks` row.
     public static let extentsPerChunk = 4096
 
+    /// The database's `application_id` (SQLite header offset 68): "EXDB". A file with another id, or with
+    /// none but tables of another program, is not opened for writing.
+    public static let applicationID: Int32 = 0x4558_4442
+
     /// Opens (creating if needed) the index at `path` and applies pending migrations.
+    ///
+    /// A file this process may not write is opened read-only (nothing is migrated or rescanned); a file that
+    /// is not SQLite, or is another program's database, is refused before anything is written to it.
     ///
     /// - Parameter createsPrivately: create a missing directory 0700 and a missing database file 0600
     ///   (the default location: an index names every image on the host and their layout). Otherwise new
     ///   files follow the umask. SQLite gives its `-wal` and `-shm` files the database file's mode.
     public init(path: String, createsPrivately: Bool = false) throws {
+        self.path = path
         let directory = (path as NSString).deletingLastPathComponent
+        let exists = FileManager.default.fileExists(atPath: path)
+        if exists {
+            try Self.checkIsOurs(path)
+        }
+        let writable = !exists || (access(path, W_OK) == 0 && access(directory.isEmpty ? "." : directory, W_OK) == 0)
+        if !writable {
+            var configuration = Configuration()
+            configuration.readonly = true
+            configuration.busyMode = .timeout(30)
+            let queue = try DatabaseQueue(path: Self.readOnlyLocation(path), configuration: configuration)
+            let applied = try queue.read { db in try Self.migrator.appliedIdentifiers(db) }
+            guard Set(Self.migrationNames).isSubset(of: applied) else {
+                throw StoreError.needsUpgrade(path)
+            }
+            writer = queue
+            isReadOnly = true
+            return
+        }
         if !directory.isEmpty, !FileManager.default.fileExists(atPath: directory) {
             do {
                 let attributes: [FileAttributeKey: Any]? = createsPrivately ? [.posixPermissions: 0o700] : nil
@@ -35,7 +65,55 @@ public final class IndexStore: Sendable {
         configuration.busyMode = .timeout(30)
         let pool = try DatabasePool(path: path, configuration: configuration)
         try Self.migrator.migrate(pool)
+        try pool.writeWithoutTransaction { db in
+            if try Int32.fetchOne(db, sql: "PRAGMA application_id") != Self.applicationID {
+                try db.execute(sql: "PRAGMA application_id = \(Self.applicationID)")
+            }
+        }
         writer = pool
+        isReadOnly = false
+    }
+
+    /// Refuses a file that is not SQLite or belongs to another program, reading it read-only.
+    static func checkIsOurs(_ path: String) throws {
+        var configuration = Configuration()
+        configuration.readonly = true
+        do {
+            let queue = try DatabaseQueue(path: readOnlyLocation(path), configuration: configuration)
+            let (id, tables) = try queue.read { db in
+                (
+                    try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0,
+                    Set(try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'"))
+                )
+            }
+            try queue.close()
+            if id == applicationID || tables.isEmpty { return }
+            // An index made before the id was set: our migration table and our tables.
+            if id == 0, tables.isSuperset(of: ["grdb_migrations", "images", "scans", "scan_layers", "extent_chunks"]) { return }
+            throw StoreError.foreignDatabase(path: path, applicationID: id, tables: tables.sorted())
+        } catch let error as DatabaseError {
+            throw StoreError.unreadable(path: path, reason: error.message ?? "\(error.resultCode)")
+        }
+    }
+
+    /// Where a read-only connection opens `path`. A WAL database needs its `-shm` and `-wal` files, which a
+    /// reader without write access cannot create; when no writer has them open (they are missing), the
+    /// file is opened as immutable (SQLite's `immutable=1` URI parameter), which needs neither.
+    static func readOnlyLocation(_ path: String) -> String {
+        let manager = FileManager.default
+        if manager.fileExists(atPath: path + "-wal") && manager.fileExists(atPath: path + "-shm") { return path }
+        if manager.isWritableFile(atPath: (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent) {
+            return path
+        }
+        let absolute = path.hasPrefix("/") ? path : manager.currentDirectoryPath + "/" + path
+        let encoded = absolute.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? absolute
+        return "file:\(encoded)?immutable=1"
+    }
+
+    /// A database error in words, without the SQL statement (which `DatabaseError.description` carries).
+    public static func describe(_ error: any Error) -> String? {
+        guard let error = error as? DatabaseError else { return nil }
+        return "index error: \(error.message ?? "\(error.resultCode)")"
     }
 
     /// An in-memory index, for tests.
@@ -43,6 +121,8 @@ public final class IndexStore: Sendable {
         let queue = try DatabaseQueue()
         try Self.migrator.migrate(queue)
         writer = queue
+        path = nil
+        isReadOnly = false
     }
 
     /// Registers each embedded `migrations/NNNN_name.sql`, in order, under its file name.

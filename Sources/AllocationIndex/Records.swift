@@ -56,10 +56,13 @@ public struct ScanRecord: Codable, FetchableRecord, MutablePersistableRecord, Se
     public var dataExtentMedian: Int64
     public var dataExtentHistogram: String
     public var warningsJson: String
+    /// The scan whose stored chunks are this scan's extents (an unchanged rescan); nil: its own chunks.
+    public var extentsScanId: Int64? = nil
 
     public enum Columns {
         public static let id = Column(CodingKeys.id)
         public static let imageId = Column(CodingKeys.imageId)
+        public static let extentsScanId = Column(CodingKeys.extentsScanId)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -81,6 +84,7 @@ public struct ScanRecord: Codable, FetchableRecord, MutablePersistableRecord, Se
         case dataExtentMedian = "data_extent_median"
         case dataExtentHistogram = "data_extent_histogram"
         case warningsJson = "warnings_json"
+        case extentsScanId = "extents_scan_id"
     }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }

@@ -5,6 +5,14 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     case notFound(String)
     /// A scan handed to ``IndexStore/save(_:beforeCommit:)`` whose extents do not tile its disk.
     case invalidScan(String)
+    /// Another program's SQLite database: not touched.
+    case foreignDatabase(path: String, applicationID: Int32, tables: [String])
+    /// Not an SQLite database, or damaged beyond opening.
+    case unreadable(path: String, reason: String)
+    /// Read-only, and written by an older extentdb (its schema needs migrating).
+    case needsUpgrade(String)
+    /// A change was asked of an index this process can only read.
+    case readOnly(String)
 
     public var description: String {
         switch self {
@@ -12,6 +20,13 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
         case .cannotCreateDirectory(let path): return "cannot create index directory \(path)"
         case .notFound(let what): return "\(what) is not in the index"
         case .invalidScan(let detail): return "refusing to record a scan: \(detail)"
+        case let .foreignDatabase(path, id, tables):
+            return "\(path) is not an extentdb index (application_id 0x\(String(UInt32(bitPattern: id), radix: 16)), tables: "
+                + "\(tables.prefix(8).joined(separator: ", "))); refusing to change it"
+        case let .unreadable(path, reason): return "\(path) cannot be read as an index: \(reason)"
+        case .needsUpgrade(let path):
+            return "\(path) was written by an older extentdb and is read-only here; open it once as a user who can write it"
+        case .readOnly(let path): return "\(path) is read-only for this user; the index cannot be changed"
         }
     }
 }

@@ -33,3 +33,23 @@ public enum FormatError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 }
+
+extension FormatError {
+    /// The field the error is about.
+    public var field: String {
+        switch self {
+        case let .truncated(field, _, _, _), let .badMagic(field, _, _), let .badChecksum(field, _, _, _),
+            let .outOfBounds(field, _, _, _), let .invalid(field, _, _), let .unsupported(field, _, _):
+            return field
+        }
+    }
+
+    /// The absolute byte offset of the field in its file.
+    public var offset: UInt64 {
+        switch self {
+        case let .truncated(_, offset, _, _), let .badMagic(_, _, offset), let .badChecksum(_, offset, _, _),
+            let .outOfBounds(_, offset, _, _), let .invalid(_, offset, _), let .unsupported(_, offset, _):
+            return offset
+        }
+    }
+}

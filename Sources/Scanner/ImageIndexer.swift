@@ -27,10 +27,25 @@ public struct IndexingOutcome: Sendable {
 public struct ImageIndexer: Sendable {
     public let store: IndexStore
     public let options: ScanOptions
+    /// Scans kept per image after each new scan (the oldest beyond it are deleted); nil keeps all.
+    public var keepScans: Int?
+    /// History kept by default: enough to see a trend, small enough that a cron job cannot grow the index
+    /// without bound.
+    public static let defaultKeepScans = 10
 
-    public init(store: IndexStore, options: ScanOptions = ScanOptions()) {
+    public init(store: IndexStore, options: ScanOptions = ScanOptions(), keepScans: Int? = ImageIndexer.defaultKeepScans) {
         self.store = store
         self.options = options
+        self.keepScans = keepScans
+    }
+
+    /// What ``lookup(path:rescan:checkHeaders:)`` found and did.
+    public struct Lookup: Sendable {
+        public var indexed: IndexedScan
+        /// Why the image was rescanned first (its index was stale), or nil.
+        public var rescannedBecause: String?
+        /// Why the index is stale, when it could not be rescanned (a read-only index), or nil.
+        public var staleNotRescanned: String?
     }
 
     /// The canonical path of an image as the index keys it (absolute, symbolic links resolved).
@@ -94,7 +109,8 @@ public struct ImageIndexer: Sendable {
         if !force, samePin, let indexed = previous, Self.freshnessWithHeaders(of: indexed).isFresh {
             return IndexingOutcome(path: canonical, action: .unchanged, indexed: indexed)
         }
-        let indexed = try scanAndRecord(path: canonical, previous: previous)
+        guard !store.isReadOnly else { throw StoreError.readOnly(store.path ?? "the index") }
+        let indexed = try recordingFailure(of: canonical) { try scanAndRecord(path: canonical, previous: previous) }
         return IndexingOutcome(path: canonical, action: .scanned, indexed: indexed)
     }
 
@@ -144,18 +160,39 @@ public struct ImageIndexer: Sendable {
     ///   - rescan: scan when needed; false makes a missing or stale index a ``LookupError``.
     ///   - checkHeaders: also compare each layer's header checksum (exports), not only `stat`.
     public func latest(path: String, rescan: Bool, checkHeaders: Bool = false) throws -> IndexedScan {
+        try lookup(path: path, rescan: rescan, checkHeaders: checkHeaders).indexed
+    }
+
+    /// Like ``latest(path:rescan:checkHeaders:)``, saying whether it rescanned, or why a stale scan was
+    /// returned as it is (an index this process can only read is never rescanned).
+    public func lookup(path: String, rescan: Bool, checkHeaders: Bool = false) throws -> Lookup {
         let canonical = try Self.canonicalPath(path)
         let previous = try store.latestScan(path: canonical)
+        var reason: String?
         if let indexed = previous {
             let freshness = checkHeaders ? Self.freshnessWithHeaders(of: indexed) : Self.freshness(of: indexed)
-            if freshness.isFresh && (options.pinnedFormat == nil || options.pinnedFormat?.rawValue == indexed.image.format) {
-                return indexed
-            }
-            if !rescan, case .stale(let reason) = freshness { throw LookupError.stale(path: canonical, reason: reason) }
-        } else if !rescan {
+            let samePin = options.pinnedFormat == nil || options.pinnedFormat?.rawValue == indexed.image.format
+            if freshness.isFresh && samePin { return Lookup(indexed: indexed) }
+            if case .stale(let why) = freshness { reason = why } else { reason = "pinned to \(options.pinnedFormat?.rawValue ?? "")" }
+            if store.isReadOnly { return Lookup(indexed: indexed, staleNotRescanned: reason) }
+            if !rescan { throw LookupError.stale(path: canonical, reason: reason ?? "") }
+        } else if !rescan || store.isReadOnly {
             throw LookupError.notIndexed(path: canonical)
         }
-        return try scanAndRecord(path: canonical, previous: previous)
+        let indexed = try recordingFailure(of: canonical) { try scanAndRecord(path: canonical, previous: previous) }
+        return Lookup(indexed: indexed, rescannedBecause: reason)
+    }
+
+    /// Runs a scan of `path`, remembering its failure in the index (for `list`) before rethrowing it.
+    public func recordingFailure<T>(of path: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch {
+            if !store.isReadOnly {
+                try? store.recordFailure(path: path, message: "\(error)", atNanoseconds: Int64(Date().timeIntervalSince1970 * 1e9))
+            }
+            throw error
+        }
     }
 
     /// Scans the chain and records it in one transaction.
@@ -190,6 +227,6 @@ public struct ImageIndexer: Sendable {
             NewScan(
                 layers: layers, extents: chain.extents, scannedAtNanoseconds: startedAt,
                 durationNanoseconds: chain.durationNanoseconds, toolVersion: "extentdb \(extentdbVersion)",
-                warnings: warnings, allowsOutsideBacking: options.allowsOutsideBacking))
+                warnings: warnings, allowsOutsideBacking: options.allowsOutsideBacking, keepScans: keepScans))
     }
 }

@@ -65,15 +65,15 @@ struct ExportCommand: ParsableCommand {
     var explicitBackingName: String?
 
     @Option(help: "Start of the guest range (raw only).")
-    var offset: UInt64?
+    var offset: ByteCount?
 
     @Option(help: "Length of the guest range (raw only).")
-    var length: UInt64?
+    var length: ByteCount?
 
     @Option(help: ArgumentHelp(
         "qcow2 cluster size in bytes (default: 65536, or the smallest size whose L1 table fits qemu's 32 MiB limit).",
         valueName: "bytes"))
-    var clusterSize: UInt64?
+    var clusterSize: ByteCount?
 
     @Option(help: "XVA chunk name prefix.")
     var prefix: String = "Ref:0"
@@ -105,10 +105,10 @@ struct ExportCommand: ParsableCommand {
     func run() throws {
         let store = try index.openStore()
         // The plan's identity check: device, inode, size, mtime and header checksum of every layer.
-        let indexed = try IndexedImage.load(image, store: store, chain: chain, rescan: !noRescan, checkHeaders: true)
+        let indexed = try IndexedImage.load(image, store: store, chain: chain, rescan: !noRescan, checkHeaders: true, quiet: quiet)
         let size = UInt64(indexed.scan.virtualSize)
-        let lower = min(offset ?? 0, size)
-        let upper = length.map { min(lower + $0, size) } ?? size
+        let lower = min(offset?.value ?? 0, size)
+        let upper = length.map { lower.addingReportingOverflow($0.value).overflow ? size : min(lower + $0.value, size) } ?? size
         let basePath = try base.map { try ImageIndexer.canonicalPath($0) }
         let plan = try ExportPlan(store: store, indexed: indexed, basePath: basePath, range: lower..<upper)
         let reader = GuestReader(plan: plan)
@@ -131,7 +131,7 @@ struct ExportCommand: ParsableCommand {
                 }
             case .qcow2:
                 let backing = plan.base.map { base in (name: backingName(for: base.path), format: base.format == .vhd ? "vpc" : base.format.rawValue) }
-                var chosen = clusterSize ?? 65536
+                var chosen = clusterSize?.value ?? 65536
                 if clusterSize == nil, let fitting = QCOW2StreamWriter.smallestClusterSize(virtualSize: plan.virtualSize), fitting != chosen {
                     chosen = fitting
                     if !quiet { Console.error("extentdb: using \(fitting)-byte clusters: with 65536 the L1 table would exceed qemu's 32 MiB limit") }

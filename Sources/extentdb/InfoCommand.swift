@@ -37,9 +37,13 @@ struct InfoCommand: ParsableCommand {
             if case .stale(let reason) = freshness { return reason }
             return nil
         }())
-        if !noRescan, freshness != .fresh {
+        if store.isReadOnly, freshness != .fresh {
+            report.index.staleReason = "read-only index, not rescanned" + (report.index.staleReason.map { ": \($0)" } ?? "")
+        } else if !noRescan, freshness != .fresh {
             do {
-                indexed = try ImageIndexer(store: store, options: chain.scanOptions).scanAndRecord(path: canonical, previous: indexed)
+                let indexer = ImageIndexer(store: store, options: chain.scanOptions)
+                let previous = indexed
+                indexed = try indexer.recordingFailure(of: canonical) { try indexer.scanAndRecord(path: canonical, previous: previous) }
                 report.index.rescanned = true
                 // The index now answers with the new scan; the stale one is named as replaced.
                 report.index.replacedScanId = report.index.scanId

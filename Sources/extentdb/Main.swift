@@ -17,9 +17,12 @@ enum Main {
         // SIGINT/SIGTERM/SIGHUP: remove a partial output file, end the progress line, exit 128 + signal.
         // A scan's open transaction is rolled back by SQLite, as after SIGKILL.
         extentdb_install_signal_cleanup()
+        let subcommands = Set(Extentdb.configuration.subcommands.compactMap { $0.configuration.commandName })
+        let arguments = CommandLineArguments.normalised(Array(CommandLine.arguments.dropFirst()), subcommands: subcommands)
+        let json = CommandLineArguments.wantsJSON(arguments)
         var command: ParsableCommand
         do {
-            command = try Extentdb.parseAsRoot()
+            command = try Extentdb.parseAsRoot(arguments)
         } catch {
             let code = Extentdb.exitCode(for: error)
             let message = Extentdb.fullMessage(for: error)
@@ -27,7 +30,7 @@ enum Main {
                 if !message.isEmpty { print(message) }
                 exit(0)
             }
-            Console.error(message)
+            Console.error(json ? ErrorReport(CommandFailure(message)).rendered(json: true) : message)
             exit(ExitStatus.usage)
         }
         do {
@@ -37,25 +40,18 @@ enum Main {
         } catch let error as ExitCode {
             Console.flushStandardOutput()
             exit(error.rawValue)
-        } catch let error as ExportError {
-            Console.flushStandardOutput()
-            Console.error("extentdb: \(error)")
-            exit(ExitStatus.failure)
-        } catch let error as CommandFailure {
-            Console.flushStandardOutput()
-            Console.error("extentdb: \(error)")
-            exit(ExitStatus.failure)
         } catch {
             Console.flushStandardOutput()
             switch Extentdb.exitCode(for: error) {
             case .success:
                 print(Extentdb.fullMessage(for: error))
                 exit(0)
-            case .validationFailure:
-                Console.error(Extentdb.fullMessage(for: error))
+            case .validationFailure where !(error is CommandFailure):
+                let message = Extentdb.fullMessage(for: error)
+                Console.error(json ? ErrorReport(CommandFailure(message)).rendered(json: true) : message)
                 exit(ExitStatus.usage)
             default:
-                Console.error("extentdb: \(error)")
+                Console.error(ErrorReport(error).rendered(json: json))
                 exit(ExitStatus.failure)
             }
         }
@@ -79,7 +75,8 @@ struct Extentdb: ParsableCommand {
         version: "extentdb \(extentdbVersion)",
         subcommands: [
             ScanCommand.self, MapCommand.self, InfoCommand.self, ReadHeadersCommand.self, ExportCommand.self, ReportCommand.self,
-            DiffCommand.self,
+            DiffCommand.self, ListCommand.self, ForgetCommand.self, PruneCommand.self, GCCommand.self, VacuumCommand.self,
+            CheckCommand.self,
         ]
     )
 }

@@ -24,11 +24,11 @@ struct MapCommand: ParsableCommand {
     @Option(help: "human or json.")
     var output: OutputFormat = .human
 
-    @Option(help: "Start of the guest range to print (bytes).")
-    var offset: UInt64 = 0
+    @Option(help: "Start of the guest range to print (bytes, or with K/M/G/T suffixes as qemu-img).")
+    var offset: ByteCount = ByteCount(0)
 
-    @Option(help: "Length of the guest range to print (bytes; default: to the end).")
-    var length: UInt64?
+    @Option(help: "Length of the guest range to print (default: to the end; K/M/G/T suffixes).")
+    var length: ByteCount?
 
     @Flag(help: "Fail instead of scanning when the index is missing or stale.")
     var noRescan = false
@@ -37,8 +37,8 @@ struct MapCommand: ParsableCommand {
         let store = try index.openStore()
         let indexed = try IndexedImage.load(image, store: store, chain: chain, rescan: !noRescan)
         let size = UInt64(indexed.scan.virtualSize)
-        let lower = min(offset, size)
-        let upper = length.map { min(lower.addingReportingOverflow($0).overflow ? size : lower + $0, size) } ?? size
+        let lower = min(offset.value, size)
+        let upper = length.map { min(lower.addingReportingOverflow($0.value).overflow ? size : lower + $0.value, size) } ?? size
         guard let scanID = indexed.scan.id else { throw CommandFailure("index has no scan id") }
         switch output {
         case .json:
@@ -159,14 +159,23 @@ enum MapTableWriter {
 
 /// The latest scan of an image, rescanning when the index is missing or stale (the library's policy).
 enum IndexedImage {
-    /// - Parameter checkHeaders: also compare each layer's header checksum (exports), not only `stat`.
+    /// - Parameters:
+    ///   - checkHeaders: also compare each layer's header checksum (exports), not only `stat`.
+    ///   - quiet: do not say on standard error that the image was rescanned.
     static func load(
-        _ path: String, store: IndexStore, chain: ChainOptions, rescan: Bool, checkHeaders: Bool = false
+        _ path: String, store: IndexStore, chain: ChainOptions, rescan: Bool, checkHeaders: Bool = false, quiet: Bool = false
     ) throws -> IndexedScan {
         do {
-            return try ImageIndexer(store: store, options: chain.scanOptions).latest(path: path, rescan: rescan, checkHeaders: checkHeaders)
+            let lookup = try ImageIndexer(store: store, options: chain.scanOptions).lookup(path: path, rescan: rescan, checkHeaders: checkHeaders)
+            if let reason = lookup.rescannedBecause, !quiet {
+                Console.error("extentdb: \(lookup.indexed.image.path): rescanned first (\(reason))")
+            }
+            if let reason = lookup.staleNotRescanned {
+                Console.error("extentdb: \(lookup.indexed.image.path): stale (read-only index, not rescanned): \(reason)")
+            }
+            return lookup.indexed
         } catch let error as ImageIndexer.LookupError {
-            throw CommandFailure(error.description)
+            throw CommandFailure(error.description + (store.isReadOnly ? " (the index is read-only for this user)" : ""))
         }
     }
 }

@@ -32,8 +32,10 @@ struct IndexOptions: ParsableArguments {
     func openStore() throws -> IndexStore {
         do {
             return try IndexStore(path: resolvedPath, createsPrivately: isDefaultLocation)
+        } catch let error as StoreError {
+            throw CommandFailure("cannot open index: \(error)")
         } catch {
-            throw CommandFailure("cannot open index \(resolvedPath): \(error)")
+            throw CommandFailure("cannot open index \(resolvedPath): \(IndexStore.describe(error) ?? "\(error)")")
         }
     }
 }

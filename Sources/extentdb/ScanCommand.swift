@@ -34,6 +34,9 @@ struct ScanCommand: ParsableCommand {
     @Flag(help: "Rescan even when the index is fresh.")
     var force = false
 
+    @Option(help: "Scans kept per image after this one is recorded; older ones are deleted.")
+    var keep: Int = ImageIndexer.defaultKeepScans
+
     @Flag(help: "Inside directories, also index files that are not QCOW2/VHD as raw images.")
     var includeRaw = false
 
@@ -45,6 +48,7 @@ struct ScanCommand: ParsableCommand {
 
     func validate() throws {
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+        if keep < 1 { throw ValidationError("--keep must be at least 1") }
         if paths.isEmpty { throw ValidationError("give at least one image or directory") }
     }
 
@@ -61,7 +65,7 @@ struct ScanCommand: ParsableCommand {
     func run() throws {
         let (candidates, skippedFiles) = try collectImages()
         let store = try index.openStore()
-        let indexer = ImageIndexer(store: store, options: chain.scanOptions)
+        let indexer = ImageIndexer(store: store, options: chain.scanOptions, keepScans: keep)
         let results = Mutex<[Result?]>(Array(repeating: nil, count: candidates.count))
         let done = Mutex(0)
         let showProgress = !quiet && Console.standardErrorIsTerminal && output == .human
@@ -140,7 +144,7 @@ struct ScanCommand: ParsableCommand {
                         Console.print(
                             "\(result.action.padding(toLength: 9, withPad: " ", startingAt: 0)) \(result.path): "
                                 + "\(indexed.image.format), \(Units.bytes(UInt64(scan.virtualSize))) virtual, "
-                                + "\(Units.bytes(UInt64(scan.dataBytes))) data, \(scan.extentCount) extents"
+                                + "\(Units.bytes(UInt64(scan.dataBytes))) data, \(Plural.count(Int(scan.extentCount), "extent"))"
                                 + (result.action == "scanned" ? String(format: " (%.1f ms)", Double(scan.durationNs) / 1e6) : ""))
                     }
                 }
@@ -148,7 +152,7 @@ struct ScanCommand: ParsableCommand {
             for result in skipped { Console.error("extentdb: skipped \(TerminalText.name(result.path)): \(result.skipped ?? "")") }
             for result in failed { Console.error("extentdb: \(result.error ?? "")") }
             Console.print(
-                "\(results.count) images: \(scanned) scanned, \(unchanged) unchanged, \(failed.count) failed"
+                "\(Plural.count(results.count, "image")): \(scanned) scanned, \(unchanged) unchanged, \(failed.count) failed"
                     + (skipped.isEmpty ? "" : ", \(skipped.count) skipped"))
         }
         Console.flushStandardOutput()

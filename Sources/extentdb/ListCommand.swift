@@ -1,0 +1,149 @@
+import AllocationIndex
+import ArgumentParser
+import Foundation
+import ImageIO
+import Report
+import Scanner
+
+struct ListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List indexed images: format, size, last scan, scans kept and state.",
+        discussion: """
+            State: fresh (every chain layer has the identity it had at the last scan), stale (a layer changed;
+            the next map/export rescans it), missing (the image file is gone; 'extentdb prune' forgets it),
+            failed (its last scan failed; the error is shown). Only a stat per layer is done.
+            """)
+
+    @OptionGroup var index: IndexOptions
+
+    @Argument(help: ArgumentHelp("Images or directories to list (default: the whole index).", valueName: "path"))
+    var paths: [String] = []
+
+    @Option(help: "human or json.")
+    var output: OutputFormat = .human
+
+    struct Entry: Encodable {
+        var path: String
+        var state: String
+        var format: String?
+        var virtualSize: Int64?
+        var scanId: Int64?
+        var scannedAt: String?
+        var scansKept: Int
+        var reason: String?
+    }
+
+    func run() throws {
+        let store = try index.openStore()
+        let filter = PathFilter(paths)
+        let failures = try store.failures()
+        let counts = try store.scanCounts()
+        var entries: [Entry] = []
+        var listed = Set<String>()
+        for item in try store.scannedImages() where filter.matches(item.image.path) {
+            let indexed = IndexedScan(image: item.image, scan: item.scan, layers: item.layers)
+            var entry = Entry(
+                path: item.image.path, state: "fresh", format: item.image.format, virtualSize: item.scan.virtualSize,
+                scanId: item.scan.id, scannedAt: Timestamps.iso8601(nanoseconds: item.scan.scannedAtNs),
+                scansKept: item.image.id.flatMap { counts[$0] } ?? 0)
+            if let failure = failures[item.image.path], failure.failedAtNanoseconds > item.scan.scannedAtNs {
+                entry.state = "failed"
+                entry.reason = failure.message
+            } else if !FileManager.default.fileExists(atPath: item.image.path) {
+                entry.state = "missing"
+            } else if case .stale(let reason) = ImageIndexer.freshness(of: indexed) {
+                entry.state = "stale"
+                entry.reason = reason
+            }
+            entries.append(entry)
+            listed.insert(item.image.path)
+        }
+        for failure in failures.values where !listed.contains(failure.path) && filter.matches(failure.path) {
+            entries.append(
+                Entry(
+                    path: failure.path, state: FileManager.default.fileExists(atPath: failure.path) ? "failed" : "missing",
+                    scannedAt: Timestamps.iso8601(nanoseconds: failure.failedAtNanoseconds), scansKept: 0, reason: failure.message))
+        }
+        entries.sort { $0.path < $1.path }
+        switch output {
+        case .json:
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+            Console.print(String(decoding: try encoder.encode(["images": entries]), as: UTF8.self))
+        case .human:
+            let rows = entries.map { entry in
+                [
+                    entry.state, entry.format ?? "-", entry.virtualSize.map { Units.bytes(UInt64($0)) } ?? "-",
+                    entry.scannedAt ?? "-", "\(entry.scansKept)", TerminalText.name(entry.path),
+                ]
+            }
+            Console.print(TextTable.render(header: ["STATE", "FORMAT", "VIRTUAL", "SCANNED (UTC)", "SCANS", "PATH"], rows: rows))
+            for entry in entries where entry.reason != nil {
+                Console.print("\(entry.state) \(TerminalText.name(entry.path)): \(entry.reason ?? "")")
+            }
+            Console.print(Plural.count(entries.count, "image"))
+        }
+        Console.flushStandardOutput()
+    }
+}
+
+/// Which recorded paths a command's PATH arguments select: exact files, or everything under a directory.
+struct PathFilter {
+    let exact: Set<String>
+    let directories: [String]
+    let all: Bool
+
+    init(_ paths: [String]) {
+        all = paths.isEmpty
+        var exact = Set<String>()
+        var directories: [String] = []
+        for path in paths {
+            let absolute = PathResolver.absolute(path, relativeTo: PathResolver.currentDirectory())
+            let canonical = PathResolver.canonical(absolute) ?? absolute
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: canonical, isDirectory: &isDirectory), isDirectory.boolValue {
+                directories.append(canonical)
+            } else {
+                exact.insert(canonical)
+                exact.insert(absolute)
+            }
+        }
+        self.exact = exact
+        self.directories = directories
+    }
+
+    func matches(_ path: String) -> Bool {
+        all || exact.contains(path) || directories.contains { PathResolver.isInside(path, directory: $0) }
+    }
+}
+
+/// Times shown to people and machines: UTC, ISO 8601, to the second.
+enum Timestamps {
+    static func iso8601(nanoseconds: Int64) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: Date(timeIntervalSince1970: Double(nanoseconds) / 1e9))
+    }
+}
+
+/// "1 image", "3 images".
+enum Plural {
+    static func count(_ value: Int, _ noun: String, plural: String? = nil) -> String {
+        "\(value) " + (value == 1 ? noun : plural ?? noun + "s")
+    }
+}
+
+/// Left-aligned columns separated by two spaces, the last column unpadded.
+enum TextTable {
+    static func render(header: [String], rows: [[String]]) -> String {
+        let all = [header] + rows
+        let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+        return all.map { row in
+            row.enumerated().map { column, cell in
+                column == row.count - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}
