@@ -63,7 +63,7 @@ struct ScanCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (candidates, skippedFiles) = try collectImages()
+        let (candidates, skippedFiles, notRecognised) = try collectImages()
         let store = try index.openStore()
         let indexer = ImageIndexer(store: store, options: chain.scanOptions, keepScans: keep)
         let results = Mutex<[Result?]>(Array(repeating: nil, count: candidates.count))
@@ -99,11 +99,11 @@ struct ScanCommand: ParsableCommand {
         }
         if showProgress { Console.endProgress() }
         let all = results.withLock { $0.compactMap { $0 } } + skippedFiles
-        report(all)
+        report(all, notRecognised: notRecognised)
         if all.contains(where: { $0.error != nil }) { throw ExitCode(ExitStatus.failure) }
     }
 
-    private func report(_ results: [Result]) {
+    private func report(_ results: [Result], notRecognised: Int) {
         let scanned = results.filter { $0.action == "scanned" }.count
         let unchanged = results.filter { $0.action == "unchanged" }.count
         let failed = results.filter { $0.error != nil }
@@ -131,6 +131,7 @@ struct ScanCommand: ParsableCommand {
                 "images": items,
                 "summary": [
                     "scanned": scanned, "unchanged": unchanged, "failed": failed.count, "skipped": skipped.count, "total": results.count,
+                    "not_recognised": notRecognised,
                 ],
             ]
             if let data = try? JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]) {
@@ -154,6 +155,12 @@ struct ScanCommand: ParsableCommand {
             Console.print(
                 "\(Plural.count(results.count, "image")): \(scanned) scanned, \(unchanged) unchanged, \(failed.count) failed"
                     + (skipped.isEmpty ? "" : ", \(skipped.count) skipped"))
+            if notRecognised > 0 {
+                Console.print(
+                    "\(Plural.count(notRecognised, "other file")) in the directories \(notRecognised == 1 ? "is" : "are") not QCOW2 or VHD and "
+                        + "\(notRecognised == 1 ? "was" : "were") not indexed (--include-raw indexes them as raw disks; "
+                        + "raw files under a chain are scanned as its layers)")
+            }
         }
         Console.flushStandardOutput()
     }
@@ -163,7 +170,8 @@ struct ScanCommand: ParsableCommand {
     /// Inside a directory, only regular files are candidates. Named as skipped, with the reason: special
     /// files (FIFOs, sockets, devices), symbolic links that lead outside the directory, and foreign
     /// containers (VHDX, VMDK, ...). Files that cannot be read are candidates, so their error is reported.
-    private func collectImages() throws -> (images: [String], skipped: [Result]) {
+    private func collectImages() throws -> (images: [String], skipped: [Result], notRecognised: Int) {
+        var notRecognised = 0
         var images: [String] = []
         var skipped: [Result] = []
         for path in paths {
@@ -208,11 +216,15 @@ struct ScanCommand: ParsableCommand {
                     skipped.append(Result(path: full, action: "skipped", skipped: "\(foreign) is not supported"))
                     continue
                 }
-                if includeRaw || probe.format != .raw || chain.imageFormat != nil { found.append(full) }
+                if includeRaw || probe.format != .raw || chain.imageFormat != nil {
+                    found.append(full)
+                } else {
+                    notRecognised += 1
+                }
             }
             images.append(contentsOf: found.sorted())
         }
-        return (images, skipped.sorted { $0.path < $1.path })
+        return (images, skipped.sorted { $0.path < $1.path }, notRecognised)
     }
 }
 
