@@ -16,9 +16,9 @@ fi
 export EXTENTDB_DB=$OUT_DIR/index.sqlite
 swift build --product extentdb >&2
 BIN=$(swift build --show-bin-path)/extentdb
-"$BIN" scan -q --include-raw "$@" >/dev/null
+"$BIN" scan -q --include-raw "$@" >/dev/null || true  # failures are part of the report
 "$BIN" report --output html --history --to "$OUT_DIR/report.html" "$@"
-chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,1400 \
+chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1100,1400 \
     --screenshot="$OUT_DIR/report.png" "file://$OUT_DIR/report.html" 2>/dev/null
 grep -c "<svg" "$OUT_DIR/report.html" | sed 's/^/svg pictures: /'
 echo "report-screenshot: $OUT_DIR/report.html and $OUT_DIR/report.png"

@@ -10,21 +10,26 @@ public struct AllocationStrip: Sendable, Equatable {
         case zero = "zero"
         case unallocated = "unallocated"
 
-        init(_ extent: Extent) {
+        /// - Parameter rawDepths: chain depths that are raw files: their holes are unallocated, not zero.
+        init(_ extent: Extent, rawDepths: Set<UInt32> = []) {
             if extent.data && !extent.zero { self = extent.depth == 0 ? .data : .parent }
-            else if extent.present { self = .zero }
+            else if extent.present && !rawDepths.contains(extent.depth) { self = .zero }
             else { self = .unallocated }
         }
     }
 
     public var bins: [Kind]
 
-    public init(store: IndexStore, scanID: Int64, virtualSize: UInt64, binCount: Int = 480) throws {
+    /// The disk's size, for the byte range of each bin.
+    public var virtualSize: UInt64
+
+    public init(store: IndexStore, scanID: Int64, virtualSize: UInt64, binCount: Int = 480, rawDepths: Set<UInt32> = []) throws {
+        self.virtualSize = virtualSize
         let count = max(1, min(binCount, Int(max(virtualSize, 1))))
         var weights = [[UInt64]](repeating: [0, 0, 0, 0], count: count)
         let binSize = Double(max(virtualSize, 1)) / Double(count)
         try store.forEachExtent(scanID: scanID) { extent in
-            let kind = Kind.allCases.firstIndex(of: Kind(extent)) ?? 3
+            let kind = Kind.allCases.firstIndex(of: Kind(extent, rawDepths: rawDepths)) ?? 3
             var start = extent.start
             while start < extent.end {
                 let bin = min(Int(Double(start) / binSize), count - 1)

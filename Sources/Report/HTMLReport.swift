@@ -23,26 +23,38 @@ extension Report {
             .swatch { display: inline-block; width: 12px; height: 12px; vertical-align: middle; margin-right: 4px; }
             .image { border: 1px solid #e3e6ee; border-radius: 6px; padding: 8px 14px; margin: 12px 0; }
             .facts { color: #555; }
-            .stale { color: #b0401a; font-weight: 600; }
+            .stale, .missing, .failed { color: #b0401a; font-weight: 600; }
+            td.path { text-align: left; white-space: normal; word-break: break-all; max-width: 340px; }
+            table { max-width: 1060px; font-size: 13px; }
+            #filter { font: inherit; padding: 4px 8px; width: 320px; margin: 6px 0; }
+            .failures li { margin: 4px 0; }
             </style>
             </head>
             <body>
             <h1>\(escape(title))</h1>
-            <p class="facts">\(totals.overall.imageCount) images, \(ByteUnits.format(totals.overall.virtualSize)) virtual, \
-            \(ByteUnits.format(totals.overall.fileSize)) on disk, \(ByteUnits.format(totals.overall.allocatedBytes)) allocated \
-            (\(String(format: "%.1f", totals.overall.sparseness * 100))% of virtual).</p>
+            <p class="facts">Generated \(escape(Self.now())) UTC. \(totals.overall.imageCount) images, \(ByteUnits.format(totals.overall.virtualSize)) virtual, \
+            \(ByteUnits.format(totals.overall.diskUsage)) on disk, \(ByteUnits.format(totals.overall.allocatedBytes)) allocated \
+            (\(String(format: "%.1f", totals.overall.usedFraction * 100))% of virtual).</p>
+            <p class="facts">\(stateSummary())</p>
             <p class="legend">\(legend())</p>
+            <input id="filter" type="search" placeholder="filter images by path, format or state"/>
 
             """
         page += summaryTable()
+        page += try failuresSection(store: store)
         for image in images {
-            let strip = try AllocationStrip(store: store, scanID: image.scanId, virtualSize: image.virtualSize)
+            let rawDepths = Set(image.layerFormats.enumerated().filter { $0.element == "raw" }.map { UInt32($0.offset) })
+            let strip = try AllocationStrip(store: store, scanID: image.scanId, virtualSize: image.virtualSize, rawDepths: rawDepths)
+            let chain = image.chain.isEmpty ? "no backing file" : "chain: " + image.chain.map(escape).joined(separator: " → ")
+            let snapshots = image.snapshots.isEmpty ? "" : "; snapshots: " + image.snapshots.map(escape).joined(separator: ", ")
             page += """
-                <div class="image">
+                <div class="image" data-filter="\(escape(image.path + " " + image.format + " " + image.state))">
                 <h2>\(escape(image.path))</h2>
                 <p class="facts">\(escape(image.format)), \(ByteUnits.format(image.virtualSize)) virtual, \
                 \(ByteUnits.format(image.allocatedBytes)) allocated, \(ByteUnits.format(image.chainAllocatedBytes)) over the chain \
-                (depth \(image.chainDepth)), \(image.extentCount) extents\(image.stale ? " <span class=\"stale\">stale</span>" : "")</p>
+                (\(image.chainLength) \(image.chainLength == 1 ? "layer" : "layers")), \(image.extentCount) extents; \
+                scanned \(escape(image.scannedAt)) (scan #\(image.scanId)); <span class="\(image.state)">\(image.state)</span>\
+                \(image.staleReason.map { " (" + escape($0) + ")" } ?? "")<br/>\(chain)\(snapshots)</p>
                 \(imageSVG(strip: strip, histogram: image.histogram, history: image.history))
                 </div>
 
@@ -51,6 +63,12 @@ extension Report {
         page += """
             <script>
             //<![CDATA[
+            document.getElementById("filter").addEventListener("input", function (event) {
+              var needle = event.target.value.toLowerCase();
+              document.querySelectorAll("[data-filter]").forEach(function (element) {
+                element.style.display = element.dataset.filter.toLowerCase().indexOf(needle) >= 0 ? "" : "none";
+              });
+            });
             document.querySelectorAll("table.sortable th").forEach(function (header, column) {
               header.addEventListener("click", function () {
                 var body = header.closest("table").tBodies[0];
@@ -93,26 +111,30 @@ extension Report {
         var html = """
             <table class="sortable">
             <thead><tr><th class="text">image</th><th class="text">format</th><th>virtual</th><th>on disk</th>\
-            <th>allocated</th><th>zero</th><th>chain data</th><th>used</th><th>extents</th><th>depth</th><th>delta</th></tr></thead>
+            <th>allocated</th><th>zero</th><th>chain data</th><th>used</th><th>extents</th><th>layers</th><th>delta</th>\
+            <th class="text">state</th><th class="text">scanned (UTC)</th></tr></thead>
             <tbody>
 
             """
         func cell(_ value: UInt64) -> String { "<td data-value=\"\(value)\">\(ByteUnits.format(value))</td>" }
         for image in images {
-            html += "<tr><td class=\"text\">\(escape(image.path))</td><td class=\"text\">\(escape(image.format))</td>"
-                + cell(image.virtualSize) + cell(image.fileSize) + cell(image.allocatedBytes) + cell(image.zeroBytes)
+            html += "<tr data-filter=\"\(escape(image.path + " " + image.format + " " + image.state))\"><td class=\"path\">\(escape(image.path))</td>"
+                + "<td class=\"text\">\(escape(image.format))</td>"
+                + cell(image.virtualSize) + cell(image.diskUsage) + cell(image.allocatedBytes) + cell(image.zeroBytes)
                 + cell(image.chainAllocatedBytes)
-                + "<td data-value=\"\(image.sparseness)\">\(String(format: "%.1f%%", image.sparseness * 100))</td>"
-                + "<td>\(image.extentCount)</td><td>\(image.chainDepth)</td>"
-                + (image.deltaBytes.map(cell) ?? "<td data-value=\"0\">-</td>") + "</tr>\n"
+                + "<td data-value=\"\(image.usedFraction)\">\(String(format: "%.1f%%", image.usedFraction * 100))</td>"
+                + "<td>\(image.extentCount)</td><td>\(image.chainLength)</td>"
+                + (image.deltaBytes.map(cell) ?? "<td data-value=\"0\">-</td>")
+                + "<td class=\"text \(image.state)\">\(image.state)</td><td class=\"text\">\(escape(image.scannedAt))</td></tr>\n"
         }
         html += "</tbody>\n<tfoot>\n"
         for total in (totals.directories.count > 1 ? totals.directories : []) + [totals.overall] {
             html += "<tr class=\"total\"><td class=\"text\">\(escape(total.directory.map { "total \($0)/" } ?? "total"))</td>"
                 + "<td class=\"text\">\(total.imageCount) images</td>"
-                + cell(total.virtualSize) + cell(total.fileSize) + cell(total.allocatedBytes) + cell(total.zeroBytes)
-                + cell(total.chainAllocatedBytes) + "<td>\(String(format: "%.1f%%", total.sparseness * 100))</td>"
-                + "<td>\(total.extentCount)</td><td></td>" + cell(total.deltaBytes) + "</tr>\n"
+                + cell(total.virtualSize) + cell(total.diskUsage) + cell(total.allocatedBytes) + cell(total.zeroBytes)
+                + cell(total.chainAllocatedBytes) + "<td>\(String(format: "%.1f%%", total.usedFraction * 100))</td>"
+                + "<td>\(total.extentCount)</td><td></td>" + cell(total.deltaBytes)
+                + "<td class=\"text\">\(total.staleCount > 0 ? "\(total.staleCount) stale" : "")</td><td></td></tr>\n"
         }
         return html + "</tfoot>\n</table>\n"
     }
@@ -129,24 +151,38 @@ extension Report {
         return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"960\" height=\"\(max(y, 1))\" role=\"img\">\(body)</svg>"
     }
 
-    /// The allocation map as one strip: equal bins merged into rectangles.
+    /// The allocation map as one strip: equal bins merged into rectangles, each with a hover title (kind
+    /// and byte range), and offset ticks at every quarter of the disk.
     func stripSVG(_ strip: AllocationStrip) -> (String, Int) {
         let width = 960.0
         let height = 28.0
         let binWidth = width / Double(strip.bins.count)
+        let binBytes = Double(strip.virtualSize) / Double(strip.bins.count)
         var svg = "<title>allocation map</title>"
         var start = 0
         for index in 1...strip.bins.count where index == strip.bins.count || strip.bins[index] != strip.bins[start] {
             let kind = strip.bins[start]
+            let from = UInt64(Double(start) * binBytes)
+            let to = index == strip.bins.count ? strip.virtualSize : UInt64(Double(index) * binBytes)
             svg += String(
-                format: "<rect x=\"%.2f\" y=\"0\" width=\"%.2f\" height=\"%.0f\" fill=\"%@\"/>", Double(start) * binWidth,
-                Double(index - start) * binWidth, height, Self.colors[kind] ?? "#000")
+                format: "<rect x=\"%.2f\" y=\"0\" width=\"%.2f\" height=\"%.0f\" fill=\"%@\"><title>%@: %@ to %@</title></rect>",
+                Double(start) * binWidth, Double(index - start) * binWidth, height, Self.colors[kind] ?? "#000",
+                Self.kindNames[kind] ?? kind.rawValue, ByteUnits.format(from), ByteUnits.format(to))
             start = index
         }
-        svg += "<text x=\"0\" y=\"\(Int(height) + 13)\" font-size=\"11\">0</text>"
-        svg += "<text x=\"\(Int(width))\" y=\"\(Int(height) + 13)\" font-size=\"11\" text-anchor=\"end\">end of disk</text>"
-        return (svg, Int(height) + 16)
+        for quarter in 0...4 {
+            let x = width * Double(quarter) / 4
+            let anchor = quarter == 0 ? "start" : quarter == 4 ? "end" : "middle"
+            svg += String(format: "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"#667\"/>", x, height, x, height + 4)
+            svg += "<text x=\"\(Int(x))\" y=\"\(Int(height) + 15)\" font-size=\"11\" text-anchor=\"\(anchor)\">"
+                + "\(ByteUnits.format(strip.virtualSize / 4 * UInt64(quarter) + (quarter == 4 ? strip.virtualSize % 4 : 0)))</text>"
+        }
+        return (svg, Int(height) + 18)
     }
+
+    static let kindNames: [AllocationStrip.Kind: String] = [
+        .data: "data (this image)", .parent: "data from a parent", .zero: "zero", .unallocated: "unallocated",
+    ]
 
     /// Data extents by size class (powers of two).
     func histogramSVG(_ histogram: [UInt64]) -> (String, Int) {
@@ -161,6 +197,9 @@ extension Report {
             let x = Double(offset) * barWidth
             svg += String(format: "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#2f6fde\"><title>%@: %llu extents</title></rect>",
                 x + 2, height - barHeight, barWidth - 4, barHeight, ByteUnits.format(UInt64(1) << UInt64(first + offset)), count)
+            if count > 0 {
+                svg += String(format: "<text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" text-anchor=\"middle\">%llu</text>", x + barWidth / 2, max(9, height - barHeight - 2), count)
+            }
             if offset % 2 == 0 {
                 svg += String(format: "<text x=\"%.1f\" y=\"%.0f\" font-size=\"9\">%@</text>", x, height + 12, ByteUnits.format(UInt64(1) << UInt64(first + offset)).replacingOccurrences(of: " ", with: ""))
             }
@@ -180,12 +219,42 @@ extension Report {
         let svg = "<title>allocated bytes per scan</title>"
             + "<rect x=\"0\" y=\"0\" width=\"\(Int(width))\" height=\"\(Int(height))\" fill=\"#f6f7fb\"/>"
             + "<polyline fill=\"none\" stroke=\"#2f6fde\" stroke-width=\"2\" points=\"\(coordinates)\"/>"
-            + "<text x=\"0\" y=\"\(Int(height) + 12)\" font-size=\"10\">allocated bytes over \(points.count) scans (last \(ByteUnits.format(points.last?.allocatedBytes ?? 0)))</text>"
-        return (svg, Int(height) + 14)
+            + "<text x=\"\(Int(width) + 4)\" y=\"10\" font-size=\"10\">\(ByteUnits.format(UInt64(peak)))</text>"
+            + "<text x=\"\(Int(width) + 4)\" y=\"\(Int(height))\" font-size=\"10\">0 B</text>"
+            + "<text x=\"0\" y=\"\(Int(height) + 12)\" font-size=\"10\">\(escape(String(points.first?.scannedAt.prefix(10) ?? "")))</text>"
+            + "<text x=\"\(Int(width))\" y=\"\(Int(height) + 12)\" font-size=\"10\" text-anchor=\"end\">\(escape(String(points.last?.scannedAt.prefix(10) ?? "")))</text>"
+            + "<text x=\"0\" y=\"\(Int(height) + 25)\" font-size=\"10\">allocated bytes over \(points.count) scans (last \(ByteUnits.format(points.last?.allocatedBytes ?? 0)))</text>"
+        return (svg, Int(height) + 28)
     }
 
+    /// "12 images: 10 fresh, 1 stale, 1 missing".
+    func stateSummary() -> String {
+        let counts = Dictionary(grouping: images, by: \.state).mapValues(\.count)
+        let parts = ["fresh", "stale", "missing"].compactMap { state in counts[state].map { "\($0) \(state)" } }
+        return "\(images.count) \(images.count == 1 ? "image" : "images"): " + (parts.isEmpty ? "none" : parts.joined(separator: ", "))
+    }
+
+    /// Images whose last scan failed, with their errors (from the index's failure records).
+    func failuresSection(store: IndexStore) throws -> String {
+        let failures = try store.failures().values.sorted { $0.path < $1.path }
+        guard !failures.isEmpty else { return "" }
+        var html = "<h2>Failed scans (\(failures.count))</h2>\n<ul class=\"failures\">\n"
+        for failure in failures {
+            html += "<li data-filter=\"\(escape(failure.path + " failed"))\"><span class=\"failed\">failed</span> "
+                + "\(escape(failure.path)) at \(escape(ImageReport.timestamp(failure.failedAtNanoseconds))): \(escape(failure.message))</li>\n"
+        }
+        return html + "</ul>\n"
+    }
+
+    static func now() -> String {
+        let formatter = ISO8601DateFormatter()
+        return formatter.string(from: Date())
+    }
+
+    /// HTML text: markup characters escaped, and control characters made visible (XML forbids them, and
+    /// a name chosen by an image's author may hold them).
     func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+        TerminalText.name(text).replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
     }
 }

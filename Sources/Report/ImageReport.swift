@@ -11,12 +11,26 @@ public struct ImageReport: Codable, Sendable, Equatable {
     public var directory: String
     public var format: String
     public var virtualSize: UInt64
-    /// Bytes the file occupies on disk (`st_blocks * 512`).
+    /// Bytes the file occupies on disk (`st_blocks * 512`): `disk_usage` (what `du` shows).
+    public var diskUsage: UInt64
+    /// The file's length (`st_size`): `file_size`, as `info` and `ls -l` show it.
     public var fileSize: UInt64
     /// Data supplied by the image's own layer (depth 0).
     public var allocatedBytes: UInt64
-    /// Zero clusters/extents of the image's own layer.
+    /// Zero clusters/extents of the image's own layer: ranges a format records as reading zero. A raw
+    /// file's holes are not "zero" here but unallocated (nothing is stored for them, as for a qcow2
+    /// cluster never written).
     public var zeroBytes: UInt64
+    /// The rest of the disk: neither the image's data nor its zero ranges.
+    public var unallocatedBytes: UInt64
+    /// fresh, stale or missing (the file is gone).
+    public var state: String
+    /// The chain below the image, nearest first (backing files or VHD parents).
+    public var chain: [String]
+    /// Internal snapshots (qcow2), by name.
+    public var snapshots: [String]
+    /// The formats of the chain's layers, by depth (0 = the image).
+    public var layerFormats: [String]
     public var compressedBytes: UInt64
     /// Data over the whole chain (what a full export sends).
     public var chainAllocatedBytes: UInt64
@@ -26,9 +40,11 @@ public struct ImageReport: Codable, Sendable, Equatable {
     public var meanExtent: UInt64
     public var medianExtent: UInt64
     public var largestExtent: UInt64
-    /// Own data over virtual size, 0 to 1.
-    public var sparseness: Double
-    public var chainDepth: UInt64
+    /// Own data over virtual size, 0 to 1 (`used_fraction`: the part of the disk the image itself stores).
+    public var usedFraction: Double
+    /// Layers in the chain, the image included (1 for a lone image). `depth` elsewhere is a position in the
+    /// chain, 0 being the image itself, as in `map`.
+    public var chainLength: UInt64
     public var parent: String?
     public var scanId: Int64
     public var scannedAt: String
@@ -57,9 +73,17 @@ public struct ImageReport: Codable, Sendable, Equatable {
         format = entry.image.format
         virtualSize = UInt64(scan.virtualSize)
         let identity = try? FileIdentity(path: entry.image.path)
-        fileSize = identity?.allocatedBytes ?? 0
+        diskUsage = identity?.allocatedBytes ?? 0
+        fileSize = identity?.size ?? 0
         allocatedBytes = UInt64(scan.ownDataBytes)
-        zeroBytes = UInt64(scan.ownZeroBytes)
+        zeroBytes = entry.image.format == "raw" ? 0 : UInt64(scan.ownZeroBytes)
+        unallocatedBytes = UInt64(scan.virtualSize) - min(UInt64(scan.virtualSize), UInt64(scan.ownDataBytes) + zeroBytes)
+        chain = entry.layers.dropFirst().map(\.path)
+        layerFormats = entry.layers.map(\.format)
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let metadata = try? decoder.decode(ImageMetadata.self, from: Data(entry.image.metadataJson.utf8))
+        snapshots = metadata?.qcow2?.snapshots.map(\.name) ?? []
         compressedBytes = UInt64(scan.compressedBytes)
         chainAllocatedBytes = UInt64(scan.dataBytes)
         extentCount = UInt64(scan.extentCount)
@@ -67,8 +91,8 @@ public struct ImageReport: Codable, Sendable, Equatable {
         meanExtent = scan.dataExtentCount > 0 ? UInt64(scan.dataBytes / scan.dataExtentCount) : 0
         medianExtent = UInt64(scan.dataExtentMedian)
         largestExtent = UInt64(scan.dataExtentLargest)
-        sparseness = virtualSize > 0 ? Double(allocatedBytes) / Double(virtualSize) : 0
-        chainDepth = UInt64(scan.chainDepth)
+        usedFraction = virtualSize > 0 ? Double(allocatedBytes) / Double(virtualSize) : 0
+        chainLength = UInt64(scan.chainDepth)
         parent = entry.image.backingPath
         scanId = scan.id ?? 0
         scannedAt = Self.timestamp(scan.scannedAtNs)
@@ -79,6 +103,7 @@ public struct ImageReport: Codable, Sendable, Equatable {
         } else {
             stale = false
         }
+        state = identity == nil ? "missing" : (stale ? "stale" : "fresh")
         exportBytes = chainAllocatedBytes
         deltaBytes = parent == nil ? nil : allocatedBytes + zeroBytes
         histogram = (try? JSONDecoder().decode([UInt64].self, from: Data(scan.dataExtentHistogram.utf8))) ?? []
@@ -102,7 +127,7 @@ public struct ReportTotals: Codable, Sendable, Equatable {
     public var imageCount: UInt64 = 0
     public var staleCount: UInt64 = 0
     public var virtualSize: UInt64 = 0
-    public var fileSize: UInt64 = 0
+    public var diskUsage: UInt64 = 0
     public var allocatedBytes: UInt64 = 0
     public var zeroBytes: UInt64 = 0
     public var compressedBytes: UInt64 = 0
@@ -110,8 +135,8 @@ public struct ReportTotals: Codable, Sendable, Equatable {
     public var extentCount: UInt64 = 0
     public var exportBytes: UInt64 = 0
     public var deltaBytes: UInt64 = 0
-    /// Own data over virtual size, 0 to 1.
-    public var sparseness: Double = 0
+    /// Own data over virtual size, 0 to 1 (`used_fraction`: the part of the disk the image itself stores).
+    public var usedFraction: Double = 0
 
     init(directory: String?, images: [ImageReport]) {
         self.directory = directory
@@ -119,7 +144,7 @@ public struct ReportTotals: Codable, Sendable, Equatable {
             imageCount += 1
             if image.stale { staleCount += 1 }
             virtualSize += image.virtualSize
-            fileSize += image.fileSize
+            diskUsage += image.diskUsage
             allocatedBytes += image.allocatedBytes
             zeroBytes += image.zeroBytes
             compressedBytes += image.compressedBytes
@@ -128,7 +153,7 @@ public struct ReportTotals: Codable, Sendable, Equatable {
             exportBytes += image.exportBytes
             deltaBytes += image.deltaBytes ?? 0
         }
-        sparseness = virtualSize > 0 ? Double(allocatedBytes) / Double(virtualSize) : 0
+        usedFraction = virtualSize > 0 ? Double(allocatedBytes) / Double(virtualSize) : 0
     }
 }
 
@@ -144,8 +169,8 @@ public struct Report: Codable, Sendable {
 
     /// Keys `--sort` accepts; numbers sort largest first, text A to Z.
     public static let sortKeys = [
-        "path", "format", "virtual_size", "file_size", "allocated_bytes", "zero_bytes", "compressed_bytes",
-        "chain_allocated_bytes", "extent_count", "sparseness", "chain_depth", "export_bytes", "delta_bytes", "scanned_at",
+        "path", "format", "virtual_size", "disk_usage", "allocated_bytes", "zero_bytes", "compressed_bytes",
+        "chain_allocated_bytes", "extent_count", "used_fraction", "chain_length", "export_bytes", "delta_bytes", "scanned_at",
     ]
 
     /// Builds the report for images at `paths` or under `directories` (everything when both are empty).
@@ -172,14 +197,14 @@ public struct Report: Codable, Sendable {
         case "format": return { ($0.format, $0.path) < ($1.format, $1.path) }
         case "scanned_at": return { ($0.scannedAt, $0.path) > ($1.scannedAt, $1.path) }
         case "virtual_size": return numeric { Double($0.virtualSize) }
-        case "file_size": return numeric { Double($0.fileSize) }
+        case "disk_usage": return numeric { Double($0.diskUsage) }
         case "allocated_bytes": return numeric { Double($0.allocatedBytes) }
         case "zero_bytes": return numeric { Double($0.zeroBytes) }
         case "compressed_bytes": return numeric { Double($0.compressedBytes) }
         case "chain_allocated_bytes": return numeric { Double($0.chainAllocatedBytes) }
         case "extent_count": return numeric { Double($0.extentCount) }
-        case "sparseness": return numeric { $0.sparseness }
-        case "chain_depth": return numeric { Double($0.chainDepth) }
+        case "used_fraction": return numeric { $0.usedFraction }
+        case "chain_length": return numeric { Double($0.chainLength) }
         case "export_bytes": return numeric { Double($0.exportBytes) }
         case "delta_bytes": return numeric { Double($0.deltaBytes ?? 0) }
         default: throw ReportError.unknownSortKey(key)

@@ -18,12 +18,12 @@ public enum ByteUnits {
 extension Report {
     /// Aligned columns with human units, then per-directory and overall totals.
     public func table() -> String {
-        let header = ["IMAGE", "FORMAT", "VIRTUAL", "ON DISK", "ALLOCATED", "ZERO", "CHAIN DATA", "USED", "EXTENTS", "DEPTH", "DELTA", "STATE"]
+        let header = ["IMAGE", "FORMAT", "VIRTUAL", "ON DISK", "ALLOCATED", "ZERO", "CHAIN DATA", "USED", "EXTENTS", "LAYERS", "DELTA", "STATE"]
         var rows: [[String]] = images.map { image in
             [
-                image.path, image.format, ByteUnits.format(image.virtualSize), ByteUnits.format(image.fileSize),
+                image.path, image.format, ByteUnits.format(image.virtualSize), ByteUnits.format(image.diskUsage),
                 ByteUnits.format(image.allocatedBytes), ByteUnits.format(image.zeroBytes), ByteUnits.format(image.chainAllocatedBytes),
-                String(format: "%.1f%%", image.sparseness * 100), "\(image.extentCount)", "\(image.chainDepth)",
+                String(format: "%.1f%%", image.usedFraction * 100), "\(image.extentCount)", "\(image.chainLength)",
                 image.deltaBytes.map(ByteUnits.format) ?? "-", image.stale ? "stale" : "fresh",
             ]
         }
@@ -31,8 +31,8 @@ extension Report {
         for total in totalRows + [totals.overall] {
             rows.append([
                 total.directory.map { "total \($0)/" } ?? "total (\(total.imageCount) images)", "",
-                ByteUnits.format(total.virtualSize), ByteUnits.format(total.fileSize), ByteUnits.format(total.allocatedBytes),
-                ByteUnits.format(total.zeroBytes), ByteUnits.format(total.chainAllocatedBytes), String(format: "%.1f%%", total.sparseness * 100),
+                ByteUnits.format(total.virtualSize), ByteUnits.format(total.diskUsage), ByteUnits.format(total.allocatedBytes),
+                ByteUnits.format(total.zeroBytes), ByteUnits.format(total.chainAllocatedBytes), String(format: "%.1f%%", total.usedFraction * 100),
                 "\(total.extentCount)", "", ByteUnits.format(total.deltaBytes), total.staleCount > 0 ? "\(total.staleCount) stale" : "",
             ])
         }
@@ -44,15 +44,30 @@ extension Report {
                 let pad = String(repeating: " ", count: widths[column] - cell.count)
                 return numeric.contains(column) ? pad + cell : cell + pad
             }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
-        }.joined(separator: "\n") + "\n"
+        }.joined(separator: "\n") + "\n" + historyTable()
+    }
+
+    /// With `--history`: every kept scan of each image, oldest first (scan id, time, own and chain data).
+    func historyTable() -> String {
+        let withHistory = images.filter { $0.history != nil }
+        guard !withHistory.isEmpty else { return "" }
+        var text = "\nHISTORY\n"
+        for image in withHistory {
+            text += image.path + "\n"
+            for point in image.history ?? [] {
+                text += "  scan #\(point.scanId)  \(point.scannedAt)  allocated \(ByteUnits.format(point.allocatedBytes))"
+                    + "  chain data \(ByteUnits.format(point.chainAllocatedBytes))\n"
+            }
+        }
+        return text
     }
 
     /// One row per image, raw numbers, RFC 4180 quoting.
     public func csv() -> String {
         let columns = [
-            "path", "format", "virtual_size", "file_size", "allocated_bytes", "zero_bytes", "compressed_bytes",
+            "path", "format", "virtual_size", "disk_usage", "allocated_bytes", "zero_bytes", "compressed_bytes",
             "chain_allocated_bytes", "extent_count", "data_extent_count", "mean_extent", "median_extent", "largest_extent",
-            "sparseness", "chain_depth", "parent", "scan_id", "scanned_at", "stale", "export_bytes", "delta_bytes",
+            "used_fraction", "chain_length", "parent", "scan_id", "scanned_at", "stale", "export_bytes", "delta_bytes",
         ]
         func quote(_ text: String) -> String {
             text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
@@ -61,10 +76,10 @@ extension Report {
         var lines = [columns.joined(separator: ",")]
         for image in images {
             let cells: [String] = [
-                image.path, image.format, "\(image.virtualSize)", "\(image.fileSize)", "\(image.allocatedBytes)",
+                image.path, image.format, "\(image.virtualSize)", "\(image.diskUsage)", "\(image.allocatedBytes)",
                 "\(image.zeroBytes)", "\(image.compressedBytes)", "\(image.chainAllocatedBytes)", "\(image.extentCount)",
                 "\(image.dataExtentCount)", "\(image.meanExtent)", "\(image.medianExtent)", "\(image.largestExtent)",
-                String(format: "%.6f", image.sparseness), "\(image.chainDepth)", image.parent ?? "", "\(image.scanId)",
+                String(format: "%.6f", image.usedFraction), "\(image.chainLength)", image.parent ?? "", "\(image.scanId)",
                 image.scannedAt, image.stale ? "true" : "false", "\(image.exportBytes)", image.deltaBytes.map { "\($0)" } ?? "",
             ]
             lines.append(cells.map(quote).joined(separator: ","))

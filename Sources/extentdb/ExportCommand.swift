@@ -14,7 +14,8 @@ struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
         abstract: "Stream an image's guest data as raw, qcow2, vhd or xva, planned from the index.",
-        discussion: """
+        discussion: Help.reflow(
+            """
             The extents come from the image's latest scan; the image is rescanned first when its identity
             (device, inode, size, mtime, header checksum) changed (--no-rescan makes that an error). Only data
             extents are read: zero and unallocated ranges never are, and no L1/L2 table, BAT or bitmap is read.
@@ -27,7 +28,7 @@ struct ExportCommand: ParsableCommand {
             --base BASE exports only what the layers above BASE supply: a qcow2 overlay backed by BASE, a
             differencing VHD whose parent is BASE, changed ranges of a raw file (and --extents JSON), or
             only the changed XVA chunks.
-            """)
+            """))
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
         case raw, qcow2, vhd, xva

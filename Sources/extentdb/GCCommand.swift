@@ -7,10 +7,11 @@ struct GCCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gc",
         abstract: "Apply history retention: keep at most N scans per image and none older than D days.",
-        discussion: """
+        discussion: Help.reflow(
+            """
             The latest scan of every image is always kept. Without --keep or --keep-days, keeps \(ImageIndexer.defaultKeepScans)
             scans per image (what 'scan' keeps by default). --vacuum then gives the freed space back to the file system.
-            """)
+            """))
 
     @OptionGroup var index: IndexOptions
 

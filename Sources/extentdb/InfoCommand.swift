@@ -9,11 +9,12 @@ struct InfoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "info",
         abstract: "Show an image's header metadata, chain, sizes, snapshots and index state.",
-        discussion: """
+        discussion: Help.reflow(
+            """
             Answers from the index, scanning first when the image is not indexed or stale (--no-rescan shows the
             index as it is). When the chain cannot be scanned, the image's own header is still shown, with the
             reason, and the exit code is 1.
-            """)
+            """))
 
     @OptionGroup var index: IndexOptions
     @OptionGroup var chain: ChainOptions

@@ -9,11 +9,12 @@ struct ListCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
         abstract: "List indexed images: format, size, last scan, scans kept and state.",
-        discussion: """
+        discussion: Help.reflow(
+            """
             State: fresh (every chain layer has the identity it had at the last scan), stale (a layer changed;
             the next map/export rescans it), missing (the image file is gone; 'extentdb prune' forgets it),
             failed (its last scan failed; the error is shown). Only a stat per layer is done.
-            """)
+            """))
 
     @OptionGroup var index: IndexOptions
 

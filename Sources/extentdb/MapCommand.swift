@@ -9,11 +9,12 @@ struct MapCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "map",
         abstract: "Print an image's allocation map from the index (scanning first if it is not indexed or stale).",
-        discussion: """
+        discussion: Help.reflow(
+            """
             --output json prints the list `qemu-img map --output=json` prints (start, length, depth, present,
             zero, data, offset), plus "compressed": true on compressed extents. Only a stat of each chain
             layer is done to check freshness; the image's tables are not read when the index is fresh.
-            """)
+            """))
 
     @OptionGroup var index: IndexOptions
     @OptionGroup var chain: ChainOptions

@@ -40,9 +40,15 @@ struct IndexOptions: ParsableArguments {
     }
 }
 
+/// `--output` of every command but `report`: text for people, or JSON. `table` is accepted for `human`, so
+/// one vocabulary works everywhere (`report` takes `human` for `table`).
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case human
     case json
+
+    init?(argument: String) {
+        self.init(rawValue: argument == "table" ? "human" : argument)
+    }
 }
 
 /// A failure with a message meant for the user; exit code 1.

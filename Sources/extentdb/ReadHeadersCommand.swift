@@ -8,13 +8,14 @@ struct ReadHeadersCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "read-headers",
         abstract: "Print the data-cluster JSON xapi's stream_vdi reads from `vhd-tool read_headers`.",
-        discussion: """
+        discussion: Help.reflow(
+            """
             legacy:   {"virtual_size":N,"cluster_bits":B,"data_clusters":[i,j,...]}   (vhd-tool read_headers)
             interval: {"virtual_size":N,"cluster_bits":B,"data_clusters":[[first,last],...]}
                       (vhd-tool read_headers_interval; ranges are inclusive)
             A cluster is the qcow2 cluster or the VHD block; it is listed when any byte of it holds data in
             the guest view (any layer of the chain). Sub-cluster extents are rounded outward.
-            """)
+            """))
 
     enum Style: String, ExpressibleByArgument, CaseIterable {
         case legacy

@@ -9,14 +9,19 @@ struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
         abstract: "Sparse-usage report of indexed images: table, JSON, CSV or a self-contained HTML page.",
-        discussion: """
+        discussion: Help.reflow(
+            """
             Answers from the index (plus a stat per image for size on disk and freshness); nothing is scanned.
             No PATH reports everything in the index; a directory reports the images under it.
             Sort keys: \(Report.sortKeys.joined(separator: ", ")) (numbers largest first).
-            """)
+            """))
 
     enum Output: String, ExpressibleByArgument, CaseIterable {
         case table, json, csv, html
+
+        init?(argument: String) {
+            self.init(rawValue: argument == "human" ? "table" : argument)
+        }
     }
 
     @OptionGroup var index: IndexOptions
@@ -88,13 +93,14 @@ struct DiffCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "diff",
         abstract: "Ranges where two allocation maps differ: two images, or two scans of one image.",
-        discussion: """
+        discussion: Help.reflow(
+            """
             extentdb diff A B            latest scans of two images (scanned first if needed)
             extentdb diff IMAGE --scan N compare scan N with the latest scan of IMAGE
             extentdb diff IMAGE --scan N --scan M
             A range differs when its status (data, zero, unallocated), its supplying layer or its host location
             changed. --output json prints qemu-img-map-style entries with the status before and after.
-            """)
+            """))
 
     @OptionGroup var index: IndexOptions
     @OptionGroup var chain: ChainOptions

@@ -15,12 +15,13 @@ struct ScanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scan",
         abstract: "Scan images (files, or directories searched recursively) into the index.",
-        discussion: """
+        discussion: Help.reflow(
+            """
             Images are recognised by content (QCOW2 magic, VHD footer cookie). Files named on the command line
             that are neither are indexed as raw images; inside directories only QCOW2/VHD files are picked up
             unless --include-raw is given. An image whose files (the whole backing chain) have the same device,
             inode, size and mtime as at its last scan is not scanned again unless --force is given.
-            """)
+            """))
 
     @OptionGroup var index: IndexOptions
     @OptionGroup var chain: ChainOptions
@@ -120,7 +121,7 @@ struct ScanCommand: ParsableCommand {
                     item["extent_count"] = indexed.scan.extentCount
                     item["data_bytes"] = indexed.scan.dataBytes
                     item["own_data_bytes"] = indexed.scan.ownDataBytes
-                    item["chain_depth"] = indexed.scan.chainDepth
+                    item["chain_length"] = indexed.scan.chainDepth
                     item["duration_ms"] = Double(indexed.scan.durationNs) / 1e6
                 }
                 if let error = result.error { item["error"] = error }
