@@ -170,4 +170,47 @@ import Testing
         #expect(object?["offset"] as? Int == 20)
         #expect((object?["error"] as? String)?.contains("cluster_bits") == true)
     }
+
+    @Test("report: raw holes are unallocated, states and failures are shown, history in tables, one --output vocabulary")
+    func reportForOperators() throws {
+        let directory = try makeTenantWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let db = directory.appendingPathComponent("index.sqlite").path
+        let result = try script(
+            """
+            set -e
+            truncate -s 64M vm/disk.raw
+            qemu-io -f raw -c 'write -P 1 8M 4M' vm/disk.raw >/dev/null
+            qemu-img create -q -f qcow2 vm/top.qcow2 16M
+            qemu-io -f qcow2 -c 'write -z 0 1M' vm/top.qcow2 >/dev/null
+            qemu-img create -q -f qcow2 vm/broken.qcow2 16M
+            printf '\\000\\000\\000\\077' | dd of=vm/broken.qcow2 bs=1 seek=20 conv=notrunc status=none
+            $X scan --include-raw vm >/dev/null 2>&1 || true
+            $X scan --force vm/top.qcow2 >/dev/null
+            $X report vm --output json > report.json
+            $X report vm --output html --to report.html
+            $X report vm --history --output human | grep -A3 HISTORY
+            $X map vm/disk.raw --output table | head -1
+            $X --generate-completion-script bash | head -1
+            """, database: db, in: directory)
+        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("report.json"))) as? [String: Any]
+        let images = report?["images"] as? [[String: Any]] ?? []
+        let raw = try #require(images.first { ($0["path"] as? String)?.hasSuffix("disk.raw") == true })
+        #expect(raw["zero_bytes"] as? Int == 0)
+        #expect(raw["allocated_bytes"] as? Int == 4 << 20)
+        #expect(raw["unallocated_bytes"] as? Int == 60 << 20)
+        #expect(raw["state"] as? String == "fresh")
+        #expect(raw["chain_length"] as? Int == 1)
+        #expect(raw["used_fraction"] != nil && raw["sparseness"] == nil)
+        let top = try #require(images.first { ($0["path"] as? String)?.hasSuffix("top.qcow2") == true })
+        #expect(top["zero_bytes"] as? Int == 1 << 20)
+        let html = try String(contentsOf: directory.appendingPathComponent("report.html"), encoding: .utf8)
+        #expect(html.contains("Failed scans (1)") && html.contains("broken.qcow2") && html.contains("cluster_bits"))
+        #expect(html.contains("<th class=\"text\">state</th>") && html.contains("id=\"filter\""))
+        #expect(html.contains("<title>unallocated: "))
+        #expect(result.stdout.contains("HISTORY"), "\(result.stdout)")
+        #expect(result.stdout.contains("scan #"))
+        #expect(result.stdout.contains("Offset") && result.stdout.contains("#!/bin/bash"))
+    }
 }
