@@ -32,7 +32,7 @@ extension Report {
             </head>
             <body>
             <h1>\(escape(title))</h1>
-            <p class="facts">Generated \(escape(Self.now())) UTC. \(totals.overall.imageCount) images, \(ByteUnits.format(totals.overall.virtualSize)) virtual, \
+            <p class="facts">Generated \(escape(Self.now())) UTC. \(totals.overall.imageCount) \(totals.overall.imageCount == 1 ? "image" : "images"), \(ByteUnits.format(totals.overall.virtualSize)) virtual, \
             \(ByteUnits.format(totals.overall.diskUsage)) on disk, \(ByteUnits.format(totals.overall.allocatedBytes)) allocated \
             (\(String(format: "%.1f", totals.overall.usedFraction * 100))% of virtual).</p>
             <p class="facts">\(stateSummary())</p>
@@ -130,7 +130,7 @@ extension Report {
         html += "</tbody>\n<tfoot>\n"
         for total in (totals.directories.count > 1 ? totals.directories : []) + [totals.overall] {
             html += "<tr class=\"total\"><td class=\"text\">\(escape(total.directory.map { "total \($0)/" } ?? "total"))</td>"
-                + "<td class=\"text\">\(total.imageCount) images</td>"
+                + "<td class=\"text\">\(total.imageCount) \(total.imageCount == 1 ? "image" : "images")</td>"
                 + cell(total.virtualSize) + cell(total.diskUsage) + cell(total.allocatedBytes) + cell(total.zeroBytes)
                 + cell(total.chainAllocatedBytes) + "<td>\(String(format: "%.1f%%", total.usedFraction * 100))</td>"
                 + "<td>\(total.extentCount)</td><td></td>" + cell(total.deltaBytes)

@@ -30,7 +30,7 @@ extension Report {
         let totalRows = totals.directories.count > 1 ? totals.directories : []
         for total in totalRows + [totals.overall] {
             rows.append([
-                total.directory.map { "total \($0)/" } ?? "total (\(total.imageCount) images)", "",
+                total.directory.map { "total \($0)/" } ?? "total (\(total.imageCount) \(total.imageCount == 1 ? "image" : "images"))", "",
                 ByteUnits.format(total.virtualSize), ByteUnits.format(total.diskUsage), ByteUnits.format(total.allocatedBytes),
                 ByteUnits.format(total.zeroBytes), ByteUnits.format(total.chainAllocatedBytes), String(format: "%.1f%%", total.usedFraction * 100),
                 "\(total.extentCount)", "", ByteUnits.format(total.deltaBytes), total.staleCount > 0 ? "\(total.staleCount) stale" : "",

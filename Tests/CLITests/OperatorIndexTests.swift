@@ -213,4 +213,25 @@ import Testing
         #expect(result.stdout.contains("scan #"))
         #expect(result.stdout.contains("Offset") && result.stdout.contains("#!/bin/bash"))
     }
+
+    @Test("a directory scan names files it cannot read, with the reason, in the summary and in JSON")
+    func unreadableFilesNamed() throws {
+        let directory = try makeTenantWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try script(
+            """
+            chmod 755 . && mkdir -m 777 shared && chmod 755 vm
+            cp "$X" ./extentdb && chmod 755 extentdb
+            qemu-img create -q -f qcow2 vm/ok.qcow2 4M && qemu-img create -q -f qcow2 vm/locked.qcow2 4M
+            chmod 644 vm/ok.qcow2 && chmod 000 vm/locked.qcow2
+            setpriv --reuid=nobody --regid=nogroup --clear-groups ./extentdb scan vm --db shared/index.sqlite --output json > scan.json
+            echo "exit $?"
+            setpriv --reuid=nobody --regid=nogroup --clear-groups ./extentdb scan vm --db shared/index.sqlite
+            """, database: directory.appendingPathComponent("unused.sqlite").path, in: directory)
+        #expect(result.stdout.contains("exit 1"), "\(result.stdout)\n\(result.stderr)")
+        #expect(result.stderr.contains("locked.qcow2") && result.stderr.contains("Permission denied"), "\(result.stderr)")
+        #expect(result.stdout.contains("2 images: 0 scanned, 1 unchanged, 1 failed"))
+        let json = try String(contentsOf: directory.appendingPathComponent("scan.json"), encoding: .utf8)
+        #expect(json.contains("locked.qcow2") && json.contains("Permission denied"), "\(json)")
+    }
 }
