@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.2"),
     ],
     targets: [
         // `_GNU_SOURCE` wrappers: SEEK_DATA/SEEK_HOLE, copy_file_range (Glibc's overlay hides them).
@@ -53,6 +54,8 @@ let package = Package(
             dependencies: ["Scanner", "AllocationIndex", "ImageFormats", "ImageIO"],
             swiftSettings: strictSwift
         ),
+        // Pure NBD protocol codec: client bytes in, messages out; replies encoded to bytes. No sockets.
+        .target(name: "NBD", dependencies: [.product(name: "NIOCore", package: "swift-nio")], swiftSettings: strictSwift),
         .executableTarget(
             name: "extentdb",
             dependencies: [
@@ -88,6 +91,11 @@ let package = Package(
         .testTarget(
             name: "ReportTests",
             dependencies: ["Report", "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "TestSupport"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "NBDTests",
+            dependencies: ["NBD", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSwift
         ),
         .testTarget(
