@@ -79,7 +79,7 @@ struct Extentdb: ParsableCommand {
         version: "extentdb \(extentdbVersion)",
         subcommands: [
             ScanCommand.self, MapCommand.self, InfoCommand.self, ReadHeadersCommand.self, ExportCommand.self, ReportCommand.self,
-            DiffCommand.self,
+            DiffCommand.self, NBDCommand.self,
         ]
     )
 }
