@@ -13,6 +13,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
     ],
     targets: [
         // `_GNU_SOURCE` wrappers: SEEK_DATA/SEEK_HOLE, copy_file_range (Glibc's overlay hides them).
@@ -53,11 +55,26 @@ let package = Package(
             dependencies: ["Scanner", "AllocationIndex", "ImageFormats", "ImageIO"],
             swiftSettings: strictSwift
         ),
+        // Pure NBD protocol codec: client bytes in, messages out; replies encoded to bytes. No sockets.
+        .target(name: "NBD", dependencies: [.product(name: "NIOCore", package: "swift-nio")], swiftSettings: strictSwift),
+        // A read-only NBD server on SwiftNIO answering block status from the index and reads through Export.
+        .target(
+            name: "NBDServer",
+            dependencies: [
+                "NBD", "Export", "Scanner", "AllocationIndex", "ImageFormats", "ImageIO",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "extentdb",
             dependencies: [
-                "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "Export", "Report", "CExtentShims",
+                "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "Export", "Report", "CExtentShims", "NBDServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift
         ),
@@ -88,6 +105,11 @@ let package = Package(
         .testTarget(
             name: "ReportTests",
             dependencies: ["Report", "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "TestSupport"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "NBDTests",
+            dependencies: ["NBD", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -11,7 +11,7 @@ import ImageIO
 /// prove that no metadata (headers, L1/L2 tables, BAT, bitmaps) is touched.
 public final class GuestReader {
     public let plan: ExportPlan
-    private var sources: [Int: FileBlockSource] = [:]
+    var sources: [Int: FileBlockSource] = [:]
     private var clusterCache: (depth: Int, hostOffset: UInt64, bytes: [UInt8])?
     /// Every read made, as (path, offset, length), when logging is on.
     public private(set) var readLog: [(path: String, offset: UInt64, length: Int)] = []

@@ -1,0 +1,168 @@
+import AllocationIndex
+import Export
+import ImageFormats
+import NBD
+import NIOCore
+
+/// One connection's view of an ``ImageExport`` in the transmission phase: turns each request into the
+/// bytes of its reply. Reads go through the connection's own `GuestReader` (data extents only; zero and
+/// unallocated ranges are never read); block status comes from the index alone.
+///
+/// Not thread-safe: a connection handles its requests one at a time.
+final class ExportSession {
+    let export: ImageExport
+    let structuredReplies: Bool
+    /// Selected metadata contexts, as (id, context), in the order they were selected.
+    let contexts: [(id: UInt32, context: MetaContext)]
+    /// Why reads fail with EIO: the image changed after it was indexed (checked at connect).
+    let staleReason: String?
+    /// Most descriptors per context in one block status reply (qemu's bound: 1 MiB of descriptors).
+    static let maximumDescriptors = 131_072
+
+    private let reader: GuestReader
+    private let readWindow: ExtentWindow
+    private let statusWindow: ExtentWindow
+
+    init(export: ImageExport, negotiation: NBDNegotiation, staleReason: String?) {
+        self.export = export
+        structuredReplies = negotiation.structuredReplies
+        contexts = negotiation.selectedContexts.compactMap { id in
+            export.description.contextName(id: id).flatMap(MetaContext.init(rawValue:)).map { (id, $0) }
+        }
+        self.staleReason = staleReason
+        reader = GuestReader(plan: export.plan)
+        readWindow = ExtentWindow(plan: export.plan)
+        statusWindow = ExtentWindow(plan: export.plan)
+    }
+
+    /// The reply to `request` (nil for `NBD_CMD_DISC`, which has none).
+    func reply(to request: NBDRequest) -> ByteBuffer? {
+        let cookie = request.cookie
+        switch NBDTransmission.action(for: request, export: export.description, hasContexts: !contexts.isEmpty) {
+        case .disconnect:
+            return nil
+        case .succeed:
+            var buffer = ByteBuffer()
+            if structuredReplies {
+                NBDStructuredReply.encodeDone(cookie: cookie, into: &buffer)
+            } else {
+                NBDSimpleReply.encodeHeader(cookie: cookie, error: nil, into: &buffer)
+            }
+            return buffer
+        case let .fail(error, message):
+            return failure(cookie: cookie, error: error, message: message)
+        case let .read(offset, length):
+            if let staleReason { return failure(cookie: cookie, error: .io, message: staleReason) }
+            do {
+                return try read(cookie: cookie, range: offset..<(offset + UInt64(length)))
+            } catch {
+                return failure(cookie: cookie, error: .io, message: "\(error)")
+            }
+        case let .blockStatus(offset, length, requestOne):
+            if let staleReason { return failure(cookie: cookie, error: .io, message: staleReason) }
+            do {
+                return try blockStatus(cookie: cookie, range: offset..<(offset + UInt64(length)), requestOne: requestOne)
+            } catch {
+                return failure(cookie: cookie, error: .io, message: "\(error)")
+            }
+        }
+    }
+
+    private func failure(cookie: UInt64, error: NBDError, message: String) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        if structuredReplies {
+            NBDStructuredReply.encodeError(cookie: cookie, error: error, message: message, into: &buffer)
+        } else {
+            NBDSimpleReply.encodeHeader(cookie: cookie, error: error, into: &buffer)
+        }
+        return buffer
+    }
+
+    /// A run of the read range: stored data (read from the chain's files) or zeros (never read).
+    private struct Run {
+        var range: Range<UInt64>
+        var pieces: [(extent: Extent, range: Range<UInt64>)]
+        var isData: Bool { !pieces.isEmpty }
+    }
+
+    /// Splits `range` into data and zero runs, merging neighbours of the same kind.
+    private func runs(of range: Range<UInt64>) throws -> [Run] {
+        var runs: [Run] = []
+        try readWindow.visit(range) { extent, piece in
+            let data = extent.map { $0.data && !$0.zero } ?? false
+            if let last = runs.last, last.isData == data, last.range.upperBound == piece.lowerBound {
+                runs[runs.count - 1].range = last.range.lowerBound..<piece.upperBound
+                if data, let extent { runs[runs.count - 1].pieces.append((extent, piece)) }
+            } else {
+                runs.append(Run(range: piece, pieces: data ? extent.map { [($0, piece)] } ?? [] : []))
+            }
+            return true
+        }
+        return runs
+    }
+
+    /// Reads `range`: with structured replies, `OFFSET_DATA` chunks for data runs and `OFFSET_HOLE` chunks
+    /// for zero runs; otherwise a simple reply with every byte. The files are checked to be unchanged
+    /// after reading and before anything is sent, so a reply never mixes old and new data.
+    private func read(cookie: UInt64, range: Range<UInt64>) throws -> ByteBuffer {
+        let runs = try runs(of: range)
+        let total = Int(range.count)
+        var buffer = ByteBuffer()
+        if structuredReplies {
+            let dataBytes = runs.reduce(0) { $0 + ($1.isData ? Int($1.range.count) : 0) }
+            buffer.reserveCapacity(dataBytes + runs.count * 32)
+            for (index, run) in runs.enumerated() {
+                let done = index == runs.count - 1
+                if run.isData {
+                    NBDStructuredReply.encodeDataHeader(
+                        cookie: cookie, offset: run.range.lowerBound, dataLength: UInt32(run.range.count), done: done, into: &buffer)
+                    try readPieces(run.pieces, into: &buffer)
+                } else {
+                    NBDStructuredReply.encodeHole(
+                        cookie: cookie, offset: run.range.lowerBound, length: UInt32(run.range.count), done: done, into: &buffer)
+                }
+            }
+        } else {
+            buffer.reserveCapacity(NBDSimpleReply.headerSize + total)
+            NBDSimpleReply.encodeHeader(cookie: cookie, error: nil, into: &buffer)
+            for run in runs {
+                if run.isData {
+                    try readPieces(run.pieces, into: &buffer)
+                } else {
+                    buffer.writeRepeatingByte(0, count: Int(run.range.count))
+                }
+            }
+        }
+        try reader.verifyUnchanged()
+        return buffer
+    }
+
+    private func readPieces(_ pieces: [(extent: Extent, range: Range<UInt64>)], into buffer: inout ByteBuffer) throws {
+        for (extent, piece) in pieces {
+            let count = Int(piece.count)
+            try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
+                try reader.read(extent, guestStart: piece.lowerBound, into: UnsafeMutableRawBufferPointer(rebasing: target[0..<count]))
+                return count
+            }
+        }
+    }
+
+    /// One `BLOCK_STATUS` chunk per selected context, from the index alone; the last carries `DONE`.
+    private func blockStatus(cookie: UInt64, range: Range<UInt64>, requestOne: Bool) throws -> ByteBuffer {
+        var builders = contexts.map { _ in NBDDescriptorBuilder(limit: requestOne ? 1 : Self.maximumDescriptors) }
+        var open = Array(repeating: true, count: builders.count)
+        try statusWindow.visit(range) { extent, piece in
+            for index in builders.indices where open[index] {
+                open[index] = builders[index].add(length: UInt64(piece.count), flags: contexts[index].context.flags(of: extent))
+            }
+            return open.contains(true)
+        }
+        var buffer = ByteBuffer()
+        for (index, builder) in builders.enumerated() {
+            NBDStructuredReply.encodeBlockStatus(
+                cookie: cookie, contextID: contexts[index].id, descriptors: builder.descriptors, done: index == builders.count - 1,
+                into: &buffer)
+        }
+        return buffer
+    }
+}

@@ -1,0 +1,30 @@
+import AllocationIndex
+import Export
+import NBD
+import Scanner
+
+/// One indexed image served over NBD: the index's latest scan of it, the export plan made from that scan,
+/// and what clients are told about it. Shared by every connection; each connection reads through its own
+/// ``ExportSession``.
+public struct ImageExport: Sendable {
+    public let indexed: IndexedScan
+    public let plan: ExportPlan
+    public let description: NBDExport
+
+    /// - Parameters:
+    ///   - store: The index holding `indexed`.
+    ///   - indexed: The scan to serve (fresh when the server starts: the caller's freshness policy).
+    ///   - name: The export name clients must ask for (`""`, as qemu-nbd, by default).
+    /// - Throws: `ExportError.plan` when the scan cannot be exported (an encrypted image, an unknown format).
+    public init(store: IndexStore, indexed: IndexedScan, name: String = "") throws {
+        self.indexed = indexed
+        plan = try ExportPlan(store: store, indexed: indexed, basePath: nil)
+        description = NBDExport(name: name, size: plan.virtualSize, metaContexts: MetaContext.allCases.map(\.rawValue))
+    }
+
+    /// Whether the image still is what the index describes (`stat` of every layer and a header checksum),
+    /// checked when a client connects.
+    public func freshness() -> Freshness {
+        ImageIndexer.freshnessWithHeaders(of: indexed)
+    }
+}

@@ -1,0 +1,69 @@
+import Logging
+import NBD
+import NIOCore
+
+/// Serves one client: the greeting, option haggling through `NBDNegotiation`, then requests one at a
+/// time through an ``ExportSession``, until the client disconnects or breaks the protocol.
+///
+/// Memory per connection is bounded: NIO reads at most a few chunks ahead (the async channel's
+/// back-pressure), options are buffered up to 64 KiB, write payloads are skipped unread, and one reply
+/// (at most 32 MiB of data, or 1 MiB of descriptors per context) is built at a time.
+struct NBDConnection {
+    let export: ImageExport
+    let logger: Logger
+
+    func run(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+        do {
+            try await channel.executeThenClose { inbound, outbound in
+                try await serve(inbound: inbound, outbound: outbound)
+            }
+        } catch {
+            logger.notice("connection closed: \(error)")
+        }
+    }
+
+    private func serve(inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws {
+        var negotiation = NBDNegotiation(export: export.description)
+        var decoder = NBDServerDecoder()
+        var session: ExportSession?
+        try await outbound.write(NBDNegotiation.greeting())
+        var pending = ByteBuffer()
+        for try await bytes in inbound {
+            if pending.readableBytes == 0 {
+                pending = bytes
+            } else {
+                pending.writeImmutableBuffer(bytes)
+            }
+            while let message = try decoder.next(from: &pending) {
+                if let session {
+                    guard case .request(let request) = message else { continue }
+                    guard let reply = session.reply(to: request) else { return }
+                    try await outbound.write(reply)
+                    continue
+                }
+                switch negotiation.handle(message) {
+                case .reply(let reply):
+                    if reply.readableBytes > 0 { try await outbound.write(reply) }
+                case .beginTransmission(let reply):
+                    try await outbound.write(reply)
+                    decoder.beginTransmission()
+                    session = startSession(negotiation)
+                case .close(let reply):
+                    if reply.readableBytes > 0 { try await outbound.write(reply) }
+                    return
+                }
+            }
+            pending.discardReadBytes()
+        }
+    }
+
+    /// Checks the image against the index (stat and header checksum) as the client starts transmission.
+    private func startSession(_ negotiation: NBDNegotiation) -> ExportSession {
+        var staleReason: String?
+        if case .stale(let reason) = export.freshness() {
+            staleReason = "the image changed since it was indexed (\(reason)); restart the server to rescan"
+            logger.warning("\(staleReason ?? "")")
+        }
+        return ExportSession(export: export, negotiation: negotiation, staleReason: staleReason)
+    }
+}

@@ -1,0 +1,82 @@
+import ArgumentParser
+import CExtentShims
+import Export
+import Foundation
+import Logging
+import NBDServer
+
+struct NBDCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nbd",
+        abstract: "Serve an image read-only over NBD, in the foreground (like qemu-nbd -r).",
+        discussion: """
+            Block status (base:allocation, qemu:allocation-depth) is answered from the index; reads send
+            data extents only, and zero or unallocated ranges as holes. The image is indexed first when it
+            is not, or is stale. Each new client's connection checks the image again: once it has changed,
+            reads fail with EIO (restart the server to serve the new contents).
+            Example: extentdb nbd disk.qcow2 --socket /tmp/disk.sock; nbdinfo --map 'nbd+unix:///?socket=/tmp/disk.sock'
+            """)
+
+    @OptionGroup var index: IndexOptions
+    @OptionGroup var chain: ChainOptions
+
+    @Argument(help: ArgumentHelp("The image.", valueName: "image"))
+    var image: String
+
+    @Option(help: ArgumentHelp("Listen on a Unix domain socket at this path.", valueName: "path"))
+    var socket: String?
+
+    @Option(help: ArgumentHelp("Listen on TCP at HOST:PORT ([::1]:PORT for IPv6; port 0 picks one).", valueName: "host:port"))
+    var listen: String?
+
+    @Option(help: "The export name clients ask for (default: the empty string, as qemu-nbd).")
+    var exportName: String = ""
+
+    func validate() throws {
+        guard (socket == nil) != (listen == nil) else { throw ValidationError("give exactly one of --socket or --listen") }
+        if let listen, Self.tcpAddress(listen) == nil { throw ValidationError("--listen \(listen): expected HOST:PORT") }
+    }
+
+    /// Splits `HOST:PORT` (or `[V6]:PORT`).
+    static func tcpAddress(_ text: String) -> NBDListenAddress? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            return nil
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        return .tcp(host: host, port: port)
+    }
+
+    static func logger() -> Logger {
+        var logger = Logger(label: "extentdb.nbd", factory: { label in StreamLogHandler.standardError(label: label) })
+        logger.logLevel = .notice
+        return logger
+    }
+
+    func run() throws {
+        let store = try index.openStore()
+        let indexed = try IndexedImage.load(image, store: store, chain: chain, rescan: true, checkHeaders: true)
+        let export = try ImageExport(store: store, indexed: indexed, name: exportName)
+        let logger = Self.logger()
+        let address: NBDListenAddress
+        if let socket {
+            address = .unix(path: socket)
+            // SIGINT/SIGTERM remove the socket, as qemu-nbd does.
+            _ = extentdb_set_cleanup_path(socket)
+        } else if let listen, let tcp = Self.tcpAddress(listen) {
+            address = tcp
+        } else {
+            throw ValidationError("give exactly one of --socket or --listen")
+        }
+        let size = export.plan.virtualSize
+        let server = NBDImageServer(export: export, logger: logger)
+        do {
+            try server.serve(on: address) { bound in
+                logger.notice("serving \(indexed.image.path) (\(size) bytes, read-only) on \(bound)")
+            }
+        } catch {
+            throw CommandFailure("nbd: \(address): \(error)")
+        }
+    }
+}
