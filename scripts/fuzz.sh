@@ -28,6 +28,8 @@ build() {
     local flags=(-sanitize=fuzzer,address -g -use-ld=lld)
     local swiftc_flags=()
     for flag in "${flags[@]}"; do swiftc_flags+=(-Xswiftc "$flag"); done
+    # SwiftPM may reuse a stale build plan when files are added to the path dependency: drop it.
+    rm -f "$FUZZ/.build/release.yaml" "$FUZZ/.build/release/description.json"
     (cd "$FUZZ" && nice -n 19 swift build -c release --product "$product" "${swiftc_flags[@]}" >&2)
     mkdir -p "$FUZZ/.build/fuzzers"
     # --whole-archive: keep every object (protocol conformances are found at run time, not by reference).
