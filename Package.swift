@@ -7,7 +7,10 @@ let package = Package(
     name: "extentdb",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "extentdb", targets: ["extentdb"])
+        .executable(name: "extentdb", targets: ["extentdb"]),
+        // The parsers, file reads, index and scanner as one library, for the fuzz harnesses in Fuzz/ (a
+        // separate package that `swift test` and CI do not build).
+        .library(name: "ExtentDBScanning", targets: ["ImageFormats", "ImageIO", "AllocationIndex", "Scanner"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),

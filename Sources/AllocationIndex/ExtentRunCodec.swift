@@ -20,6 +20,9 @@ public enum ExtentRunCodec {
     static let hasOffset: UInt8 = 1 << 4
     static let hasDescriptor: UInt8 = 1 << 5
 
+    /// Guest offsets are SQLite integers in the index: no extent ends past `Int64.max`.
+    public static let maximumGuestEnd = UInt64(Int64.max)
+
     public static func encode(_ extents: ArraySlice<Extent>) -> Data {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(extents.count * 6)
@@ -50,23 +53,39 @@ public enum ExtentRunCodec {
 
     /// Decodes `count` extents starting at guest offset `start`, calling `body` for each.
     ///
-    /// - Throws: ``StoreError`` when the blob is malformed (a damaged index, never image input).
+    /// Every field is checked before use: a varint longer than 64 bits, a zero length, a depth wider than 32
+    /// bits, a compressed byte count wider than 32 bits, or extents that end past ``maximumGuestEnd``.
+    ///
+    /// - Throws: ``StoreError/corruptChunk(_:)`` naming the extent, the field and its byte position in the
+    ///   blob when the blob is malformed (a damaged index, never image input).
     public static func decode(
         _ blob: Data, start: UInt64, count: Int, _ body: (Extent) throws -> Void
     ) throws {
+        guard count >= 0 else { throw StoreError.corruptChunk("extent count \(count) is negative") }
         try blob.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             var position = 0
             var guest = start
             var predicted: UInt64 = 0
-            for _ in 0..<count {
-                let length = try readVarint(raw, &position)
-                guard position < raw.count else { throw StoreError.corruptChunk("flags past end of blob") }
+            for index in 0..<count {
+                func damaged(_ field: String, at fieldPosition: Int, _ reason: String) -> StoreError {
+                    .corruptChunk("extent \(index) \(field) at blob byte \(fieldPosition): \(reason)")
+                }
+                let lengthPosition = position
+                let length = try readVarint(raw, &position, field: "length", extent: index)
+                guard length > 0 else { throw damaged("length", at: lengthPosition, "zero") }
+                let (end, overflow) = guest.addingReportingOverflow(length)
+                guard !overflow, end <= maximumGuestEnd else {
+                    throw damaged("length", at: lengthPosition, "\(length) bytes from guest offset \(guest) end past \(maximumGuestEnd), the largest disk the index holds")
+                }
+                guard position < raw.count else { throw damaged("flags", at: position, "past the end of the blob (\(raw.count) bytes)") }
                 let flags = raw[position]
                 position += 1
-                let depth = try readVarint(raw, &position)
+                let depthPosition = position
+                let depth = try readVarint(raw, &position, field: "depth", extent: index)
+                guard depth <= UInt64(UInt32.max) else { throw damaged("depth", at: depthPosition, "\(depth) is wider than 32 bits") }
                 var offset: UInt64?
                 if flags & hasOffset != 0 {
-                    let zigzag = try readVarint(raw, &position)
+                    let zigzag = try readVarint(raw, &position, field: "host offset", extent: index)
                     let delta = Int64(bitPattern: zigzag >> 1) ^ -Int64(bitPattern: zigzag & 1)
                     let value = predicted &+ UInt64(bitPattern: delta)
                     offset = value
@@ -74,18 +93,20 @@ public enum ExtentRunCodec {
                 }
                 var descriptor: Extent.CompressedCluster?
                 if flags & hasDescriptor != 0 {
-                    let host = try readVarint(raw, &position)
-                    let count = try readVarint(raw, &position)
-                    guard count <= UInt64(UInt32.max) else { throw StoreError.corruptChunk("bad compressed byte count") }
+                    let host = try readVarint(raw, &position, field: "compressed host offset", extent: index)
+                    let countPosition = position
+                    let count = try readVarint(raw, &position, field: "compressed byte count", extent: index)
+                    guard count <= UInt64(UInt32.max) else {
+                        throw damaged("compressed byte count", at: countPosition, "\(count) is wider than 32 bits")
+                    }
                     descriptor = .init(hostOffset: host, byteCount: UInt32(count))
                 }
-                guard length > 0, depth <= UInt64(UInt32.max) else { throw StoreError.corruptChunk("bad extent length or depth") }
                 try body(
                     Extent(
                         start: guest, length: length, depth: UInt32(depth), present: flags & present != 0,
                         zero: flags & zero != 0, data: flags & data != 0, compressed: flags & compressed != 0,
                         offset: offset, compressedCluster: descriptor))
-                guest += length
+                guest = end
             }
         }
     }
@@ -101,11 +122,15 @@ public enum ExtentRunCodec {
     }
 
     @inline(__always)
-    static func readVarint(_ raw: UnsafeRawBufferPointer, _ position: inout Int) throws -> UInt64 {
+    static func readVarint(_ raw: UnsafeRawBufferPointer, _ position: inout Int, field: String, extent: Int) throws -> UInt64 {
+        let start = position
         var value: UInt64 = 0
         var shift: UInt64 = 0
         while true {
-            guard position < raw.count, shift < 64 else { throw StoreError.corruptChunk("truncated varint") }
+            guard position < raw.count else {
+                throw StoreError.corruptChunk("extent \(extent) \(field) at blob byte \(start): varint runs past the end of the blob")
+            }
+            guard shift < 64 else { throw StoreError.corruptChunk("extent \(extent) \(field) at blob byte \(start): varint longer than 64 bits") }
             let byte = raw[position]
             position += 1
             value |= UInt64(byte & 0x7F) << shift

@@ -184,7 +184,7 @@ extension IndexStore {
     public func save(_ scan: NewScan, beforeCommit: (@Sendable (Database) throws -> Void)? = nil) throws -> IndexedScan {
         precondition(!scan.layers.isEmpty, "a scan has at least one layer")
         try ScanCounts.checkTiling(scan.extents, virtualSize: scan.layers[0].virtualSize)
-        return try writer.write { db in
+        return try reportingFullDisk { try writer.write { db in
             var imageIDs: [Int64] = Array(repeating: 0, count: scan.layers.count)
             for depth in stride(from: scan.layers.count - 1, through: 0, by: -1) {
                 let below = depth + 1 < scan.layers.count ? imageIDs[depth + 1] : nil
@@ -233,6 +233,15 @@ extension IndexStore {
             }
             guard let stored = try Self.indexedScan(scanID: scanID, db) else { throw StoreError.notFound("scan \(scanID)") }
             return stored
+        } }
+    }
+
+    /// Runs a write, turning SQLite's "database or disk is full" into ``StoreError/full(path:detail:)``.
+    func reportingFullDisk<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
+            throw StoreError.full(path: writer.path, detail: "\(error)")
         }
     }
 

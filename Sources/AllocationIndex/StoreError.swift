@@ -13,6 +13,9 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     case needsUpgrade(String)
     /// A change was asked of an index this process can only read.
     case readOnly(String)
+    /// The index could not be written because its file system is full (SQLite's SQLITE_FULL): the
+    /// transaction was rolled back, so what the index held before is intact.
+    case full(path: String, detail: String)
 
     public var description: String {
         switch self {
@@ -27,6 +30,9 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
         case .needsUpgrade(let path):
             return "\(path) was written by an older extentdb and is read-only here; open it once as a user who can write it"
         case .readOnly(let path): return "\(path) is read-only for this user; the index cannot be changed"
+        case .full(let path, let detail):
+            return "cannot write the index \(path): its file system is full; nothing of this scan was recorded and "
+                + "the index is intact (\(detail))"
         }
     }
 }

@@ -1,5 +1,6 @@
 import CExtentShims
 import Foundation
+import ImageFormats
 import ImageIO
 
 #if canImport(Glibc)
@@ -30,7 +31,7 @@ final class KernelCopier {
     /// Bytes queued before a batch is run.
     static let batchBytes: UInt64 = 256 << 20
     /// Largest single job: big extents are split so both threads get work.
-    static let pieceBytes: UInt64 = 8 << 20
+    static let pieceBytes = Limits.Export.kernelCopyPieceBytes
 
     /// Whether the kernel's copy is worth it for this target (see the type's documentation).
     let usesKernelCopy: Bool

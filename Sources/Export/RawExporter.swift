@@ -13,7 +13,7 @@ public struct RawExporter {
     /// Force `copy_file_range` on or off for file outputs (tests); nil chooses by file system.
     var kernelCopy: Bool?
     /// Largest piece read into memory at once.
-    public static let bufferSize = 1 << 20
+    public static let bufferSize = Limits.Export.readRequestBytes
 
     public init(plan: ExportPlan, reader: GuestReader) {
         self.plan = plan

@@ -35,8 +35,8 @@ public struct ScanOptions: Sendable {
     public var trustedRoots: [String] = []
     /// Read the image as this format instead of probing it (`--image-format`).
     public var pinnedFormat: ImageFormat?
-    /// Longest chain accepted, to bound work on hostile images.
-    public var maximumChainLength = 256
+    /// Longest chain accepted, to bound work on hostile images (``Limits/chainLength``).
+    public var maximumChainLength = Limits.chainLength
 
     public init(allowsOutsideBacking: Bool = false, trustedRoots: [String] = [], pinnedFormat: ImageFormat? = nil) {
         self.allowsOutsideBacking = allowsOutsideBacking

@@ -14,7 +14,7 @@ struct QCOW2LayerReader {
     let headerBytes: [UInt8]
 
     /// L1 entries read per pread: 64 Ki entries (512 KiB).
-    static let l1ChunkEntries = 65_536
+    static let l1ChunkEntries = Limits.QCOW2.l1EntriesPerRead
 
     init(source: FileBlockSource) throws {
         self.source = source
@@ -50,8 +50,9 @@ struct QCOW2LayerReader {
                 let nameSize = UInt64(try peek.read(UInt16.self, field: "snapshot name_size"))
                 try peek.seek(to: 36, field: "snapshot extra_data_size")
                 let extraSize = UInt64(try peek.read(UInt32.self, field: "snapshot extra_data_size"))
-                guard extraSize <= 1024 else {
-                    throw FormatError.outOfBounds(field: "snapshot extra_data_size", offset: offset + 36, value: extraSize, limit: 1024)
+                let maxExtra = UInt64(Limits.QCOW2.maxSnapshotExtraData)
+                guard extraSize <= maxExtra else {
+                    throw FormatError.outOfBounds(field: "snapshot extra_data_size", offset: offset + 36, value: extraSize, limit: maxExtra)
                 }
                 let unpadded = 40 + extraSize + idSize + nameSize
                 let total = (unpadded + 7) & ~7

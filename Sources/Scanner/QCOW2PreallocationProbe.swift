@@ -34,7 +34,8 @@ enum QCOW2PreallocationProbe {
                 let entryOffset = header.refcountTableOffset + UInt64(tableIndex) * 8
                 let blockOffset = table.withUnsafeBytes { UInt64.loadBigEndian(from: $0, at: tableIndex * 8) } & QCOW2Refcount.blockOffsetMask
                 guard blockOffset != 0 else { continue }
-                guard blockOffset % clusterSize == 0, blockOffset + clusterSize <= source.size else {
+                let blockEnd = blockOffset.addingReportingOverflow(clusterSize)
+                guard blockOffset % clusterSize == 0, !blockEnd.overflow, blockEnd.partialValue <= source.size else {
                     throw FormatError.outOfBounds(field: "refcount table entry", offset: entryOffset, value: blockOffset, limit: source.size)
                 }
                 let got = try block.withUnsafeMutableBytes { try source.read(at: blockOffset, into: $0) }

@@ -52,7 +52,7 @@ struct VHDLayerReader {
     let headerBytes: [UInt8]
 
     /// Locator paths longer than this are refused (a path, not a payload).
-    static let maxLocatorBytes: UInt32 = 64 * 1024
+    static let maxLocatorBytes = Limits.VHD.maxLocatorBytes
 
     init(source: FileBlockSource) throws {
         self.source = source
@@ -154,7 +154,7 @@ struct VHDLayerReader {
         var builder = ExtentListBuilder()
         var nextBlock = 0
         // Bitmaps are read and decoded a window of blocks at a time, so memory stays bounded.
-        let window = 4096
+        let window = Limits.VHD.bitmapWindowBlocks
         var bitmaps = BitmapSet(storage: [], bytes: Int(header.bitmapBytes))
         var runs: [VHDBitmap.Run] = []
         for (position, block) in allocated.enumerated() {

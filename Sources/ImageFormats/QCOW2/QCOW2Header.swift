@@ -16,15 +16,12 @@ public struct QCOW2Header: Sendable, Equatable {
     /// Bytes of the version 2 header; version 3 adds fields up to `header_length`.
     public static let version2Length = 72
     public static let version3MinimumLength = 104
-    /// qemu's bounds (block/qcow2.h): 512 B to 2 MiB clusters.
-    public static let minClusterBits: UInt32 = 9
-    public static let maxClusterBits: UInt32 = 21
-    /// qemu's QCOW_MAX_L1_SIZE: 32 MiB of L1 entries.
-    public static let maxL1Bytes: UInt64 = 32 << 20
-    /// qemu's QCOW_MAX_SNAPSHOTS.
-    public static let maxSnapshots: UInt32 = 65_536
-    /// The spec limits the backing file name to 1023 bytes.
-    public static let maxBackingNameLength: UInt32 = 1023
+    /// Bounds from ``Limits/QCOW2``: 512 B to 2 MiB clusters, qemu's L1, snapshot and name limits.
+    public static let minClusterBits = Limits.QCOW2.minClusterBits
+    public static let maxClusterBits = Limits.QCOW2.maxClusterBits
+    public static let maxL1Bytes = Limits.QCOW2.maxL1TableBytes
+    public static let maxSnapshots = Limits.QCOW2.maxSnapshots
+    public static let maxBackingNameLength = Limits.QCOW2.maxBackingNameLength
 
     /// Incompatible feature bits (header bytes 72-79).
     public struct IncompatibleFeatures: OptionSet, Sendable, Equatable {

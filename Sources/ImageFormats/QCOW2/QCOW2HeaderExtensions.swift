@@ -25,9 +25,10 @@ public struct QCOW2HeaderExtensions: Sendable, Equatable {
     /// Parses the extension area of `firstCluster` (the file's first cluster, or the whole file if shorter).
     public init(parsing firstCluster: ArraySlice<UInt8>, header: QCOW2Header) throws(FormatError) {
         let start = header.version >= 3 ? Int(header.headerLength) : QCOW2Header.version2Length
-        // Extensions end before the backing file name when it shares the first cluster.
+        // Extensions end before the backing file name when it shares the first cluster (as in qemu, a name
+        // that starts right after the header leaves no room for extensions).
         var limit = min(firstCluster.count, Int(header.clusterSize))
-        if header.backingFileOffset != 0, header.backingFileOffset > UInt64(start) {
+        if header.backingFileOffset != 0, header.backingFileOffset >= UInt64(start) {
             limit = min(limit, Int(header.backingFileOffset))
         }
         guard start <= limit else { return }

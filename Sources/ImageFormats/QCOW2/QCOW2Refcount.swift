@@ -6,7 +6,7 @@
 /// least significant bit of each byte).
 public enum QCOW2Refcount {
     /// qemu's QCOW_MAX_REFTABLE_SIZE: 8 MiB of refcount table.
-    public static let maxTableBytes: UInt64 = 8 << 20
+    public static let maxTableBytes = Limits.QCOW2.maxRefcountTableBytes
     public static let blockOffsetMask: UInt64 = ~UInt64(0x1FF)
 
     /// Refcount of entry `index` of a refcount block.

@@ -10,8 +10,8 @@
 public struct VHDDynamicHeader: Sendable, Equatable {
     public static let size = 1024
     public static let cookie: [UInt8] = Array("cxsparse".utf8)
-    /// Largest block size accepted (the spec's default is 2 MiB; larger powers of two exist in the wild).
-    public static let maxBlockSize: UInt32 = 1 << 30
+    /// Largest block size accepted: ``Limits/VHD/maxBlockSize``.
+    public static let maxBlockSize = Limits.VHD.maxBlockSize
 
     /// One parent locator entry (24 bytes at 576 + 24 * i).
     ///
