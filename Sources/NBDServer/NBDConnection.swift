@@ -8,21 +8,28 @@ import NIOCore
 /// Memory per connection is bounded: NIO reads at most a few chunks ahead (the async channel's
 /// back-pressure), options are buffered up to 64 KiB, write payloads are skipped unread, and one reply
 /// (at most 32 MiB of data, or 1 MiB of descriptors per context) is built at a time.
+///
+/// A client has `handshakeLimit` to finish negotiating (qemu-nbd allows 10 s); then it is disconnected.
 struct NBDConnection {
     let export: ImageExport
     let logger: Logger
+    var handshakeLimit: TimeAmount = .seconds(30)
 
     func run(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+        let raw = channel.channel
+        let deadline = raw.eventLoop.scheduleTask(in: handshakeLimit) { raw.close(promise: nil) }
         do {
             try await channel.executeThenClose { inbound, outbound in
-                try await serve(inbound: inbound, outbound: outbound)
+                try await serve(inbound: inbound, outbound: outbound, negotiated: { deadline.cancel() })
             }
         } catch {
             logger.notice("connection closed: \(error)")
         }
     }
 
-    private func serve(inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws {
+    private func serve(
+        inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, negotiated: () -> Void
+    ) async throws {
         var negotiation = NBDNegotiation(export: export.description)
         var decoder = NBDServerDecoder()
         var session: ExportSession?
@@ -47,6 +54,7 @@ struct NBDConnection {
                 case .beginTransmission(let reply):
                     try await outbound.write(reply)
                     decoder.beginTransmission()
+                    negotiated()
                     session = startSession(negotiation)
                 case .close(let reply):
                     if reply.readableBytes > 0 { try await outbound.write(reply) }
