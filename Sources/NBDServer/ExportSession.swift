@@ -27,7 +27,7 @@ final class ExportSession {
         self.export = export
         structuredReplies = negotiation.structuredReplies
         contexts = negotiation.selectedContexts.compactMap { id in
-            export.description.contextName(id: id).flatMap(MetaContext.init(rawValue:)).map { (id, $0) }
+            export.advertised.contextName(id: id).flatMap(MetaContext.init(rawValue:)).map { (id, $0) }
         }
         self.staleReason = staleReason
         reader = GuestReader(plan: export.plan)
@@ -38,7 +38,7 @@ final class ExportSession {
     /// The reply to `request` (nil for `NBD_CMD_DISC`, which has none).
     func reply(to request: NBDRequest) -> ByteBuffer? {
         let cookie = request.cookie
-        switch NBDTransmission.action(for: request, export: export.description, hasContexts: !contexts.isEmpty) {
+        switch NBDTransmission.action(for: request, export: export.advertised, hasContexts: !contexts.isEmpty) {
         case .disconnect:
             return nil
         case .succeed:

@@ -30,7 +30,7 @@ struct NBDConnection {
     private func serve(
         inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, negotiated: () -> Void
     ) async throws {
-        var negotiation = NBDNegotiation(export: export.description)
+        var negotiation = NBDNegotiation(export: export.advertised)
         var decoder = NBDServerDecoder()
         var session: ExportSession?
         try await outbound.write(NBDNegotiation.greeting())
