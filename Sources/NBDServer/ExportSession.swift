@@ -8,8 +8,10 @@ import NIOCore
 /// bytes of its reply. Reads go through the connection's own `GuestReader` (data extents only; zero and
 /// unallocated ranges are never read); block status comes from the index alone.
 ///
-/// Not thread-safe: a connection handles its requests one at a time.
-final class ExportSession {
+/// Not thread-safe: a connection handles its requests one at a time, each awaited before the next, on
+/// NIO's blocking-I/O thread pool (so `pread` and SQLite never block Swift's cooperative threads). That
+/// one-at-a-time use is why it may be sent across threads.
+final class ExportSession: @unchecked Sendable {
     let export: ImageExport
     let structuredReplies: Bool
     /// Selected metadata contexts, as (id, context), in the order they were selected.

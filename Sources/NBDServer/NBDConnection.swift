@@ -1,6 +1,7 @@
 import Logging
 import NBD
 import NIOCore
+import NIOPosix
 
 /// Serves one client: the greeting, option haggling through `NBDNegotiation`, then requests one at a
 /// time through an ``ExportSession``, until the client disconnects or breaks the protocol.
@@ -44,7 +45,7 @@ struct NBDConnection {
             while let message = try decoder.next(from: &pending) {
                 if let session {
                     guard case .request(let request) = message else { continue }
-                    guard let reply = session.reply(to: request) else { return }
+                    guard let reply = try await NIOThreadPool.singleton.runIfActive({ session.reply(to: request) }) else { return }
                     try await outbound.write(reply)
                     continue
                 }
@@ -55,7 +56,8 @@ struct NBDConnection {
                     try await outbound.write(reply)
                     decoder.beginTransmission()
                     negotiated()
-                    session = startSession(negotiation)
+                    let agreed = negotiation
+                    session = try await NIOThreadPool.singleton.runIfActive { startSession(agreed) }
                 case .close(let reply):
                     if reply.readableBytes > 0 { try await outbound.write(reply) }
                     return
