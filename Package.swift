@@ -116,6 +116,13 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .testTarget(
+            name: "NBDServerTests",
+            dependencies: [
+                "NBDServer", "NBD", "Export", "Scanner", "AllocationIndex", "TestSupport", .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
             name: "CLITests",
             dependencies: ["extentdb", "AllocationIndex", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSwift

@@ -8,8 +8,10 @@ import NIOCore
 /// bytes of its reply. Reads go through the connection's own `GuestReader` (data extents only; zero and
 /// unallocated ranges are never read); block status comes from the index alone.
 ///
-/// Not thread-safe: a connection handles its requests one at a time.
-final class ExportSession {
+/// Not thread-safe: a connection handles its requests one at a time, each awaited before the next, on
+/// NIO's blocking-I/O thread pool (so `pread` and SQLite never block Swift's cooperative threads). That
+/// one-at-a-time use is why it may be sent across threads.
+final class ExportSession: @unchecked Sendable {
     let export: ImageExport
     let structuredReplies: Bool
     /// Selected metadata contexts, as (id, context), in the order they were selected.
@@ -27,7 +29,7 @@ final class ExportSession {
         self.export = export
         structuredReplies = negotiation.structuredReplies
         contexts = negotiation.selectedContexts.compactMap { id in
-            export.description.contextName(id: id).flatMap(MetaContext.init(rawValue:)).map { (id, $0) }
+            export.advertised.contextName(id: id).flatMap(MetaContext.init(rawValue:)).map { (id, $0) }
         }
         self.staleReason = staleReason
         reader = GuestReader(plan: export.plan)
@@ -38,7 +40,7 @@ final class ExportSession {
     /// The reply to `request` (nil for `NBD_CMD_DISC`, which has none).
     func reply(to request: NBDRequest) -> ByteBuffer? {
         let cookie = request.cookie
-        switch NBDTransmission.action(for: request, export: export.description, hasContexts: !contexts.isEmpty) {
+        switch NBDTransmission.action(for: request, export: export.advertised, hasContexts: !contexts.isEmpty) {
         case .disconnect:
             return nil
         case .succeed:

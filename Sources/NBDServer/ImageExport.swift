@@ -9,7 +9,8 @@ import Scanner
 public struct ImageExport: Sendable {
     public let indexed: IndexedScan
     public let plan: ExportPlan
-    public let description: NBDExport
+    /// What clients are told: name, size, flags, block sizes, metadata contexts.
+    public let advertised: NBDExport
 
     /// - Parameters:
     ///   - store: The index holding `indexed`.
@@ -19,7 +20,7 @@ public struct ImageExport: Sendable {
     public init(store: IndexStore, indexed: IndexedScan, name: String = "") throws {
         self.indexed = indexed
         plan = try ExportPlan(store: store, indexed: indexed, basePath: nil)
-        description = NBDExport(name: name, size: plan.virtualSize, metaContexts: MetaContext.allCases.map(\.rawValue))
+        advertised = NBDExport(name: name, size: plan.virtualSize, metaContexts: MetaContext.allCases.map(\.rawValue))
     }
 
     /// Whether the image still is what the index describes (`stat` of every layer and a header checksum),

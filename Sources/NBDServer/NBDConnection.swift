@@ -1,6 +1,7 @@
 import Logging
 import NBD
 import NIOCore
+import NIOPosix
 
 /// Serves one client: the greeting, option haggling through `NBDNegotiation`, then requests one at a
 /// time through an ``ExportSession``, until the client disconnects or breaks the protocol.
@@ -8,22 +9,29 @@ import NIOCore
 /// Memory per connection is bounded: NIO reads at most a few chunks ahead (the async channel's
 /// back-pressure), options are buffered up to 64 KiB, write payloads are skipped unread, and one reply
 /// (at most 32 MiB of data, or 1 MiB of descriptors per context) is built at a time.
+///
+/// A client has `handshakeLimit` to finish negotiating (qemu-nbd allows 10 s); then it is disconnected.
 struct NBDConnection {
     let export: ImageExport
     let logger: Logger
+    var handshakeLimit: TimeAmount = .seconds(30)
 
     func run(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+        let raw = channel.channel
+        let deadline = raw.eventLoop.scheduleTask(in: handshakeLimit) { raw.close(promise: nil) }
         do {
             try await channel.executeThenClose { inbound, outbound in
-                try await serve(inbound: inbound, outbound: outbound)
+                try await serve(inbound: inbound, outbound: outbound, negotiated: { deadline.cancel() })
             }
         } catch {
             logger.notice("connection closed: \(error)")
         }
     }
 
-    private func serve(inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws {
-        var negotiation = NBDNegotiation(export: export.description)
+    private func serve(
+        inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, negotiated: () -> Void
+    ) async throws {
+        var negotiation = NBDNegotiation(export: export.advertised)
         var decoder = NBDServerDecoder()
         var session: ExportSession?
         try await outbound.write(NBDNegotiation.greeting())
@@ -37,7 +45,7 @@ struct NBDConnection {
             while let message = try decoder.next(from: &pending) {
                 if let session {
                     guard case .request(let request) = message else { continue }
-                    guard let reply = session.reply(to: request) else { return }
+                    guard let reply = try await NIOThreadPool.singleton.runIfActive({ session.reply(to: request) }) else { return }
                     try await outbound.write(reply)
                     continue
                 }
@@ -47,7 +55,9 @@ struct NBDConnection {
                 case .beginTransmission(let reply):
                     try await outbound.write(reply)
                     decoder.beginTransmission()
-                    session = startSession(negotiation)
+                    negotiated()
+                    let agreed = negotiation
+                    session = try await NIOThreadPool.singleton.runIfActive { startSession(agreed) }
                 case .close(let reply):
                     if reply.readableBytes > 0 { try await outbound.write(reply) }
                     return

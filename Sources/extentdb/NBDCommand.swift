@@ -10,10 +10,11 @@ struct NBDCommand: ParsableCommand {
         commandName: "nbd",
         abstract: "Serve an image read-only over NBD, in the foreground (like qemu-nbd -r).",
         discussion: """
-            Block status (base:allocation, qemu:allocation-depth) is answered from the index; reads send
-            data extents only, and zero or unallocated ranges as holes. The image is indexed first when it
-            is not, or is stale. Each new client's connection checks the image again: once it has changed,
+            Block status (base:allocation, qemu:allocation-depth) is answered from the index; reads send \
+            data extents only, and zero or unallocated ranges as holes. The image is indexed first when it \
+            is not, or is stale. Each new client's connection checks the image again: once it has changed, \
             reads fail with EIO (restart the server to serve the new contents).
+
             Example: extentdb nbd disk.qcow2 --socket /tmp/disk.sock; nbdinfo --map 'nbd+unix:///?socket=/tmp/disk.sock'
             """)
 

@@ -203,16 +203,20 @@ import Testing
         process.executableURL = productsDirectory.appendingPathComponent("extentdb")
         process.arguments = ["nbd", "disk.raw", "--image-format", "raw", "--listen", "127.0.0.1:0", "--export-name", "vm1", "--db", work.path("i.sqlite")]
         process.currentDirectoryURL = work.url
-        let pipe = Pipe()
-        process.standardError = pipe
+        let log = work.url.appendingPathComponent("tcp.log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let output = try FileHandle(forWritingTo: log)
+        process.standardError = output
         try process.run()
+        try output.close()
         defer {
             process.terminate()
             process.waitUntilExit()
         }
         var text = ""
-        for _ in 0..<600 where !text.contains("\n") {
-            text += String(decoding: pipe.fileHandleForReading.availableData, as: UTF8.self)
+        for _ in 0..<600 where !text.contains("serving") && process.isRunning {
+            usleep(100_000)
+            text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         }
         let port = try #require(text.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }, "\(text)")
         let size = try bash("nbdinfo --size 'nbd://127.0.0.1:\(port)/vm1' && ! nbdinfo --size 'nbd://127.0.0.1:\(port)/other'", in: work.url)
