@@ -53,10 +53,16 @@ let package = Package(
             dependencies: ["Scanner", "AllocationIndex", "ImageFormats", "ImageIO"],
             swiftSettings: strictSwift
         ),
+        // What every front end (CLI, HTTP) prints from the index: map JSON, xapi's read-headers JSON.
+        .target(
+            name: "Operations",
+            dependencies: ["Scanner", "AllocationIndex", "ImageFormats", "ImageIO"],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "extentdb",
             dependencies: [
-                "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "Export", "Report", "CExtentShims",
+                "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "Export", "Report", "CExtentShims", "Operations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
