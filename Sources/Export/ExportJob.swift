@@ -50,14 +50,16 @@ public struct ExportJob: Sendable {
     /// Says something the user should know (e.g. a cluster size chosen for them); not an error.
     public var notice: @Sendable (String) -> Void = { _ in }
 
-    /// - Throws: ``ExportError/plan(_:)`` when the base is not in the image's chain, or the range is asked of
-    ///   a format other than raw.
+    /// - Throws: ``ExportError/plan(_:)`` when the base is not in the image's chain (or, for vhd, not a VHD),
+    ///   or the range is asked of a format other than raw.
     public init(store: IndexStore, indexed: IndexedScan, request: ExportRequest) throws {
         if request.format != .raw && request.range != nil {
             throw ExportError.plan("a guest range applies to raw exports only")
         }
         self.request = request
         plan = try ExportPlan(store: store, indexed: indexed, basePath: request.basePath, range: request.range)
+        // Refused here, before a byte is sent (over HTTP the status is gone once the body starts).
+        if request.format == .vhd { _ = try vhdParent() }
     }
 
     /// The bytes a stream of this export will carry, when it is known before writing (raw without a base).

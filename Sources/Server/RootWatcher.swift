@@ -109,6 +109,9 @@ final class WatchState: @unchecked Sendable {
             service.markChecked(canonical)
             return
         }
+        // A scan that failed since the file last changed (a missing backing file) is not retried every
+        // sweep; a write to the file, a client's scan or a query brings it back.
+        if hasFailedBefore(canonical) { return }
         let started = scanningLock.withLock { scanning.insert(canonical).inserted }
         guard started else {
             dirty[path] = Self.now()

@@ -174,6 +174,11 @@ func json(_ response: TestResponse) throws -> [String: Any] {
             let past = try await client.authorized("/v1/images/\(id)/export?format=raw", headers: [.range: "bytes=9999999-"])
             #expect(past.status == .rangeNotSatisfiable)
             #expect(try await client.authorized("/v1/images/\(id)/export?format=zip").status == .badRequest)
+            // A differencing VHD needs a VHD parent: refused before the body starts (found by api-fuzz.sh).
+            let base = try #require(try await client.scan(workspace.root + "/base.raw")["image_id"] as? Int)
+            let vhd = try await client.authorized("/v1/images/\(id)/export?format=vhd&base=\(base)")
+            #expect(vhd.status == .badRequest)
+            #expect(try json(vhd)["error"] as? String == "bad_export")
             let qcow2 = try await client.authorized("/v1/images/\(id)/export?format=qcow2")
             #expect(qcow2.status == .ok)
             #expect(Array(qcow2.body.readableBytesView.prefix(4)) == [0x51, 0x46, 0x49, 0xFB])
