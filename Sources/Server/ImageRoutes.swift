@@ -36,6 +36,7 @@ struct ImageRoutes {
     @Sendable func forget(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let indexed = try service.indexedImage(id: try imageID(context))
         let forgotten = try service.store.forget(paths: [indexed.image.path])
+        service.cache.forget(imageID: try imageID(context))
         return Response.json(["forgotten": forgotten])
     }
 
@@ -53,6 +54,10 @@ struct ImageRoutes {
             style = chosen
         }
         let indexed = try await service.freshImage(id: try imageID(context))
+        let window = GuestWindow(offset: offset, length: length, virtualSize: UInt64(indexed.scan.virtualSize))
+        // The scan time too: a row id can be reused after a forget, a nanosecond timestamp practically not.
+        let key = "\(indexed.scan.id ?? -1):\(indexed.scan.scannedAtNs):\(style?.rawValue ?? "map"):\(window.lower):\(window.upper)"
+        if let cached = service.cache.answer(key) { return Self.jsonResponse(cached) }
         let store = service.store
         let limit = service.configuration.maximumExtentsResponse
         var pieces: [ByteBuffer] = []
@@ -69,7 +74,6 @@ struct ImageRoutes {
             let bits = ReadHeadersJSONWriter.clusterBits(of: indexed, override: nil)
             try ReadHeadersJSONWriter.write(store: store, indexed: indexed, style: style, clusterBits: bits, sink: &sink)
         } else {
-            let window = GuestWindow(offset: offset, length: length, virtualSize: UInt64(indexed.scan.virtualSize))
             try MapJSONWriter.write(store: store, scanID: indexed.scan.id ?? -1, from: window.lower, to: window.upper, sink: &sink)
         }
         var body = pieces.count == 1 ? pieces[0] : ByteBuffer()
@@ -77,7 +81,12 @@ struct ImageRoutes {
             body.reserveCapacity(total)
             for var piece in pieces { body.writeBuffer(&piece) }
         }
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: body))
+        service.cache.remember(answer: body, for: key)
+        return Self.jsonResponse(body)
+    }
+
+    static func jsonResponse(_ body: ByteBuffer) -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: body))
     }
 }
 

@@ -26,7 +26,14 @@ extension IndexService {
     /// it changed: the CLI's freshness policy (``ImageIndexer/lookup(path:rescan:checkHeaders:)``). The fresh
     /// case answers on the calling thread; a rescan runs on a worker thread.
     func freshImage(id: Int64, checkHeaders: Bool = false) async throws -> IndexedScan {
-        let indexed = try indexedImage(id: id)
+        let now = Date().timeIntervalSince1970
+        let indexed: IndexedScan
+        if !checkHeaders, let cached = cache.scan(imageID: id, now: now) {
+            indexed = cached
+        } else {
+            indexed = try indexedImage(id: id)
+            cache.remember(indexed, imageID: id, now: now)
+        }
         let freshness = checkHeaders ? ImageIndexer.freshnessWithHeaders(of: indexed) : ImageIndexer.freshness(of: indexed)
         if freshness.isFresh { return indexed }
         let path = indexed.image.path
@@ -39,6 +46,7 @@ extension IndexService {
             try indexer.lookup(path: path, rescan: true, checkHeaders: checkHeaders).indexed
         }
         markChecked(path)
+        cache.forget(imageID: id)
         try confine(rescanned)
         return rescanned
     }

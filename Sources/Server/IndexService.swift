@@ -15,6 +15,7 @@ public final class IndexService: Sendable {
     public let scans: ScanJobs
     public let metrics: ServiceMetrics
     let logger: Logger
+    let cache = ResponseCache()
     /// Export producers and the reads of their pipes.
     let blockingPool: NIOThreadPool
     private let activeExports = NIOLockedValueBox(0)
