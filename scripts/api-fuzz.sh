@@ -36,6 +36,8 @@ PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$WORK/serve.log" | cut -d: -f2)
 sleep 2 # the watcher indexes the two images (ids 1 and 2)
 
 status=0
+# From the scratch directory: schemathesis leaves its .hypothesis/ and .schemathesis/ caches there.
+cd "$WORK"
 timeout "$MAX_TIME" "$VENV/bin/schemathesis" run "$REPO_DIR/openapi.yaml" --url "http://127.0.0.1:$PORT" \
     -H "Authorization: Bearer fuzz-token-0123456789abcdef" --max-examples "$MAX_EXAMPLES" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
