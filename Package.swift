@@ -16,8 +16,13 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        // The HTTP service (`extentdb serve`). Traits off: no swift-configuration, no full Foundation.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1", traits: []),
         .package(url: "https://github.com/apple/swift-nio", exact: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
     ],
     targets: [
         // `_GNU_SOURCE` wrappers: SEEK_DATA/SEEK_HOLE, copy_file_range (Glibc's overlay hides them).
@@ -58,6 +63,28 @@ let package = Package(
             dependencies: ["Scanner", "AllocationIndex", "ImageFormats", "ImageIO"],
             swiftSettings: strictSwift
         ),
+        // What every front end (CLI, HTTP) prints from the index: map JSON, xapi's read-headers JSON.
+        .target(
+            name: "Operations",
+            dependencies: ["Scanner", "AllocationIndex", "ImageFormats", "ImageIO"],
+            swiftSettings: strictSwift
+        ),
+        // `extentdb serve`: Hummingbird routes, error -> HTTP mapping, watcher, metrics.
+        .target(
+            name: "Server",
+            dependencies: [
+                "Operations", "Export", "Report", "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "CExtentShims",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
         // Pure NBD protocol codec: client bytes in, messages out; replies encoded to bytes. No sockets.
         .target(name: "NBD", dependencies: [.product(name: "NIOCore", package: "swift-nio")], swiftSettings: strictSwift),
         // A read-only NBD server on SwiftNIO answering block status from the index and reads through Export.
@@ -75,7 +102,7 @@ let package = Package(
         .executableTarget(
             name: "extentdb",
             dependencies: [
-                "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "Export", "Report", "CExtentShims", "NBDServer",
+                "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "Export", "Report", "CExtentShims", "NBDServer", "Operations", "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -119,6 +146,15 @@ let package = Package(
             name: "NBDServerTests",
             dependencies: [
                 "NBDServer", "NBD", "Export", "Scanner", "AllocationIndex", "TestSupport", .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: [
+                "Server", "Operations", "AllocationIndex", "Scanner", "TestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: strictSwift
         ),

@@ -2,9 +2,10 @@
 # Installs the Debian packages extentdb builds and tests with: the SQLite, zlib and zstd libraries and
 # headers (the index; compressed qcow2 clusters), and qemu-utils (qemu-img/qemu-io make the test
 # fixtures and are the peer the tests compare with), python3-libvhdi (a second VHD reader the tests
-# compare with), and libnbd-bin (nbdinfo, nbdcopy: the NBD clients the nbd server is tested with).
+# compare with), libnbd-bin (nbdinfo, nbdcopy: the NBD clients the nbd server is tested with), curl and
+# wrk (the service tests and scripts/load.sh), python3-venv (scripts/api-fuzz.sh).
 set -euo pipefail
-packages=(libsqlite3-dev zlib1g-dev libzstd-dev qemu-utils python3-libvhdi libnbd-bin)
+packages=(libsqlite3-dev zlib1g-dev libzstd-dev qemu-utils python3-libvhdi libnbd-bin curl wrk python3-venv)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -4,6 +4,7 @@ import Export
 import Foundation
 import ImageFormats
 import ImageIO
+import Operations
 import Scanner
 
 #if canImport(Glibc)
@@ -30,10 +31,6 @@ struct ExportCommand: ParsableCommand {
             only the changed XVA chunks.
             """))
 
-    enum Format: String, ExpressibleByArgument, CaseIterable {
-        case raw, qcow2, vhd, xva
-    }
-
     @OptionGroup var index: IndexOptions
     @OptionGroup var chain: ChainOptions
 
@@ -41,7 +38,7 @@ struct ExportCommand: ParsableCommand {
     var image: String
 
     @Option(help: "Output format: raw, qcow2, vhd or xva.")
-    var format: Format
+    var format: ExportFormat
 
     @Option(help: ArgumentHelp("Export only what the chain supplies above this ancestor.", valueName: "image"))
     var base: String?
@@ -107,12 +104,17 @@ struct ExportCommand: ParsableCommand {
         let store = try index.openStore()
         // The plan's identity check: device, inode, size, mtime and header checksum of every layer.
         let indexed = try IndexedImage.load(image, store: store, chain: chain, rescan: !noRescan, checkHeaders: true, quiet: quiet)
-        let size = UInt64(indexed.scan.virtualSize)
-        let lower = min(offset?.value ?? 0, size)
-        let upper = length.map { lower.addingReportingOverflow($0.value).overflow ? size : min(lower + $0.value, size) } ?? size
-        let basePath = try base.map { try ImageIndexer.canonicalPath($0) }
-        let plan = try ExportPlan(store: store, indexed: indexed, basePath: basePath, range: lower..<upper)
-        let reader = GuestReader(plan: plan)
+        let window = GuestWindow(offset: offset?.value ?? 0, length: length?.value, virtualSize: UInt64(indexed.scan.virtualSize))
+        let current = PathResolver.currentDirectory()
+        var request = ExportRequest(
+            format: format, basePath: try base.map { try ImageIndexer.canonicalPath($0) },
+            range: format == .raw ? window.range : nil, clusterSize: clusterSize?.value, backingName: explicitBackingName,
+            outputDirectory: to.map { PathResolver.directory(of: PathResolver.absolute($0, relativeTo: current)) } ?? current)
+        request.xvaPrefix = prefix
+        request.closesArchive = !noTarEnd
+        var job = try ExportJob(store: store, indexed: indexed, request: request)
+        let quiet = quiet
+        job.notice = { if !quiet { Console.error("extentdb: \($0)") } }
         let destination = try ExportDestination(path: to)
         let output = ExportOutput(descriptor: destination.descriptor, name: destination.name)
         let meter = ProgressMeter(enabled: !quiet && Console.standardErrorIsTerminal)
@@ -121,27 +123,12 @@ struct ExportCommand: ParsableCommand {
         if meter.enabled { output.expectsTotal = { meter.total = $0 } }
         output.syncsOnFinish = fsync
         do {
-            switch format {
-            case .raw:
-                let changed = try RawExporter(plan: plan, reader: reader).export(to: output)
-                if let extents {
-                    try writeExtents(changed, to: extents)
-                } else if plan.baseDepth != nil {
-                    // The data went to --to; the changed extents go to standard output.
-                    Console.output.write(extentsJSON(changed))
-                }
-            case .qcow2:
-                let backing = plan.base.map { base in (name: backingName(for: base.path), format: base.format == .vhd ? "vpc" : base.format.rawValue) }
-                var chosen = clusterSize?.value ?? 65536
-                if clusterSize == nil, let fitting = QCOW2StreamWriter.smallestClusterSize(virtualSize: plan.virtualSize), fitting != chosen {
-                    chosen = fitting
-                    if !quiet { Console.error("extentdb: using \(fitting)-byte clusters: with 65536 the L1 table would exceed qemu's 32 MiB limit") }
-                }
-                try QCOW2StreamWriter(plan: plan, reader: reader, clusterSize: chosen, backing: backing).export(to: output)
-            case .vhd:
-                try VHDStreamWriter(plan: plan, reader: reader, parent: try vhdParent(plan)).export(to: output)
-            case .xva:
-                try XVAWriter(plan: plan, reader: reader, prefix: prefix, closeArchive: !noTarEnd).export(to: output)
+            let changed = try job.run(to: output)
+            if format == .raw, let extents {
+                try ExportJob.changedExtentsJSON(changed).write(toFile: extents, atomically: true, encoding: .utf8)
+            } else if format == .raw, job.plan.baseDepth != nil {
+                // The data went to --to; the changed extents go to standard output.
+                Console.output.write(ExportJob.changedExtentsJSON(changed))
             }
             try destination.commit()
             meter.finish()
@@ -151,46 +138,6 @@ struct ExportCommand: ParsableCommand {
             throw error
         }
     }
-
-    /// How a delta names its base: `--backing-name` as given, else the base's path relative to the output's
-    /// directory (the current directory for standard output), so that base and delta can move together.
-    private func backingName(for basePath: String) -> String {
-        if let explicitBackingName { return explicitBackingName }
-        let current = PathResolver.currentDirectory()
-        let directory = to.map { PathResolver.directory(of: PathResolver.absolute($0, relativeTo: current)) } ?? current
-        // The base path is canonical; so must the directory be, or a symbolic link would count as a level.
-        return PathResolver.relative(basePath, from: PathResolver.canonical(directory) ?? directory)
-    }
-
-    private func vhdParent(_ plan: ExportPlan) throws -> VHDStreamWriter.Parent? {
-        guard let base = plan.base else { return nil }
-        guard base.format == .vhd, let vhd = base.metadata?.vhd else {
-            throw CommandFailure("a differencing VHD needs a VHD parent; \(base.path) is \(base.format.rawValue) (export as qcow2 instead)")
-        }
-        let identity = try FileIdentity(path: base.path)
-        let name = String(base.path.split(separator: "/").last ?? "")
-        return VHDStreamWriter.Parent(
-            uniqueID: Self.uuidBytes(vhd.uniqueID),
-            timestamp: VHDStreamWriter.vhdTimestamp(Date(timeIntervalSince1970: Double(identity.modificationTimeNanoseconds) / 1e9)),
-            name: name, relativePath: backingName(for: base.path), absolutePath: base.path)
-    }
-
-    static func uuidBytes(_ text: String) -> [UInt8] {
-        let hex = Array(text.replacingOccurrences(of: "-", with: "").utf8)
-        return stride(from: 0, to: min(hex.count, 32), by: 2).map { UInt8(String(decoding: hex[$0..<$0 + 2], as: UTF8.self), radix: 16) ?? 0 }
-    }
-
-    private func writeExtents(_ changed: [Extent], to path: String) throws {
-        try extentsJSON(changed).write(toFile: path, atomically: true, encoding: .utf8)
-    }
-
-    /// The changed extents of an incremental raw export, in qemu-img map's list shape.
-    private func extentsJSON(_ changed: [Extent]) -> String {
-        var text = "["
-        for (index, extent) in changed.enumerated() {
-            text += (index == 0 ? "" : ",\n") + "{ \"start\": \(extent.start), \"length\": \(extent.length), \"depth\": \(extent.depth), "
-                + "\"zero\": \(extent.zero || !extent.data), \"data\": \(extent.data && !extent.zero)}"
-        }
-        return text + "]\n"
-    }
 }
+
+extension ExportFormat: ExpressibleByArgument {}

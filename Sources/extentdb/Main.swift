@@ -76,7 +76,7 @@ struct Extentdb: ParsableCommand {
         subcommands: [
             ScanCommand.self, MapCommand.self, InfoCommand.self, ReadHeadersCommand.self, ExportCommand.self, ReportCommand.self,
             DiffCommand.self, ListCommand.self, ForgetCommand.self, PruneCommand.self, GCCommand.self, VacuumCommand.self,
-            CheckCommand.self, NBDCommand.self,
+            CheckCommand.self, NBDCommand.self, ServeCommand.self,
         ]
     )
 }

@@ -2,6 +2,7 @@ import AllocationIndex
 import ArgumentParser
 import Foundation
 import ImageFormats
+import Operations
 import Scanner
 
 struct ReadHeadersCommand: ParsableCommand {
@@ -17,11 +18,6 @@ struct ReadHeadersCommand: ParsableCommand {
             the guest view (any layer of the chain). Sub-cluster extents are rounded outward.
             """))
 
-    enum Style: String, ExpressibleByArgument, CaseIterable {
-        case legacy
-        case interval
-    }
-
     @OptionGroup var index: IndexOptions
     @OptionGroup var chain: ChainOptions
 
@@ -29,7 +25,7 @@ struct ReadHeadersCommand: ParsableCommand {
     var image: String
 
     @Option(help: "legacy (every cluster index) or interval ([first, last] ranges).")
-    var format: Style = .legacy
+    var format: ReadHeadersStyle = .legacy
 
     @Option(help: "Cluster size as a power of two, for images without clusters (raw; default 16, i.e. 64 KiB).")
     var clusterBits: Int?
@@ -44,61 +40,9 @@ struct ReadHeadersCommand: ParsableCommand {
     func run() throws {
         let store = try index.openStore()
         let indexed = try IndexedImage.load(image, store: store, chain: chain, rescan: !noRescan)
-        guard let scanID = indexed.scan.id else { throw CommandFailure("index has no scan id") }
-        let bits: UInt64
-        if let clusterBits {
-            bits = UInt64(clusterBits)
-        } else if let size = indexed.image.clusterSize, size > 0 {
-            bits = UInt64(Int64(size).trailingZeroBitCount)
-        } else {
-            bits = 16
-        }
-        var ranges = DataClusterRanges(clusterBits: bits)
-        try store.forEachExtent(scanID: scanID) { ranges.add($0) }
-        var sink = Console.output
-        sink.write("{\"virtual_size\":\(indexed.scan.virtualSize),\"cluster_bits\":\(bits),\"data_clusters\":[")
-        var first = true
-        for range in ranges.ranges {
-            switch format {
-            case .interval:
-                if !first { sink.write("," as StaticString) }
-                sink.write("[" as StaticString)
-                sink.writeDecimal(range.lowerBound)
-                sink.write("," as StaticString)
-                sink.writeDecimal(range.upperBound)
-                sink.write("]" as StaticString)
-                first = false
-            case .legacy:
-                for cluster in range {
-                    if !first { sink.write("," as StaticString) }
-                    sink.writeDecimal(cluster)
-                    first = false
-                    try sink.flushIfNeeded()
-                }
-            }
-            try sink.flushIfNeeded()
-        }
-        sink.write("]}\n")
-        try sink.flush()
+        let bits = ReadHeadersJSONWriter.clusterBits(of: indexed, override: clusterBits)
+        try ReadHeadersJSONWriter.write(store: store, indexed: indexed, style: format, clusterBits: bits, sink: &Console.output)
     }
 }
 
-/// Inclusive ranges of clusters that hold data, built from extents in guest order.
-struct DataClusterRanges {
-    let clusterBits: UInt64
-    private(set) var ranges: [ClosedRange<UInt64>] = []
-
-    init(clusterBits: UInt64) { self.clusterBits = clusterBits }
-
-    /// Adds the clusters an extent touches, if it holds data that does not read as zeros.
-    mutating func add(_ extent: Extent) {
-        guard extent.data, !extent.zero, extent.length > 0 else { return }
-        let first = extent.start >> clusterBits
-        let last = (extent.end - 1) >> clusterBits
-        if let previous = ranges.last, first <= previous.upperBound + 1 {
-            ranges[ranges.count - 1] = previous.lowerBound...max(previous.upperBound, last)
-        } else {
-            ranges.append(first...last)
-        }
-    }
-}
+extension ReadHeadersStyle: ExpressibleByArgument {}

@@ -61,3 +61,4 @@ void extentdb_fiemap_extent(const void *buffer, uint32_t index, uint64_t *logica
 #endif
 
 #include "output_shims.h"
+#include "inotify_shims.h"

@@ -1,0 +1,72 @@
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// Builds the service: routes, middleware, the background services (watcher, scan queue), bound to
+/// `configuration.host:port`. Tests call it directly (Hummingbird's template keeps it in the library).
+///
+/// - Throws: when the configuration is refused or the index cannot be opened.
+public func buildApplication(_ configuration: ServerConfiguration, logger: Logger = Logger(label: "extentdb.serve")) throws
+    -> some ApplicationProtocol
+{
+    var configuration = configuration
+    try configuration.validate()
+    let service = try IndexService(configuration: configuration, logger: logger)
+    let router = buildRouter(service: service)
+    var app = Application(
+        router: router,
+        configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "extentdb"),
+        logger: logger)
+    app.addServices(LifecycleService(service: service))
+    if configuration.watchInterval > 0 {
+        app.addServices(RootWatcher(service: service))
+    }
+    return app
+}
+
+/// The routes: `/healthz` and `/metrics` open, everything under `/v1` behind the bearer token.
+func buildRouter(service: IndexService) -> Router<BasicRequestContext> {
+    let router = Router(context: BasicRequestContext.self)
+    router.add(middleware: JSONErrorMiddleware())
+    router.add(middleware: MetricsMiddleware())
+    router.get("healthz") { _, _ in Response.json(["status": "ok"]) }
+    router.get("metrics") { _, _ in
+        let text = service.metrics.render(indexSizeBytes: service.store.fileSize)
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
+    }
+    let v1 = router.group("v1")
+    if let token = service.configuration.token { v1.add(middleware: BearerAuthMiddleware(token: token)) }
+    ImageRoutes(service: service).register(on: v1)
+    ExportRoute(service: service).register(on: v1)
+    ScanRoutes(service: service).register(on: v1)
+    ReportRoute(service: service).register(on: v1)
+    return router
+}
+
+/// Waits for the graceful shutdown, then lets running scans finish and stops the worker threads.
+struct LifecycleService: Service {
+    let service: IndexService
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        service.logger.info("shutting down: letting running scans finish")
+        await service.shutdown()
+    }
+}
+
+/// A built service the CLI can run until SIGTERM/SIGINT.
+public protocol ApplicationRunner: Sendable {
+    func runService() async throws
+}
+
+/// Builds the service for `extentdb serve`.
+public func makeServeRunner(_ configuration: ServerConfiguration, logger: Logger) throws -> any ApplicationRunner {
+    Runner(app: try buildApplication(configuration, logger: logger))
+}
+
+private struct Runner<App: ApplicationProtocol>: ApplicationRunner {
+    let app: App
+    func runService() async throws { try await app.runService() }
+}

@@ -1,0 +1,108 @@
+import AllocationIndex
+import Export
+import Foundation
+import Hummingbird
+import Scanner
+
+/// `GET /v1/images/{id}/export?format=raw|qcow2|vhd|xva[&base={id}]`: the bytes `extentdb export` writes,
+/// streamed through a pipe from the library's writers (``ExportJob``). raw honours one `Range:`.
+struct ExportRoute {
+    let service: IndexService
+
+    func register(on group: RouterGroup<BasicRequestContext>) {
+        group.get("images/:id/export", use: export)
+    }
+
+    @Sendable func export(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let query = request.uri.queryParameters
+        guard let formatName = query.get("format") else { throw APIError.badRequest("format is required: raw, qcow2, vhd or xva") }
+        guard let format = ExportFormat(rawValue: formatName) else { throw APIError.badRequest("format must be raw, qcow2, vhd or xva") }
+        // The identity check of an export: stat and header checksum of every layer.
+        let indexed = try await service.freshImage(id: try imageID(context), checkHeaders: true)
+        var basePath: String?
+        if let baseText = query.get("base") {
+            guard let baseID = Int64(baseText), baseID > 0 else { throw APIError.badRequest("base must be an image id") }
+            basePath = try service.indexedImage(id: baseID).image.path
+            if format == .raw {
+                throw APIError.badRequest("an incremental raw export needs a file; over HTTP ask for qcow2, vhd or xva with base")
+            }
+        }
+        let size = UInt64(indexed.scan.virtualSize)
+        var status = HTTPResponse.Status.ok
+        var headers: HTTPFields = [.contentType: "application/octet-stream", .acceptRanges: format == .raw ? "bytes" : "none"]
+        var range: Range<UInt64>?
+        if format == .raw, let header = request.headers[.range] {
+            switch ByteRange.parse(header, size: size) {
+            case .whole:
+                break
+            case .unsatisfiable:
+                throw RangeNotSatisfiable(size: size)
+            case .range(let asked):
+                range = asked
+                status = .partialContent
+                headers[.contentRange] = "bytes \(asked.lowerBound)-\(asked.upperBound - 1)/\(size)"
+            }
+        }
+        let name = (indexed.image.path.split(separator: "/").last.map(String.init) ?? "image") + "." + format.rawValue
+        headers[.contentDisposition] = "attachment; filename=\"\(name.filter { $0 != "\"" && $0 != "\\" && !$0.isNewline })\""
+        var exportRequest = ExportRequest(format: format, basePath: basePath, range: range ?? (format == .raw ? 0..<size : nil))
+        // A delta names its base by file name: base and delta sit side by side where the client puts them.
+        if let basePath { exportRequest.backingName = String(basePath.split(separator: "/").last ?? "") }
+        let job = try ExportJob(store: service.store, indexed: indexed, request: exportRequest)
+        try service.beginExport()
+        let service = service
+        let metrics = service.metrics
+        let length = job.streamLength.map { Int(clamping: $0) }
+        let logger = context.logger
+        let body = PipeStream.body(
+            contentLength: length, pool: service.blockingPool,
+            produce: { descriptor in
+                let output = ExportOutput(descriptor: descriptor, name: "HTTP response")
+                output.progress = { metrics.exported(bytes: $0) }
+                try job.run(to: output)
+            },
+            done: { error in
+                service.endExport()
+                if let error { logger.info("export ended early", metadata: ["image": "\(indexed.image.path)", "reason": "\(error)"]) }
+            })
+        return Response(status: status, headers: headers, body: body)
+    }
+}
+
+/// 416 with the `Content-Range: bytes */SIZE` a client needs to ask again.
+struct RangeNotSatisfiable: HTTPResponseError {
+    var size: UInt64
+    var status: HTTPResponse.Status { .rangeNotSatisfiable }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        var response = try APIError(.rangeNotSatisfiable, "range_not_satisfiable", "the disk has \(size) bytes")
+            .response(from: request, context: context)
+        response.headers[.contentRange] = "bytes */\(size)"
+        return response
+    }
+}
+
+/// One `Range: bytes=` range (RFC 9110 §14.1.2); lists of ranges are answered whole.
+enum ByteRange: Equatable {
+    case whole
+    case unsatisfiable
+    case range(Range<UInt64>)
+
+    static func parse(_ header: String, size: UInt64) -> ByteRange {
+        guard header.hasPrefix("bytes="), !header.contains(",") else { return .whole }
+        let spec = header.dropFirst(6).trimmingCharacters(in: .whitespaces)
+        guard let dash = spec.firstIndex(of: "-") else { return .whole }
+        let first = spec[..<dash]
+        let last = spec[spec.index(after: dash)...]
+        if first.isEmpty {
+            // A suffix: the last N bytes.
+            guard let count = UInt64(last), count > 0, size > 0 else { return .unsatisfiable }
+            return .range((size - min(count, size))..<size)
+        }
+        guard let start = UInt64(first) else { return .whole }
+        guard start < size else { return .unsatisfiable }
+        if last.isEmpty { return .range(start..<size) }
+        guard let end = UInt64(last), end >= start else { return .whole }
+        return .range(start..<min(end, size - 1) + 1)
+    }
+}

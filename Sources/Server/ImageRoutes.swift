@@ -1,0 +1,106 @@
+import AllocationIndex
+import Foundation
+import Hummingbird
+import Operations
+import Scanner
+
+/// `/v1/images`: list, one image, forget, extents.
+struct ImageRoutes {
+    let service: IndexService
+
+    func register(on group: RouterGroup<BasicRequestContext>) {
+        group.get("images", use: list)
+        group.get("images/:id", use: get)
+        group.delete("images/:id", use: forget)
+        group.get("images/:id/extents", use: extents)
+    }
+
+    /// `GET /v1/images[?path=P]`.
+    @Sendable func list(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        var images = try service.store.scannedImages().filter { service.policy.contains($0.image.path) }
+        if let path = request.uri.queryParameters.get("path") {
+            let canonical = try service.policy.resolve(path)
+            images = images.filter { $0.image.path == canonical }
+        }
+        let summaries = images.map { service.summary(of: IndexedScan(image: $0.image, scan: $0.scan, layers: $0.layers)).0 }
+        return Response.json(["images": summaries])
+    }
+
+    /// `GET /v1/images/{id}`.
+    @Sendable func get(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let indexed = try service.indexedImage(id: try imageID(context))
+        return Response.json(service.detail(of: indexed))
+    }
+
+    /// `DELETE /v1/images/{id}`: forgets the image and its scans (the file is not touched).
+    @Sendable func forget(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let indexed = try service.indexedImage(id: try imageID(context))
+        let forgotten = try service.store.forget(paths: [indexed.image.path])
+        service.cache.forget(imageID: try imageID(context))
+        return Response.json(["forgotten": forgotten])
+    }
+
+    /// `GET /v1/images/{id}/extents[?offset=&length=][&format=legacy|interval]`: `map --output json`'s list,
+    /// or xapi's read-headers JSON.
+    @Sendable func extents(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let query = request.uri.queryParameters
+        let offset = try number(query.get("offset"), name: "offset") ?? 0
+        let length = try number(query.get("length"), name: "length")
+        var style: ReadHeadersStyle?
+        if let format = query.get("format") {
+            guard let chosen = ReadHeadersStyle(rawValue: format) else {
+                throw APIError.badRequest("format must be legacy or interval (omit it for the map list)")
+            }
+            style = chosen
+        }
+        let indexed = try await service.freshImage(id: try imageID(context))
+        let window = GuestWindow(offset: offset, length: length, virtualSize: UInt64(indexed.scan.virtualSize))
+        // The scan time too: a row id can be reused after a forget, a nanosecond timestamp practically not.
+        let key = "\(indexed.scan.id ?? -1):\(indexed.scan.scannedAtNs):\(style?.rawValue ?? "map"):\(window.lower):\(window.upper)"
+        if let cached = service.cache.answer(key) { return Self.jsonResponse(cached) }
+        let store = service.store
+        let limit = service.configuration.maximumExtentsResponse
+        var pieces: [ByteBuffer] = []
+        var total = 0
+        var sink = ByteSink { bytes in
+            total += bytes.count
+            guard total <= limit else {
+                throw APIError(.contentTooLarge, "too_large", "the answer exceeds \(limit) bytes; ask for a window with offset and length")
+            }
+            pieces.append(ByteBuffer(bytes: bytes))
+        }
+        defer { sink.deallocate() }
+        if let style {
+            let bits = ReadHeadersJSONWriter.clusterBits(of: indexed, override: nil)
+            try ReadHeadersJSONWriter.write(store: store, indexed: indexed, style: style, clusterBits: bits, sink: &sink)
+        } else {
+            try MapJSONWriter.write(store: store, scanID: indexed.scan.id ?? -1, from: window.lower, to: window.upper, sink: &sink)
+        }
+        var body = pieces.count == 1 ? pieces[0] : ByteBuffer()
+        if pieces.count > 1 {
+            body.reserveCapacity(total)
+            for var piece in pieces { body.writeBuffer(&piece) }
+        }
+        service.cache.remember(answer: body, for: key)
+        return Self.jsonResponse(body)
+    }
+
+    static func jsonResponse(_ body: ByteBuffer) -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: body))
+    }
+}
+
+/// The `{id}` path parameter.
+func imageID(_ context: BasicRequestContext) throws -> Int64 {
+    guard let text = context.parameters.get("id"), let id = Int64(text), id > 0 else {
+        throw APIError.badRequest("the image id must be a positive integer")
+    }
+    return id
+}
+
+/// A non-negative integer query parameter, if present.
+func number(_ text: String?, name: String) throws -> UInt64? {
+    guard let text else { return nil }
+    guard let value = UInt64(text) else { throw APIError.badRequest("\(name) must be a non-negative integer number of bytes") }
+    return value
+}

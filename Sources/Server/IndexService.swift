@@ -1,0 +1,77 @@
+import AllocationIndex
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOPosix
+import Scanner
+
+/// The state every route shares: the index, the roots, the freshness marks the watcher keeps, and the
+/// threads that run blocking work (scans, export producers, pipe reads) off the request threads.
+public final class IndexService: Sendable {
+    public let configuration: ServerConfiguration
+    public let store: IndexStore
+    public let policy: RootPolicy
+    public let indexer: ImageIndexer
+    public let scans: ScanJobs
+    public let metrics: ServiceMetrics
+    let logger: Logger
+    let cache = ResponseCache()
+    /// Export producers and the reads of their pipes.
+    let blockingPool: NIOThreadPool
+    private let activeExports = NIOLockedValueBox(0)
+    /// When the watcher (or a request) last compared each image with the disk, in seconds since 1970.
+    private let checked = NIOLockedValueBox([String: Double]())
+    /// Indexed images the watcher found deleted.
+    private let missing = NIOLockedValueBox(Set<String>())
+
+    /// Opens the index and starts the worker threads.
+    ///
+    /// - Throws: when the index cannot be opened.
+    public init(configuration: ServerConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        store = try IndexStore(path: configuration.databasePath)
+        policy = RootPolicy(roots: configuration.roots)
+        // Backing files, parents and data files outside the roots are never opened.
+        indexer = ImageIndexer(store: store, options: ScanOptions(allowsOutsideBacking: false, trustedRoots: configuration.roots))
+        metrics = ServiceMetrics.shared
+        scans = ScanJobs(indexer: indexer, concurrency: configuration.concurrentScans, metrics: metrics, logger: logger)
+        blockingPool = NIOThreadPool(numberOfThreads: 2 * configuration.concurrentExports + 2)
+        blockingPool.start()
+    }
+
+    /// Counts an export in, or refuses it (503) when ``ServerConfiguration/concurrentExports`` are running.
+    func beginExport() throws {
+        let admitted = activeExports.withLockedValue { count in
+            guard count < configuration.concurrentExports else { return false }
+            count += 1
+            return true
+        }
+        guard admitted else { throw APIError(.serviceUnavailable, "busy", "\(configuration.concurrentExports) exports are already running") }
+    }
+
+    func endExport() {
+        activeExports.withLockedValue { $0 -= 1 }
+    }
+
+    /// Records that `path` was just compared with the disk; `exists` false marks it missing.
+    public func markChecked(_ path: String, exists: Bool = true) {
+        checked.withLockedValue { $0[path] = Date().timeIntervalSince1970 }
+        missing.withLockedValue { if exists { $0.remove(path) } else { $0.insert(path) } }
+    }
+
+    /// When `path` was last compared with the disk, if it was since the service started.
+    public func lastChecked(_ path: String) -> Double? {
+        checked.withLockedValue { $0[path] }
+    }
+
+    public func isMarkedMissing(_ path: String) -> Bool {
+        missing.withLockedValue { $0.contains(path) }
+    }
+
+    /// Stops the worker threads after their current work.
+    func shutdown() async {
+        await scans.shutdown()
+        try? await blockingPool.shutdownGracefully()
+    }
+}

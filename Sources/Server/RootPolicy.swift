@@ -1,0 +1,47 @@
+import Foundation
+import ImageIO
+
+/// Confines client-named paths to the service's roots.
+///
+/// A path is made absolute-only, then checked twice: as written with `.` and `..` removed, and as the
+/// file system resolves it (every symbolic link followed). Both must lie under a root; otherwise the
+/// answer is 403 whether or not the file exists, so a client cannot probe the rest of the host.
+public struct RootPolicy: Sendable {
+    /// Canonical root directories.
+    public let roots: [String]
+
+    public init(roots: [String]) {
+        self.roots = roots
+    }
+
+    /// True when `path` (canonical) is a root or lies under one.
+    public func contains(_ path: String) -> Bool {
+        roots.contains { root in path == root || path.hasPrefix(root.hasSuffix("/") ? root : root + "/") }
+    }
+
+    /// The canonical path of an image a client named.
+    ///
+    /// - Throws: ``APIError`` 400 for a relative or empty path, 403 outside the roots (including through
+    ///   `..` or a symbolic link), 404 when it does not exist under a root.
+    public func resolve(_ path: String) throws -> String {
+        guard path.hasPrefix("/"), !path.contains("\0") else { throw APIError.badRequest("path must be absolute: \(path)") }
+        let lexical = Self.normalised(path)
+        guard contains(lexical) else { throw APIError.forbidden("\(path) is outside the service's roots") }
+        guard let canonical = PathResolver.canonical(lexical) else { throw APIError.notFound("\(path): no such file") }
+        guard contains(canonical) else { throw APIError.forbidden("\(path) resolves outside the service's roots") }
+        return canonical
+    }
+
+    /// `path` with empty, `.` and `..` components removed (`..` at the top stays at `/`).
+    static func normalised(_ path: String) -> String {
+        var parts: [Substring] = []
+        for part in path.split(separator: "/") {
+            switch part {
+            case ".": continue
+            case "..": _ = parts.popLast()
+            default: parts.append(part)
+            }
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+}

@@ -1,0 +1,148 @@
+import AllocationIndex
+import Foundation
+import ImageIO
+import Scanner
+import ServiceLifecycle
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Keeps the index fresh with no client asking: inotify events and a periodic `stat` sweep of the roots
+/// mark images dirty; once an image's writes have settled (``ServerConfiguration/debounce``), it is
+/// rescanned through the scan queue. Deleted images are marked missing (their scans stay until `DELETE`).
+struct RootWatcher: Service {
+    let service: IndexService
+    /// File names the watcher treats as images when it finds them new under a root.
+    static let imageSuffixes = [".vhd", ".vpc", ".qcow2", ".qcow", ".raw", ".img"]
+    /// How often inotify is drained and settled images are dispatched.
+    static let tick: Duration = .milliseconds(200)
+
+    func run() async throws {
+        let state = WatchState(service: service, inotify: InotifyWatch(roots: service.configuration.roots))
+        service.logger.info(
+            "watching roots", metadata: ["roots": "\(service.configuration.roots)", "inotify": "\(state.inotify != nil)"])
+        state.sweep()
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                state.poll()
+                do { try await Task.sleep(for: Self.tick) } catch { break }
+            }
+        }
+    }
+}
+
+/// The watcher's mutable state; touched only from the watcher's loop.
+final class WatchState: @unchecked Sendable {
+    let service: IndexService
+    let inotify: InotifyWatch?
+    /// Dirty paths and when they last changed (seconds, monotonic).
+    private var dirty: [String: Double] = [:]
+    /// Paths with a scan queued or running (a change during it marks them dirty again).
+    private var scanning: Set<String> = []
+    private let scanningLock = NSLock()
+    private var lastSweep = 0.0
+
+    init(service: IndexService, inotify: InotifyWatch?) {
+        self.service = service
+        self.inotify = inotify
+        lastSweep = Self.now()
+    }
+
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    /// Drains inotify, sweeps when due, and dispatches settled paths.
+    func poll() {
+        let now = Self.now()
+        if let inotify {
+            for change in inotify.drain() where !change.isDirectory {
+                if change.removed || isCandidate(change.path) || isIndexedPath(change.path) { dirty[change.path] = now }
+            }
+            if inotify.overflowed { sweep() }
+        }
+        if now - lastSweep >= service.configuration.watchInterval { sweep() }
+        for (path, changed) in dirty where now - changed >= service.configuration.debounce {
+            dirty.removeValue(forKey: path)
+            settle(path)
+        }
+    }
+
+    /// Compares every indexed image under the roots with the disk, and finds new images.
+    func sweep() {
+        lastSweep = Self.now()
+        let now = lastSweep
+        guard let images = try? service.store.scannedImages(directories: service.configuration.roots) else { return }
+        var known = Set<String>()
+        for image in images {
+            let indexed = IndexedScan(image: image.image, scan: image.scan, layers: image.layers)
+            let path = image.image.path
+            known.insert(path)
+            if ImageIndexer.freshness(of: indexed).isFresh {
+                service.markChecked(path)
+            } else if dirty[path] == nil {
+                dirty[path] = now
+            }
+        }
+        for root in service.configuration.roots {
+            guard let walker = FileManager.default.enumerator(atPath: root) else { continue }
+            while let relative = walker.nextObject() as? String {
+                let path = root + "/" + relative
+                if !known.contains(path), dirty[path] == nil, isCandidate(path), !hasFailedBefore(path) { dirty[path] = now }
+            }
+        }
+    }
+
+    /// Acts on a path whose changes settled: rescans a changed or new image, marks a deleted one missing.
+    private func settle(_ path: String) {
+        guard service.policy.contains(path) else { return }
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            if isIndexedPath(path) {
+                service.markChecked(path, exists: false)
+                service.logger.info("image deleted; marked missing", metadata: ["path": "\(path)"])
+            }
+            return
+        }
+        // Symbolic links are followed by scans only when they resolve inside the roots.
+        guard let canonical = PathResolver.canonical(path), service.policy.contains(canonical) else { return }
+        if let indexed = try? service.store.latestScan(path: canonical), ImageIndexer.freshness(of: indexed).isFresh {
+            service.markChecked(canonical)
+            return
+        }
+        // A scan that failed since the file last changed (a missing backing file) is not retried every
+        // sweep; a write to the file, a client's scan or a query brings it back.
+        if hasFailedBefore(canonical) { return }
+        let started = scanningLock.withLock { scanning.insert(canonical).inserted }
+        guard started else {
+            dirty[path] = Self.now()
+            return
+        }
+        service.logger.info("image changed; rescanning", metadata: ["path": "\(canonical)"])
+        let service = service
+        service.scans.submit(path: canonical) { [weak self] _ in
+            service.markChecked(canonical)
+            guard let self else { return }
+            self.scanningLock.withLock { _ = self.scanning.remove(canonical) }
+        }
+    }
+
+    private func isCandidate(_ path: String) -> Bool {
+        let lower = path.lowercased()
+        guard RootWatcher.imageSuffixes.contains(where: { lower.hasSuffix($0) }) else { return false }
+        var info = stat()
+        return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFREG
+    }
+
+    private func isIndexedPath(_ path: String) -> Bool {
+        (try? service.store.image(path: path))??.latestScanId != nil
+    }
+
+    /// A file that failed to scan is not retried by the sweep until it changes (inotify still sees that).
+    private func hasFailedBefore(_ path: String) -> Bool {
+        guard let failure = (try? service.store.failures())?[path] else { return false }
+        var info = stat()
+        guard stat(path, &info) == 0 else { return true }
+        let modified = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+        return modified <= failure.failedAtNanoseconds
+    }
+}

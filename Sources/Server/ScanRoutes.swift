@@ -1,0 +1,43 @@
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// `/v1/scans`: queue a background scan, read its state.
+struct ScanRoutes {
+    let service: IndexService
+
+    struct ScanRequest: Decodable {
+        var path: String
+        var force: Bool?
+    }
+
+    func register(on group: RouterGroup<BasicRequestContext>) {
+        group.post("scans", use: submit)
+        group.get("scans/:id", use: get)
+    }
+
+    /// `POST /v1/scans {"path": "...", "force": false}` → 202 with the queued job.
+    @Sendable func submit(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let buffer = try await request.body.collect(upTo: service.configuration.maximumBodySize)
+        let asked: ScanRequest
+        do {
+            asked = try JSONDecoder().decode(ScanRequest.self, from: Data(buffer.readableBytesView))
+        } catch {
+            throw APIError.badRequest("expected a JSON object {\"path\": \"/absolute/image\"}")
+        }
+        guard !service.store.isReadOnly else { throw APIError(.serviceUnavailable, "read_only", "the index is read-only for this service") }
+        let path = try service.policy.resolve(asked.path)
+        let job = service.scans.submit(path: path, force: asked.force ?? false)
+        var response = Response.json(job, status: .accepted)
+        response.headers[.location] = "/v1/scans/\(job.id)"
+        return response
+    }
+
+    /// `GET /v1/scans/{id}`.
+    @Sendable func get(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        guard let id = context.parameters.get("id"), let job = service.scans.job(id: id) else {
+            throw APIError.notFound("no such scan job")
+        }
+        return Response.json(job)
+    }
+}

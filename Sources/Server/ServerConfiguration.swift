@@ -1,0 +1,87 @@
+import Foundation
+import ImageIO
+
+/// What `extentdb serve` was started with, checked and made canonical.
+public struct ServerConfiguration: Sendable {
+    /// Address to bind (an IPv4/IPv6 literal or `localhost`).
+    public var host: String
+    /// TCP port; 0 picks a free one (tests).
+    public var port: Int
+    /// Canonical directories the service may read images under.
+    public var roots: [String]
+    /// The bearer token every `/v1` request must carry; nil only on a loopback address.
+    public var token: String?
+    /// Index database file.
+    public var databasePath: String
+    /// Seconds between stat sweeps of the roots (the watcher's fallback to inotify); 0 turns the watcher off.
+    public var watchInterval: Double
+    /// How long writes to an image must have settled before the watcher rescans it.
+    public var debounce: Double = 1.0
+    /// Largest request body accepted (bytes).
+    public var maximumBodySize = 64 * 1024
+    /// Scans run at once; more wait in the queue.
+    public var concurrentScans = 2
+    /// Exports streamed at once; more are refused with 503.
+    public var concurrentExports = 4
+    /// Largest extents response built in memory (bytes); larger windows are refused with 413.
+    public var maximumExtentsResponse = 128 << 20
+
+    public init(host: String, port: Int, roots: [String], token: String?, databasePath: String, watchInterval: Double = 30) {
+        self.host = host
+        self.port = port
+        self.roots = roots
+        self.token = token
+        self.databasePath = databasePath
+        self.watchInterval = watchInterval
+    }
+
+    /// Why the service refuses to start.
+    public struct Invalid: Error, Sendable, CustomStringConvertible {
+        public var description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    /// Parses `HOST:PORT` (`[::1]:8080` for IPv6).
+    public static func parseListen(_ text: String) throws(Invalid) -> (host: String, port: Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw Invalid("--listen \(text): expected HOST:PORT, e.g. 127.0.0.1:8080")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw Invalid("--listen \(text): no host") }
+        return (host, port)
+    }
+
+    /// Reads the token from its file: the first line, surrounding white space removed; it must be at least
+    /// 16 characters.
+    public static func readToken(file path: String) throws(Invalid) -> String {
+        guard let data = FileManager.default.contents(atPath: path) else { throw Invalid("--token-file \(path): cannot read it") }
+        let token = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).first.map(String.init)?
+            .trimmingCharacters(in: .whitespaces) ?? ""
+        guard token.count >= 16 else { throw Invalid("--token-file \(path): the token must be at least 16 characters") }
+        return token
+    }
+
+    /// True for 127.0.0.0/8, ::1 and `localhost`.
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    /// Makes the roots canonical and refuses a non-loopback address without a token.
+    public mutating func validate() throws(Invalid) {
+        if token == nil && !Self.isLoopback(host) {
+            throw Invalid("refusing to listen on \(host) without --token-file: only a loopback address may go without a token")
+        }
+        guard !roots.isEmpty else { throw Invalid("at least one --root is needed") }
+        var canonical: [String] = []
+        for root in roots {
+            let absolute = PathResolver.absolute(root, relativeTo: PathResolver.currentDirectory())
+            guard let resolved = PathResolver.canonical(absolute), (try? FileIdentity(path: resolved))?.kind == .directory else {
+                throw Invalid("--root \(root): not a directory")
+            }
+            canonical.append(resolved)
+        }
+        roots = canonical
+        guard watchInterval >= 0 else { throw Invalid("--watch-interval must be 0 (off) or more seconds") }
+    }
+}

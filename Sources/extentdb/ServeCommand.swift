@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Server
+
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the index over HTTP/JSON, keeping it fresh by watching the roots.",
+        discussion: """
+            Every /v1 request needs `Authorization: Bearer <token>` (the first line of --token-file). Only a
+            loopback address may go without a token. Images must lie under a --root (symbolic links resolved);
+            backing files and parents outside the roots are never opened. SIGTERM/SIGINT stop it gracefully.
+            See openapi.yaml for the API.
+            """)
+
+    @OptionGroup var index: IndexOptions
+
+    @Option(help: ArgumentHelp("Address and port to listen on.", valueName: "host:port"))
+    var listen: String = "127.0.0.1:8080"
+
+    @Option(name: .customLong("root"), help: ArgumentHelp("A directory whose images the service serves (repeatable).", valueName: "dir"))
+    var roots: [String] = []
+
+    @Option(help: ArgumentHelp("File whose first line is the bearer token (at least 16 characters).", valueName: "file"))
+    var tokenFile: String?
+
+    @Option(help: ArgumentHelp("Seconds between stat sweeps of the roots (inotify reports changes sooner); 0 turns watching off.", valueName: "seconds"))
+    var watchInterval: Double = 30
+
+    @Option(help: ArgumentHelp("Seconds an image's writes must settle before it is rescanned.", valueName: "seconds"))
+    var debounce: Double = 1
+
+    func validate() throws {
+        if roots.isEmpty { throw ValidationError("at least one --root is needed") }
+    }
+
+    func run() throws {
+        let address: (host: String, port: Int)
+        let token: String?
+        do {
+            address = try ServerConfiguration.parseListen(listen)
+            token = try tokenFile.map { try ServerConfiguration.readToken(file: $0) }
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+        var configuration = ServerConfiguration(
+            host: address.host, port: address.port, roots: roots, token: token, databasePath: index.resolvedPath, watchInterval: watchInterval)
+        configuration.debounce = debounce
+        var logger = Logger(label: "extentdb.serve")
+        logger.logLevel = .info
+        let app: any ApplicationRunner
+        do {
+            app = try makeServeRunner(configuration, logger: logger)
+        } catch let error as ServerConfiguration.Invalid {
+            throw CommandFailure("\(error)")
+        }
+        let result = RunResult()
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do { try await app.runService() } catch { result.error = "\(error)" }
+            done.signal()
+        }
+        done.wait()
+        if let error = result.error { throw CommandFailure("serve: \(error)") }
+    }
+}
+
+/// The outcome of the server task, read by the main thread after it ends.
+private final class RunResult: @unchecked Sendable {
+    var error: String?
+}
