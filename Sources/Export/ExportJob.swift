@@ -75,9 +75,13 @@ public struct ExportJob: Sendable {
     @discardableResult
     public func run(to output: ExportOutput) throws -> [Extent] {
         let reader = GuestReader(plan: plan)
+        // Every file read is checked again when the export ends: a file rewritten in place while it was
+        // read (same inode, new size or mtime) fails the export instead of leaving a mix of old and new data.
         switch request.format {
         case .raw:
-            return try RawExporter(plan: plan, reader: reader).export(to: output)
+            let changed = try RawExporter(plan: plan, reader: reader).export(to: output)
+            try reader.verifyUnchanged()
+            return changed
         case .qcow2:
             let backing = plan.base.map { base in
                 (name: backingName(for: base.path), format: base.format == .vhd ? "vpc" : base.format.rawValue)
@@ -93,6 +97,7 @@ public struct ExportJob: Sendable {
         case .xva:
             try XVAWriter(plan: plan, reader: reader, prefix: request.xvaPrefix, closeArchive: request.closesArchive).export(to: output)
         }
+        try reader.verifyUnchanged()
         return []
     }
 

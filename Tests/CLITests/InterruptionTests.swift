@@ -81,4 +81,29 @@ import Testing
         #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
         #expect(result.stdout.contains("ok"))
     }
+
+    @Test("an image rewritten in place during an export fails the export, and nothing is left under the name")
+    func imageChangedDuringExport() throws {
+        let directory = try makeTenantWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let db = directory.appendingPathComponent("index.sqlite").path
+        let result = try script(
+            """
+            head -c 1073741824 /dev/zero > vm/big.raw
+            $X scan -f raw vm/big.raw >/dev/null || exit 9
+            mkdir out
+            $X export vm/big.raw --format raw --quiet --to out/copy.raw &
+            pid=$!
+            for i in $(seq 1 500); do
+                ls -l /proc/$pid/fd 2>/dev/null | grep -q "/out/" && break
+                sleep 0.01
+            done
+            printf 'new data' | dd of=vm/big.raw bs=1 seek=4096 conv=notrunc status=none
+            wait $pid
+            echo "exit $?"
+            ls -A out | wc -l
+            """, database: db, in: directory)
+        #expect(result.stdout.contains("exit 1\n0\n"), "\(result.stdout)\n\(result.stderr)")
+        #expect(result.stderr.contains("changed while it was being read"), "\(result.stderr)")
+    }
 }
