@@ -33,9 +33,46 @@ public final class IndexStore: Sendable {
         }
         var configuration = Configuration()
         configuration.busyMode = .timeout(30)
-        let pool = try DatabasePool(path: path, configuration: configuration)
-        try Self.migrator.migrate(pool)
-        writer = pool
+        writer = try Self.openMigrated(path: path, configuration: configuration)
+    }
+
+    /// Attempts at opening and migrating an index that other processes are creating or migrating too.
+    static let openAttempts = 50
+
+    /// Opens the pool and applies pending migrations, retrying when another process is doing the same.
+    ///
+    /// Two races are not covered by SQLite's busy timeout: switching a new file to WAL
+    /// (`PRAGMA journal_mode = WAL` fails at once with SQLITE_BUSY while another connection holds a lock),
+    /// and GRDB's migrator, which reads the applied migrations before each migration's own transaction, so
+    /// two processes opening a new index may both run the same migration and the second fails ("table ...
+    /// already exists", "duplicate column"; its transaction rolls back). The first resolves once the other
+    /// connection lets go; the second when the other process has applied the migration. So: retry a busy or
+    /// locked database, and retry a failed migration when the applied migrations have grown meanwhile,
+    /// with a growing pause (about 40 s in all, a little more than the busy timeout); else report the error.
+    static func openMigrated(path: String, configuration: Configuration) throws -> DatabasePool {
+        var attempt = 0
+        while true {
+            var appliedBefore: Set<String> = []
+            do {
+                let pool = try DatabasePool(path: path, configuration: configuration)
+                appliedBefore = try pool.read { db in try migrator.appliedIdentifiers(db) }
+                try migrator.migrate(pool)
+                return pool
+            } catch let error as DatabaseError where attempt + 1 < openAttempts {
+                switch error.resultCode {
+                case .SQLITE_BUSY, .SQLITE_LOCKED:
+                    break
+                default:
+                    // Another process's migration got there first only if the applied set has grown.
+                    let appliedNow = try? DatabasePool(path: path, configuration: configuration).read { db in
+                        try migrator.appliedIdentifiers(db)
+                    }
+                    guard let appliedNow, appliedNow.count > appliedBefore.count else { throw error }
+                }
+                attempt += 1
+                usleep(UInt32(min(attempt, 20) * 50_000))
+            }
+        }
     }
 
     /// An in-memory index, for tests.
