@@ -63,7 +63,8 @@ public final class IndexStore: Sendable {
                 case .SQLITE_BUSY, .SQLITE_LOCKED:
                     break
                 default:
-                    // Another process's migration got there first only if the applied set has grown.
+                    // Another process's migration got there first only if the applied set has grown; if even
+                    // reading it fails, the migration's own error is the one to report.
                     let appliedNow = try? DatabasePool(path: path, configuration: configuration).read { db in
                         try migrator.appliedIdentifiers(db)
                     }
