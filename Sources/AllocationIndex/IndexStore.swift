@@ -63,8 +63,7 @@ public final class IndexStore: Sendable {
         }
         var configuration = Configuration()
         configuration.busyMode = .timeout(30)
-        let pool = try DatabasePool(path: path, configuration: configuration)
-        try Self.migrator.migrate(pool)
+        let pool = try Self.openMigrated(path: path, configuration: configuration)
         try pool.writeWithoutTransaction { db in
             if try Int32.fetchOne(db, sql: "PRAGMA application_id") != Self.applicationID {
                 try db.execute(sql: "PRAGMA application_id = \(Self.applicationID)")
@@ -73,6 +72,11 @@ public final class IndexStore: Sendable {
         writer = pool
         isReadOnly = false
     }
+
+    /// The tables an extentdb index may hold (GRDB's migration table included).
+    static let ownTables: Set<String> = [
+        "grdb_migrations", "images", "scans", "scan_layers", "extent_chunks", "scan_failures", "sqlite_sequence", "sqlite_stat1",
+    ]
 
     /// Refuses a file that is not SQLite or belongs to another program, reading it read-only.
     static func checkIsOurs(_ path: String) throws {
@@ -88,8 +92,9 @@ public final class IndexStore: Sendable {
             }
             try queue.close()
             if id == applicationID || tables.isEmpty { return }
-            // An index made before the id was set: our migration table and our tables.
-            if id == 0, tables.isSuperset(of: ["grdb_migrations", "images", "scans", "scan_layers", "extent_chunks"]) { return }
+            // An index made before the id was set, or one another process is creating right now: no id yet,
+            // and no table but ours.
+            if id == 0, tables.isSubset(of: Self.ownTables) { return }
             throw StoreError.foreignDatabase(path: path, applicationID: id, tables: tables.sorted())
         } catch let error as DatabaseError {
             throw StoreError.unreadable(path: path, reason: error.message ?? "\(error.resultCode)")
@@ -114,6 +119,46 @@ public final class IndexStore: Sendable {
     public static func describe(_ error: any Error) -> String? {
         guard let error = error as? DatabaseError else { return nil }
         return "index error: \(error.message ?? "\(error.resultCode)")"
+    }
+
+    /// Attempts at opening and migrating an index that other processes are creating or migrating too.
+    static let openAttempts = 50
+
+    /// Opens the pool and applies pending migrations, retrying when another process is doing the same.
+    ///
+    /// Two races are not covered by SQLite's busy timeout: switching a new file to WAL
+    /// (`PRAGMA journal_mode = WAL` fails at once with SQLITE_BUSY while another connection holds a lock),
+    /// and GRDB's migrator, which reads the applied migrations before each migration's own transaction, so
+    /// two processes opening a new index may both run the same migration and the second fails ("table ...
+    /// already exists", "duplicate column"; its transaction rolls back). The first resolves once the other
+    /// connection lets go; the second when the other process has applied the migration. So: retry a busy or
+    /// locked database, and retry a failed migration when the applied migrations have grown meanwhile,
+    /// with a growing pause (about 40 s in all, a little more than the busy timeout); else report the error.
+    static func openMigrated(path: String, configuration: Configuration) throws -> DatabasePool {
+        var attempt = 0
+        while true {
+            var appliedBefore: Set<String> = []
+            do {
+                let pool = try DatabasePool(path: path, configuration: configuration)
+                appliedBefore = try pool.read { db in try migrator.appliedIdentifiers(db) }
+                try migrator.migrate(pool)
+                return pool
+            } catch let error as DatabaseError where attempt + 1 < openAttempts {
+                switch error.resultCode {
+                case .SQLITE_BUSY, .SQLITE_LOCKED:
+                    break
+                default:
+                    // Another process's migration got there first only if the applied set has grown; if even
+                    // reading it fails, the migration's own error is the one to report.
+                    let appliedNow = try? DatabasePool(path: path, configuration: configuration).read { db in
+                        try migrator.appliedIdentifiers(db)
+                    }
+                    guard let appliedNow, appliedNow.count > appliedBefore.count else { throw error }
+                }
+                attempt += 1
+                usleep(UInt32(min(attempt, 20) * 50_000))
+            }
+        }
     }
 
     /// An in-memory index, for tests.

@@ -85,11 +85,11 @@ import Testing
         // The budget is enough for real work: valid images, and a two-layer chain whose backing name starts
         // right after the header (no room for extensions, as qemu reads it).
         for file in ["ok.qcow2", "ok.vhd", "c298.qcow2"] {
-            let result = try script("ulimit -v \(Self.budget); $X scan -q vm/\(file)", database: db, in: directory)
+            let result = try script("\(addressSpaceLimit(kib: Self.budget)) $X scan -q vm/\(file)", database: db, in: directory)
             #expect(result.status == 0, "\(file): \(result.stderr)")
         }
         for (file, error) in Self.hostile {
-            let result = try script("ulimit -v \(Self.budget); $X scan -q vm/\(file)", database: db, in: directory)
+            let result = try script("\(addressSpaceLimit(kib: Self.budget)) $X scan -q vm/\(file)", database: db, in: directory)
             #expect(result.status == 1, "\(file): status \(result.status), \(result.stderr)")
             #expect(result.stderr.contains(error), "\(file): \(result.stderr)")
         }
