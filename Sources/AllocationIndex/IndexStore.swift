@@ -82,6 +82,21 @@ public final class IndexStore: Sendable {
     static func checkIsOurs(_ path: String) throws {
         var configuration = Configuration()
         configuration.readonly = true
+        configuration.busyMode = .timeout(30)
+        var attempt = 0
+        while true {
+            do {
+                try checkIsOursOnce(path, configuration: configuration)
+                return
+            } catch StoreError.unreadable(_, let reason) where attempt < openAttempts && (reason.contains("locked") || reason.contains("busy")) {
+                // Another process is creating or migrating the file right now: look again shortly.
+                attempt += 1
+                usleep(UInt32(min(attempt, 20) * 20_000))
+            }
+        }
+    }
+
+    static func checkIsOursOnce(_ path: String, configuration: Configuration) throws {
         do {
             let queue = try DatabaseQueue(path: readOnlyLocation(path), configuration: configuration)
             let (id, tables) = try queue.read { db in

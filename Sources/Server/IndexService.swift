@@ -69,9 +69,11 @@ public final class IndexService: Sendable {
         missing.withLockedValue { $0.contains(path) }
     }
 
-    /// Stops the worker threads after their current work.
+    /// Lets running scans finish. The blocking pool is left running: responses still streaming an export
+    /// read each piece through it (`PipeStream`), and the HTTP server's own graceful shutdown may still be
+    /// waiting for them; stopping the pool here cut such exports short under load. Its threads end with
+    /// the process.
     func shutdown() async {
         await scans.shutdown()
-        try? await blockingPool.shutdownGracefully()
     }
 }
