@@ -1,4 +1,5 @@
 import CExtentShims
+import Synchronization
 import SystemPackage
 
 #if canImport(Glibc)
@@ -98,8 +99,12 @@ public final class FileBlockSource: @unchecked Sendable {
             if count == 0 { break }
             done += count
         }
+        Self.bytesRead.wrappingAdd(UInt64(done), ordering: .relaxed)
         return done
     }
+
+    /// Bytes read through every source of this process so far (a scan reads only metadata), for progress.
+    public static let bytesRead = Atomic<UInt64>(0)
 
     /// Reads up to `count` bytes at `offset` (fewer at end of file) into a new array.
     public func read(at offset: UInt64, count: Int) throws(IOError) -> [UInt8] {

@@ -94,7 +94,8 @@ struct ScanCommand: ParsableCommand {
                     return value
                 }
                 if showProgress {
-                    Console.progress("[\(finished)/\(candidates.count)] \(result.action) \(path)")
+                    let metadata = Units.bytes(FileBlockSource.bytesRead.load(ordering: .relaxed))
+                    Console.progress("[\(finished)/\(candidates.count)] \(metadata) of metadata read; \(result.action) \(path)")
                 }
             }
         }

@@ -234,4 +234,18 @@ import Testing
         let json = try String(contentsOf: directory.appendingPathComponent("scan.json"), encoding: .utf8)
         #expect(json.contains("locked.qcow2") && json.contains("Permission denied"), "\(json)")
     }
+
+    @Test("a directory scan on a terminal shows images done of total and the bytes of metadata read")
+    func scanProgressOnTerminal() throws {
+        let directory = try makeTenantWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let db = directory.appendingPathComponent("index.sqlite").path
+        let result = try script(
+            """
+            for name in a b c; do qemu-img create -q -f qcow2 vm/$name.qcow2 4M; done
+            script -qec "$X scan vm" /dev/null | tr '\\r' '\\n'
+            """, database: db, in: directory)
+        #expect(result.stdout.contains("[3/3] "), "\(result.stdout)")
+        #expect(result.stdout.contains("of metadata read; scanned"))
+    }
 }
