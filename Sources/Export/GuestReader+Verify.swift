@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import Scanner
 
 #if canImport(Glibc)
     import Glibc
@@ -19,9 +20,7 @@ extension GuestReader {
                 throw ExportError.data(path: source.path, offset: 0, reason: "fstat failed (errno \(errno))")
             }
             let now = FileIdentity(status: info)
-            guard let expected = plan.layers[depth].dataIdentity, expected.device == now.device, expected.inode == now.inode,
-                expected.size == now.size, expected.mtimeNanoseconds == now.modificationTimeNanoseconds
-            else {
+            guard let expected = plan.layers[depth].dataIdentity, now.matches(expected) else {
                 throw ExportError.data(path: source.path, offset: 0, reason: "the file changed while it was being read (size or mtime)")
             }
         }

@@ -3,6 +3,7 @@ import CExtentShims
 import Foundation
 import ImageFormats
 import ImageIO
+import Scanner
 
 /// Reads guest data of data extents from the chain's files: plain host ranges with `pread`, compressed
 /// qcow2 clusters by reading their stored bytes and inflating them (zlib or zstd).
@@ -42,9 +43,7 @@ public final class GuestReader {
         // The descriptor must be the file the plan was made from: a file replaced (or rewritten) since the
         // scan would mix its bytes into the export.
         let now = source.identity
-        guard let expected = plan.layers[depth].dataIdentity, expected.device == now.device, expected.inode == now.inode,
-            expected.size == now.size, expected.mtimeNanoseconds == now.modificationTimeNanoseconds
-        else {
+        guard let expected = plan.layers[depth].dataIdentity, now.matches(expected) else {
             source.close()
             throw ExportError.data(
                 path: path, offset: 0, reason: "the file changed since it was scanned (device, inode, size or mtime); rescan and export again")

@@ -112,11 +112,6 @@ public enum ChainScanner {
         return RawDisk.padded(try LayerOpener.open(source: source, givenPath: absolute, declaredFormat: format, withMap: false).layer)
     }
 
-    /// The format of a file by content (qcow2 magic, VHD cookie at either end, else raw).
-    public static func detectFormat(path: String) throws -> ImageFormat {
-        try probe(path: path).format
-    }
-
     /// The format of a file by content, and the name of a foreign container (VHDX, VMDK, ...) it is.
     public static func probe(path: String) throws -> (format: ImageFormat, foreign: String?) {
         let source = try openImage(path)

@@ -75,9 +75,7 @@ public struct ImageIndexer: Sendable {
                 guard let current = try? FileIdentity(path: dataPath) else {
                     return .stale("layer \(layer.depth) data file \(dataPath) is missing")
                 }
-                guard recorded.device == current.device, recorded.inode == current.inode, recorded.size == current.size,
-                    recorded.mtimeNanoseconds == current.modificationTimeNanoseconds
-                else {
+                guard current.matches(recorded) else {
                     return .stale("layer \(layer.depth) data file \(dataPath) was replaced or modified")
                 }
             }
@@ -105,8 +103,7 @@ public struct ImageIndexer: Sendable {
     public func ensureIndexed(path: String, force: Bool = false) throws -> IndexingOutcome {
         let canonical = try Self.canonicalPath(path)
         let previous = try store.latestScan(path: canonical)
-        let samePin = options.pinnedFormat == nil || options.pinnedFormat?.rawValue == previous?.image.format
-        if !force, samePin, let indexed = previous, Self.freshnessWithHeaders(of: indexed).isFresh {
+        if !force, pinAgrees(with: previous), let indexed = previous, Self.freshnessWithHeaders(of: indexed).isFresh {
             return IndexingOutcome(path: canonical, action: .unchanged, indexed: indexed)
         }
         guard !store.isReadOnly else { throw StoreError.readOnly(store.path ?? "the index") }
@@ -153,26 +150,26 @@ public struct ImageIndexer: Sendable {
         }
     }
 
+    /// True when no format is pinned, or the pin is the format the image was indexed as (a new pin means
+    /// a rescan).
+    func pinAgrees(with indexed: IndexedScan?) -> Bool {
+        options.pinnedFormat == nil || options.pinnedFormat?.rawValue == indexed?.image.format
+    }
+
     /// The latest scan of `path`, rescanning when the index is missing or stale: the freshness policy every
-    /// front end shares.
+    /// front end shares. Says whether it rescanned, or why a stale scan was returned as it is (an index this
+    /// process can only read is never rescanned).
     ///
     /// - Parameters:
     ///   - rescan: scan when needed; false makes a missing or stale index a ``LookupError``.
     ///   - checkHeaders: also compare each layer's header checksum (exports), not only `stat`.
-    public func latest(path: String, rescan: Bool, checkHeaders: Bool = false) throws -> IndexedScan {
-        try lookup(path: path, rescan: rescan, checkHeaders: checkHeaders).indexed
-    }
-
-    /// Like ``latest(path:rescan:checkHeaders:)``, saying whether it rescanned, or why a stale scan was
-    /// returned as it is (an index this process can only read is never rescanned).
     public func lookup(path: String, rescan: Bool, checkHeaders: Bool = false) throws -> Lookup {
         let canonical = try Self.canonicalPath(path)
         let previous = try store.latestScan(path: canonical)
         var reason: String?
         if let indexed = previous {
             let freshness = checkHeaders ? Self.freshnessWithHeaders(of: indexed) : Self.freshness(of: indexed)
-            let samePin = options.pinnedFormat == nil || options.pinnedFormat?.rawValue == indexed.image.format
-            if freshness.isFresh && samePin { return Lookup(indexed: indexed) }
+            if freshness.isFresh && pinAgrees(with: indexed) { return Lookup(indexed: indexed) }
             if case .stale(let why) = freshness { reason = why } else { reason = "pinned to \(options.pinnedFormat?.rawValue ?? "")" }
             if store.isReadOnly { return Lookup(indexed: indexed, staleNotRescanned: reason) }
             if !rescan { throw LookupError.stale(path: canonical, reason: reason ?? "") }

@@ -66,10 +66,6 @@ enum LayerOpener {
         return (ImageFormat.detect(head: head[...], tail: tail[...]), ForeignFormat.name(head: head[...]))
     }
 
-    static func detect(_ source: FileBlockSource) throws -> ImageFormat {
-        try probe(source).format
-    }
-
     private static func openVHD(
         source: FileBlockSource, givenPath: String, canonical: String, identity: FileIdentity, withMap: Bool
     ) throws -> ScannedLayer {
