@@ -14,7 +14,7 @@ struct ImageSummary: Codable, Sendable {
     var lastChecked: Double?
     var extentCount: Int64
     var dataBytes: Int64
-    var chainDepth: Int64
+    var chainLength: Int64
 
     enum CodingKeys: String, CodingKey {
         case id, path, format, state
@@ -23,7 +23,7 @@ struct ImageSummary: Codable, Sendable {
         case lastChecked = "last_checked"
         case extentCount = "extent_count"
         case dataBytes = "data_bytes"
-        case chainDepth = "chain_depth"
+        case chainLength = "chain_length"
     }
 }
 
@@ -136,7 +136,7 @@ extension IndexService {
         let summary = ImageSummary(
             id: indexed.image.id ?? 0, path: path, format: indexed.image.format, virtualSize: indexed.scan.virtualSize, state: state,
             scannedAt: Double(indexed.scan.scannedAtNs) / 1e9, lastChecked: lastChecked(path), extentCount: indexed.scan.extentCount,
-            dataBytes: indexed.scan.dataBytes, chainDepth: indexed.scan.chainDepth)
+            dataBytes: indexed.scan.dataBytes, chainLength: indexed.scan.chainDepth)
         return (summary, reason)
     }
 
