@@ -116,7 +116,8 @@ public struct ImageReport: Codable, Sendable, Equatable {
         }
     }
 
-    static func timestamp(_ nanoseconds: Int64) -> String {
+    /// A time in the index (ns since the epoch) as every output shows it: UTC, ISO 8601, to the second.
+    public static func timestamp(_ nanoseconds: Int64) -> String {
         ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(nanoseconds) / 1e9))
     }
 }

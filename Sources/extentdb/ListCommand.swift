@@ -46,7 +46,7 @@ struct ListCommand: ParsableCommand {
             let indexed = IndexedScan(image: item.image, scan: item.scan, layers: item.layers)
             var entry = Entry(
                 path: item.image.path, state: "fresh", format: item.image.format, virtualSize: item.scan.virtualSize,
-                scanId: item.scan.id, scannedAt: Timestamps.iso8601(nanoseconds: item.scan.scannedAtNs),
+                scanId: item.scan.id, scannedAt: ImageReport.timestamp(item.scan.scannedAtNs),
                 scansKept: item.image.id.flatMap { counts[$0] } ?? 0)
             if let failure = failures[item.image.path], failure.failedAtNanoseconds > item.scan.scannedAtNs {
                 entry.state = "failed"
@@ -64,7 +64,7 @@ struct ListCommand: ParsableCommand {
             entries.append(
                 Entry(
                     path: failure.path, state: FileManager.default.fileExists(atPath: failure.path) ? "failed" : "missing",
-                    scannedAt: Timestamps.iso8601(nanoseconds: failure.failedAtNanoseconds), scansKept: 0, reason: failure.message))
+                    scannedAt: ImageReport.timestamp(failure.failedAtNanoseconds), scansKept: 0, reason: failure.message))
         }
         entries.sort { $0.path < $1.path }
         switch output {
@@ -117,15 +117,6 @@ struct PathFilter {
 
     func matches(_ path: String) -> Bool {
         all || exact.contains(path) || directories.contains { PathResolver.isInside(path, directory: $0) }
-    }
-}
-
-/// Times shown to people and machines: UTC, ISO 8601, to the second.
-enum Timestamps {
-    static func iso8601(nanoseconds: Int64) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: Date(timeIntervalSince1970: Double(nanoseconds) / 1e9))
     }
 }
 
