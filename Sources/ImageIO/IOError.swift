@@ -14,8 +14,11 @@ public struct IOError: Error, Sendable, CustomStringConvertible {
         self.detail = detail
     }
 
-    public var description: String {
-        var text = "\(path): \(operation) failed"
+    public var description: String { "\(path): \(shortDescription)" }
+
+    /// The error without the path (for messages that name the file themselves).
+    public var shortDescription: String {
+        var text = "\(operation) failed"
         if let errno { text += ": \(errno.description)" }
         if let detail { text += ": \(detail)" }
         return text

@@ -51,13 +51,3 @@ struct ChainBoundary {
         return source
     }
 }
-
-extension IOError {
-    /// The error without the path (for messages that name the file themselves).
-    var shortDescription: String {
-        var text = "\(operation) failed"
-        if let errno { text += ": \(errno.description)" }
-        if let detail { text += ": \(detail)" }
-        return text
-    }
-}
