@@ -73,7 +73,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Operations", "Export", "Report", "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "CExtentShims",
+                "Operations", "Export", "Report", "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "CExtentShims", "NBD", "NBDServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -2,10 +2,11 @@
 # Installs the Debian packages extentdb builds and tests with: the SQLite, zlib and zstd libraries and
 # headers (the index; compressed qcow2 clusters), and qemu-utils (qemu-img/qemu-io make the test
 # fixtures and are the peer the tests compare with), python3-libvhdi (a second VHD reader the tests
-# compare with), libnbd-bin (nbdinfo, nbdcopy: the NBD clients the nbd server is tested with), curl and
+# compare with), libnbd-bin (nbdinfo, nbdcopy: the NBD clients the nbd server is tested with), python3-libnbd
+# (nbdsh: a client that holds a connection open while a test changes the image), curl and
 # wrk (the service tests and scripts/load.sh), python3-venv (scripts/api-fuzz.sh).
 set -euo pipefail
-packages=(libsqlite3-dev zlib1g-dev libzstd-dev qemu-utils python3-libvhdi libnbd-bin curl wrk python3-venv)
+packages=(libsqlite3-dev zlib1g-dev libzstd-dev qemu-utils python3-libvhdi libnbd-bin python3-libnbd curl wrk python3-venv)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

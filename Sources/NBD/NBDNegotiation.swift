@@ -1,8 +1,8 @@
 import NIOCore
 
-/// The server's side of option haggling for one export (§Option haggling, fixed newstyle only): given
-/// each decoded client message, the bytes to answer with and whether transmission starts. Pure: no
-/// sockets, no clocks.
+/// The server's side of option haggling (§Option haggling, fixed newstyle only): given each decoded client
+/// message, the bytes to answer with and whether transmission starts. Pure: no sockets, no clocks; export
+/// names are looked up in an ``NBDExportDirectory``.
 public struct NBDNegotiation: Sendable {
     /// What to do after a message.
     public enum Outcome: Sendable, Equatable {
@@ -14,15 +14,24 @@ public struct NBDNegotiation: Sendable {
         case close(ByteBuffer)
     }
 
-    public let export: NBDExport
+    public let exports: any NBDExportDirectory
+    /// The export transmission is for, set when `NBD_OPT_GO` or `NBD_OPT_EXPORT_NAME` succeeds.
+    public private(set) var chosen: NBDExport?
     public private(set) var clientFlags: UInt32 = 0
     /// True once `NBD_OPT_STRUCTURED_REPLY` was acknowledged.
     public private(set) var structuredReplies = false
     /// Context ids selected by the last `NBD_OPT_SET_META_CONTEXT`.
     public private(set) var selectedContexts: [UInt32] = []
+    /// The export name of that `NBD_OPT_SET_META_CONTEXT`: a different name in `NBD_OPT_GO` selects none.
+    private var selectedFor: String?
 
+    public init(exports: any NBDExportDirectory) {
+        self.exports = exports
+    }
+
+    /// A server with one export.
     public init(export: NBDExport) {
-        self.export = export
+        self.init(exports: NBDSingleExport(export))
     }
 
     /// The bytes the server opens with: "NBDMAGIC", "IHAVEOPT", handshake flags (§Newstyle negotiation).
@@ -52,7 +61,9 @@ public struct NBDNegotiation: Sendable {
         switch code {
         case NBDOptionCode.exportName:
             let name = String(decoding: option.data.readableBytesView, as: UTF8.self)
-            guard name == export.name else { return .close(ByteBuffer()) }
+            // This option has no error reply: an unknown name closes the connection (§NBD_OPT_EXPORT_NAME).
+            guard case .success(let export) = exports.export(named: name) else { return .close(ByteBuffer()) }
+            choose(export)
             var buffer = ByteBuffer()
             NBDExportNameReply(size: export.size, flags: export.flags, zeroes: clientFlags & NBDClientFlags.noZeroes == 0)
                 .encode(into: &buffer)
@@ -61,7 +72,7 @@ public struct NBDNegotiation: Sendable {
             return .close(replies(code, [.ack]))
         case NBDOptionCode.list:
             guard option.data.readableBytes == 0 else { return .reply(invalid(code, "NBD_OPT_LIST takes no data")) }
-            return .reply(replies(code, [.server(name: export.name), .ack]))
+            return .reply(replies(code, exports.exportNames().map { .server(name: $0) } + [.ack]))
         case NBDOptionCode.structuredReply:
             guard option.data.readableBytes == 0 else { return .reply(invalid(code, "NBD_OPT_STRUCTURED_REPLY takes no data")) }
             structuredReplies = true
@@ -76,15 +87,17 @@ public struct NBDNegotiation: Sendable {
     }
 
     /// `NBD_OPT_INFO` / `NBD_OPT_GO`: `NBD_INFO_EXPORT` and `NBD_INFO_BLOCK_SIZE` (always sent), then ACK.
-    private func exportInformation(_ option: NBDOption) -> Outcome {
+    private mutating func exportInformation(_ option: NBDOption) -> Outcome {
         let query: NBDExportQuery
         do {
             query = try NBDExportQuery(parsing: option.data)
         } catch {
             return .reply(invalid(option.code, error.reason))
         }
-        guard query.name == export.name else {
-            return .reply(replies(option.code, [.error(type: NBDOptionReplyType.errorUnknown, message: "no export named '\(query.name)'")]))
+        let export: NBDExport
+        switch exports.export(named: query.name) {
+        case .success(let found): export = found
+        case .failure(let unavailable): return .reply(unknown(option.code, unavailable))
         }
         let buffer = replies(
             option.code,
@@ -93,7 +106,9 @@ public struct NBDNegotiation: Sendable {
                 .blockSize(minimum: export.minimumBlockSize, preferred: export.preferredBlockSize, maximum: export.maximumBlockSize),
                 .ack,
             ])
-        return option.code == NBDOptionCode.go ? .beginTransmission(buffer) : .reply(buffer)
+        guard option.code == NBDOptionCode.go else { return .reply(buffer) }
+        choose(export)
+        return .beginTransmission(buffer)
     }
 
     /// `NBD_OPT_LIST_META_CONTEXT` / `NBD_OPT_SET_META_CONTEXT` (§Metadata querying). LIST answers id 0;
@@ -109,8 +124,10 @@ public struct NBDNegotiation: Sendable {
         if isSet && !structuredReplies {
             return .reply(invalid(option.code, "NBD_OPT_SET_META_CONTEXT needs structured replies first"))
         }
-        guard query.exportName == export.name else {
-            return .reply(replies(option.code, [.error(type: NBDOptionReplyType.errorUnknown, message: "no export named '\(query.exportName)'")]))
+        let export: NBDExport
+        switch exports.export(named: query.exportName) {
+        case .success(let found): export = found
+        case .failure(let unavailable): return .reply(unknown(option.code, unavailable))
         }
         var answers: [NBDOptionReply] = []
         if isSet {
@@ -121,6 +138,7 @@ public struct NBDNegotiation: Sendable {
                 answers.append(.metaContext(id: id, name: name))
             }
             selectedContexts = selected
+            selectedFor = query.exportName
         } else {
             answers = export.contexts(listing: query.queries).map { .metaContext(id: 0, name: $0) }
         }
@@ -131,6 +149,17 @@ public struct NBDNegotiation: Sendable {
         var buffer = ByteBuffer()
         for answer in answers { answer.encode(option: code, into: &buffer) }
         return buffer
+    }
+
+    /// Transmission will be for `export`; contexts selected for another export do not apply to it
+    /// (§NBD_OPT_SET_META_CONTEXT: the names must match).
+    private mutating func choose(_ export: NBDExport) {
+        chosen = export
+        if selectedFor != export.name { selectedContexts = [] }
+    }
+
+    private func unknown(_ code: UInt32, _ unavailable: NBDExportUnavailable) -> ByteBuffer {
+        replies(code, [.error(type: NBDOptionReplyType.errorUnknown, message: unavailable.message)])
     }
 
     private func invalid(_ code: UInt32, _ reason: String) -> ByteBuffer {

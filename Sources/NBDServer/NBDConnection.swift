@@ -3,8 +3,9 @@ import NBD
 import NIOCore
 import NIOPosix
 
-/// Serves one client: the greeting, option haggling through `NBDNegotiation`, then requests one at a
-/// time through an ``ExportSession``, until the client disconnects or breaks the protocol.
+/// Serves one client: the greeting, option haggling through `NBDNegotiation` (export names looked up in
+/// the catalog on a blocking-I/O thread), then requests one at a time through an ``ExportSession``, until
+/// the client disconnects or breaks the protocol.
 ///
 /// Memory per connection is bounded: NIO reads at most a few chunks ahead (the async channel's
 /// back-pressure), options are buffered up to 64 KiB, write payloads are skipped unread, and one reply
@@ -12,7 +13,7 @@ import NIOPosix
 ///
 /// A client has `handshakeLimit` to finish negotiating (qemu-nbd allows 10 s); then it is disconnected.
 struct NBDConnection {
-    let export: ImageExport
+    let catalog: any ImageExportCatalog
     let logger: Logger
     var handshakeLimit: TimeAmount = .seconds(30)
 
@@ -31,7 +32,8 @@ struct NBDConnection {
     private func serve(
         inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, negotiated: () -> Void
     ) async throws {
-        var negotiation = NBDNegotiation(export: export.advertised)
+        let exports = NegotiatedExports(catalog: catalog)
+        var negotiation = NBDNegotiation(exports: exports)
         var decoder = NBDServerDecoder()
         var session: ExportSession?
         try await outbound.write(NBDNegotiation.greeting())
@@ -49,7 +51,14 @@ struct NBDConnection {
                     try await outbound.write(reply)
                     continue
                 }
-                switch negotiation.handle(message) {
+                let before = negotiation
+                let (after, outcome) = try await NIOThreadPool.singleton.runIfActive {
+                    var negotiation = before
+                    let outcome = negotiation.handle(message)
+                    return (negotiation, outcome)
+                }
+                negotiation = after
+                switch outcome {
                 case .reply(let reply):
                     if reply.readableBytes > 0 { try await outbound.write(reply) }
                 case .beginTransmission(let reply):
@@ -57,7 +66,8 @@ struct NBDConnection {
                     decoder.beginTransmission()
                     negotiated()
                     let agreed = negotiation
-                    session = try await NIOThreadPool.singleton.runIfActive { startSession(agreed) }
+                    guard let name = agreed.chosen?.name, let export = exports.image(named: name) else { return }
+                    session = try await NIOThreadPool.singleton.runIfActive { startSession(agreed, export: export) }
                 case .close(let reply):
                     if reply.readableBytes > 0 { try await outbound.write(reply) }
                     return
@@ -68,10 +78,10 @@ struct NBDConnection {
     }
 
     /// Checks the image against the index (stat and header checksum) as the client starts transmission.
-    private func startSession(_ negotiation: NBDNegotiation) -> ExportSession {
+    private func startSession(_ negotiation: NBDNegotiation, export: ImageExport) -> ExportSession {
         var staleReason: String?
         if case .stale(let reason) = export.freshness() {
-            staleReason = "the image changed since it was indexed (\(reason)); restart the server to rescan"
+            staleReason = "\(export.indexed.image.path) changed since it was indexed (\(reason)); reconnect to rescan it"
             logger.warning("\(staleReason ?? "")")
         }
         return ExportSession(export: export, negotiation: negotiation, staleReason: staleReason)

@@ -1,4 +1,5 @@
 import Dispatch
+import Glibc
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -19,16 +20,32 @@ public enum NBDListenAddress: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// A read-only NBD server for one indexed image, on SwiftNIO: each accepted connection is served by its
-/// own task (``NBDConnection``); connections are independent, so one client's failure or hostility never
-/// stops the others.
-public struct NBDImageServer: Sendable {
-    public let export: ImageExport
-    public let logger: Logger
+/// A Unix socket path the server cannot take.
+public struct NBDSocketError: Error, CustomStringConvertible {
+    public let path: String
+    public let reason: String
+    public var description: String { "\(path): \(reason)" }
+}
 
-    public init(export: ImageExport, logger: Logger) {
-        self.export = export
+/// A read-only NBD server for indexed images, on SwiftNIO: each accepted connection is served by its own
+/// task (``NBDConnection``); connections are independent, so one client's failure or hostility never stops
+/// the others.
+public struct NBDImageServer: Sendable {
+    public let catalog: any ImageExportCatalog
+    public let logger: Logger
+    /// Permissions of a Unix socket: nil leaves them to the umask (as qemu-nbd); otherwise the socket is
+    /// bound under a temporary name, given these, and only then renamed into place, so no client connects
+    /// before they apply.
+    public var socketMode: mode_t?
+
+    public init(catalog: any ImageExportCatalog, logger: Logger) {
+        self.catalog = catalog
         self.logger = logger
+    }
+
+    /// A server for one image.
+    public init(export: ImageExport, logger: Logger) {
+        self.init(catalog: SingleImageCatalog(export), logger: logger)
     }
 
     /// Binds `address` and serves clients until the task is cancelled or accepting fails.
@@ -46,7 +63,19 @@ public struct NBDImageServer: Sendable {
         let bound: NBDListenAddress
         switch address {
         case .unix(let path):
-            server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
+            if let socketMode {
+                try Self.refuseNonSocket(at: path)
+                let temporary = Self.temporaryName(for: path)
+                server = try await bootstrap.bind(unixDomainSocketPath: temporary, childChannelInitializer: initializer)
+                guard chmod(temporary, socketMode) == 0, rename(temporary, path) == 0 else {
+                    let failure = NBDSocketError(path: path, reason: String(cString: strerror(errno)))
+                    unlink(temporary)
+                    try? await server.channel.close()
+                    throw failure
+                }
+            } else {
+                server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
+            }
             bound = address
         case let .tcp(host, port):
             server = try await bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -54,17 +83,33 @@ public struct NBDImageServer: Sendable {
             bound = .tcp(host: host, port: server.channel.localAddress?.port ?? port)
         }
         onListening(bound)
-        let export = self.export
+        let catalog = self.catalog
         let logger = self.logger
         try await withThrowingDiscardingTaskGroup { group in
             try await server.executeThenClose { connections in
                 for try await connection in connections {
                     group.addTask {
-                        await NBDConnection(export: export, logger: logger).run(connection)
+                        await NBDConnection(catalog: catalog, logger: logger).run(connection)
                     }
                 }
             }
         }
+    }
+
+    /// Refuses to replace anything but a socket (an earlier server's) at `path`.
+    static func refuseNonSocket(at path: String) throws {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return }
+        guard status.st_mode & S_IFMT == S_IFSOCK else {
+            throw NBDSocketError(path: path, reason: "it exists and is not a socket; refusing to replace it")
+        }
+    }
+
+    /// A name beside `path` for binding before the permissions are set.
+    static func temporaryName(for path: String) -> String {
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { String(path[...$0]) } ?? ""
+        return directory + ".nbd-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
     }
 
     /// ``run(on:onListening:)`` for callers without an async context (the CLI): blocks the calling thread

@@ -1,4 +1,5 @@
 import Hummingbird
+import NBDServer
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -21,6 +22,13 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     app.addServices(LifecycleService(service: service))
     if configuration.watchInterval > 0 {
         app.addServices(RootWatcher(service: service))
+    }
+    if let path = configuration.nbdSocket {
+        app.addServices(NBDService(service: service, address: .unix(path: path)))
+    }
+    if let text = configuration.nbdListen {
+        let (host, port) = try ServerConfiguration.parseListen(text, option: "--nbd-listen")
+        app.addServices(NBDService(service: service, address: .tcp(host: host, port: port)))
     }
     return app
 }

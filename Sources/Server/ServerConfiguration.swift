@@ -25,6 +25,10 @@ public struct ServerConfiguration: Sendable {
     public var concurrentExports = 4
     /// Largest extents response built in memory (bytes); larger windows are refused with 413.
     public var maximumExtentsResponse = 128 << 20
+    /// Serve every indexed image under the roots over NBD on this Unix socket (created mode 0600).
+    public var nbdSocket: String?
+    /// Serve them over NBD on this TCP address too: loopback only, since NBD has no authentication.
+    public var nbdListen: String?
 
     public init(host: String, port: Int, roots: [String], token: String?, databasePath: String, watchInterval: Double = 30) {
         self.host = host
@@ -42,13 +46,13 @@ public struct ServerConfiguration: Sendable {
     }
 
     /// Parses `HOST:PORT` (`[::1]:8080` for IPv6).
-    public static func parseListen(_ text: String) throws(Invalid) -> (host: String, port: Int) {
+    public static func parseListen(_ text: String, option: String = "--listen") throws(Invalid) -> (host: String, port: Int) {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw Invalid("--listen \(text): expected HOST:PORT, e.g. 127.0.0.1:8080")
+            throw Invalid("\(option) \(text): expected HOST:PORT, e.g. 127.0.0.1:8080")
         }
         var host = String(text[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { throw Invalid("--listen \(text): no host") }
+        guard !host.isEmpty else { throw Invalid("\(option) \(text): no host") }
         return (host, port)
     }
 
@@ -82,6 +86,14 @@ public struct ServerConfiguration: Sendable {
             canonical.append(resolved)
         }
         roots = canonical
+        if let nbdListen {
+            let (host, _) = try Self.parseListen(nbdListen, option: "--nbd-listen")
+            guard Self.isLoopback(host) else {
+                throw Invalid(
+                    "refusing --nbd-listen \(nbdListen): NBD has no authentication, so only a loopback address is allowed; "
+                        + "use --nbd-socket (its permissions decide who connects) or a tunnel")
+            }
+        }
         guard watchInterval >= 0 else { throw Invalid("--watch-interval must be 0 (off) or more seconds") }
     }
 }

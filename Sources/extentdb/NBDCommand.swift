@@ -12,8 +12,9 @@ struct NBDCommand: ParsableCommand {
         discussion: """
             Block status (base:allocation, qemu:allocation-depth) is answered from the index; reads send \
             data extents only, and zero or unallocated ranges as holes. The image is indexed first when it \
-            is not, or is stale. Each new client's connection checks the image again: once it has changed, \
-            reads fail with EIO (restart the server to serve the new contents).
+            is not, or is stale. Each new client's connection checks the image again (stat and header \
+            checksum) and rescans it if it changed; connections already open then fail their reads with EIO, \
+            never mixing old and new data.
 
             Example: extentdb nbd disk.qcow2 --socket /tmp/disk.sock; nbdinfo --map 'nbd+unix:///?socket=/tmp/disk.sock'
             """)
@@ -59,6 +60,11 @@ struct NBDCommand: ParsableCommand {
         let store = try index.openStore()
         let indexed = try IndexedImage.load(image, store: store, chain: chain, rescan: true, checkHeaders: true)
         let export = try ImageExport(store: store, indexed: indexed, name: exportName)
+        let (image, chain, name) = (self.image, self.chain, exportName)
+        let catalog = SingleImageCatalog(export) {
+            let rescanned = try IndexedImage.load(image, store: store, chain: chain, rescan: true, checkHeaders: true)
+            return try ImageExport(store: store, indexed: rescanned, name: name)
+        }
         let logger = Self.logger()
         let address: NBDListenAddress
         if let socket {
@@ -71,7 +77,7 @@ struct NBDCommand: ParsableCommand {
             throw ValidationError("give exactly one of --socket or --listen")
         }
         let size = export.plan.virtualSize
-        let server = NBDImageServer(export: export, logger: logger)
+        let server = NBDImageServer(catalog: catalog, logger: logger)
         do {
             try server.serve(on: address) { bound in
                 logger.notice("serving \(indexed.image.path) (\(size) bytes, read-only) on \(bound)")

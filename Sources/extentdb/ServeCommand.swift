@@ -12,6 +12,13 @@ struct ServeCommand: ParsableCommand {
             loopback address may go without a token. Images must lie under a --root (symbolic links resolved);
             backing files and parents outside the roots are never opened. SIGTERM/SIGINT stop it gracefully.
             See openapi.yaml for the API.
+
+            With --nbd-socket or --nbd-listen, indexed images are also served read-only over NBD, as \
+            `extentdb nbd` serves one: export names are paths relative to a root (nbdinfo --list shows \
+            them), and an image that changed is rescanned when a client connects.
+
+            Example: extentdb serve --root /srv/vms --nbd-socket /run/extentdb/nbd.sock; \
+            nbdinfo --map 'nbd+unix:///vm1/disk.qcow2?socket=/run/extentdb/nbd.sock'
             """)
 
     @OptionGroup var index: IndexOptions
@@ -31,6 +38,14 @@ struct ServeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Seconds an image's writes must settle before it is rescanned.", valueName: "seconds"))
     var debounce: Double = 1
 
+    @Option(help: ArgumentHelp(
+        "Also serve every indexed image under the roots over NBD on this Unix socket (mode 0600), named by its path relative to its root.",
+        valueName: "path"))
+    var nbdSocket: String?
+
+    @Option(help: ArgumentHelp("Also serve them over NBD on TCP at this loopback HOST:PORT (NBD has no authentication).", valueName: "host:port"))
+    var nbdListen: String?
+
     func validate() throws {
         if roots.isEmpty { throw ValidationError("at least one --root is needed") }
     }
@@ -47,6 +62,8 @@ struct ServeCommand: ParsableCommand {
         var configuration = ServerConfiguration(
             host: address.host, port: address.port, roots: roots, token: token, databasePath: index.resolvedPath, watchInterval: watchInterval)
         configuration.debounce = debounce
+        configuration.nbdSocket = nbdSocket
+        configuration.nbdListen = nbdListen
         var logger = Logger(label: "extentdb.serve")
         logger.logLevel = .info
         let app: any ApplicationRunner

@@ -11,8 +11,8 @@ let startServer = """
     $X serve --listen 127.0.0.1:0 --root "$PWD/root" --token-file token --db index.sqlite --watch-interval 1 --debounce 0.3 2> serve.log &
     PID=$!
     trap 'kill -9 $PID 2>/dev/null || true' EXIT
-    for _ in $(seq 100); do grep -q 'listening on' serve.log && break; sleep 0.05; done
-    P=$(grep -o 'listening on 127.0.0.1:[0-9]*' serve.log | cut -d: -f2)
+    for _ in $(seq 100); do grep -q 'Server started and listening on' serve.log && break; sleep 0.05; done
+    P=$(grep -o 'Server started and listening on 127.0.0.1:[0-9]*' serve.log | cut -d: -f2)
     T="Authorization: Bearer serve-token-0123456789abcdef"
     C="curl -s --max-time 20"
     scan() {  # scan PATH [force]: queue a scan and wait until it ends; prints the job

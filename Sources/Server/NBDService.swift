@@ -1,0 +1,33 @@
+import NIOConcurrencyHelpers
+import Foundation
+import Logging
+import NBDServer
+import ServiceLifecycle
+
+/// `serve --nbd-socket/--nbd-listen`: the NBD server over ``RootExportCatalog``, run beside the HTTP
+/// server in the same service group. Graceful shutdown stops accepting, ends the connections, and removes
+/// the socket.
+struct NBDService: Service {
+    let service: IndexService
+    let address: NBDListenAddress
+
+    func run() async throws {
+        var configured = NBDImageServer(catalog: RootExportCatalog(service: service), logger: service.logger)
+        if case .unix = address { configured.socketMode = 0o600 }
+        let server = configured
+        let logger = service.logger
+        let listening = NIOLockedValueBox(false)
+        // Only a socket this server bound is removed: a refused path stays as it was.
+        defer { if case .unix(let path) = address, listening.withLockedValue { $0 } { unlink(path) } }
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await server.run(on: address) { bound in
+                    listening.withLockedValue { $0 = true }
+                    logger.info("NBD listening on \(bound)")
+                }
+            }
+        } catch is CancellationError {
+            // Graceful shutdown.
+        }
+    }
+}

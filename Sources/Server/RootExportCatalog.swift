@@ -1,0 +1,57 @@
+import AllocationIndex
+import Foundation
+import NBD
+import NBDServer
+import Scanner
+
+/// What `serve --nbd-socket/--nbd-listen` exports: every indexed image under the roots, named by its path
+/// relative to its root (`vm1/disk.qcow2`); with several roots, the first root holding a path names it.
+///
+/// A name is confined exactly like an HTTP path (``RootPolicy``: `..` and symbolic links that leave the
+/// roots are refused), and a client is told only "no export named ..." for anything it may not read, so it
+/// cannot probe the host. An image that changed since its last scan is rescanned when a client asks for it
+/// (the CLI's freshness policy); one never indexed is not served (scan it first: `POST /v1/scans`, or let
+/// the watcher find it).
+struct RootExportCatalog: ImageExportCatalog {
+    let service: IndexService
+
+    func exportNames() -> [String] {
+        let images = (try? service.store.scannedImages(directories: service.configuration.roots)) ?? []
+        return images.compactMap { relativeName(of: $0.image.path) }.sorted()
+    }
+
+    func imageExport(named name: String) -> Result<ImageExport, NBDExportUnavailable> {
+        let unknown = NBDExportUnavailable("no export named '\(name)'")
+        guard let path = resolve(name) else { return .failure(unknown) }
+        do {
+            guard try service.store.latestScan(path: path) != nil else {
+                return .failure(NBDExportUnavailable("'\(name)' is not indexed yet: scan it first"))
+            }
+            let indexed = try service.indexer.lookup(path: path, rescan: true, checkHeaders: true).indexed
+            service.markChecked(path)
+            try service.confine(indexed)
+            return .success(try ImageExport(store: service.store, indexed: indexed, name: name))
+        } catch let error as APIError where error.status == .forbidden {
+            return .failure(unknown)
+        } catch {
+            return .failure(NBDExportUnavailable("'\(name)': \(error)"))
+        }
+    }
+
+    /// The canonical path of the image `name` names under the first root where it exists, or nil.
+    private func resolve(_ name: String) -> String? {
+        guard !name.isEmpty, !name.hasPrefix("/"), !name.contains("\0") else { return nil }
+        for root in service.configuration.roots {
+            if let path = try? service.policy.resolve(root + "/" + name) { return path }
+        }
+        return nil
+    }
+
+    /// `path` relative to the first root it lies under.
+    private func relativeName(of path: String) -> String? {
+        for root in service.configuration.roots where path.hasPrefix(root.hasSuffix("/") ? root : root + "/") {
+            return String(path.dropFirst(root.count).drop { $0 == "/" })
+        }
+        return nil
+    }
+}
