@@ -17,6 +17,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     let router = buildRouter(service: service)
     var app = Application(
         router: router,
+        server: .http1(configuration: .init(additionalChannelHandlers: [CloseAfterPendingWrites()])),
         configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "extentdb"),
         logger: logger)
     app.addServices(LifecycleService(service: service))
