@@ -343,14 +343,16 @@ record partial-cluster partial-cluster.qcow2
 # ---------------------------------------------------------------------------
 SECRET=(--object secret,id=sec0,data=extentdb-test)
 ENC_OPTS="driver=qcow2,file.filename=encrypted.qcow2,encrypt.key-secret=sec0"
-# qemu's PBKDF timing sometimes fails ("Unable to get accurate CPU usage") on a busy machine: retry.
-for attempt in 1 2 3 4 5 6; do
+# qemu times PBKDF2 with the thread's CPU time, which the kernel counts in scheduler ticks: a first
+# round that gets no tick reads as 0 ms and fails ("Unable to get accurate CPU usage"), as often as 7 times
+# in 10 on a busy 2-core machine. Each attempt takes milliseconds, so retry many times.
+for attempt in $(seq 40); do
     rm -f encrypted.qcow2
     if qemu-img create -q -f qcow2 "${SECRET[@]}" \
         -o encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10 encrypted.qcow2 16M 2>/dev/null; then
         break
     fi
-    [[ $attempt -lt 6 ]] || { echo "qemu-img could not create the LUKS fixture" >&2; exit 1; }
+    [[ $attempt -lt 40 ]] || { echo "qemu-img could not create the LUKS fixture (40 attempts)" >&2; exit 1; }
 done
 qemu-io "${SECRET[@]}" --image-opts "$ENC_OPTS" \
     -c "write -q -P 0xf1 0 64k" -c "write -q -z 1M 64k" -c "write -q -P 0xf2 4M 4k" >/dev/null

@@ -37,6 +37,8 @@ public struct ScanOptions: Sendable {
     public var pinnedFormat: ImageFormat?
     /// Longest chain accepted, to bound work on hostile images (``Limits/chainLength``).
     public var maximumChainLength = Limits.chainLength
+    /// Counts the tables read, for a caller reporting progress.
+    public var progress: ScanProgress?
 
     public init(allowsOutsideBacking: Bool = false, trustedRoots: [String] = [], pinnedFormat: ImageFormat? = nil) {
         self.allowsOutsideBacking = allowsOutsideBacking

@@ -100,14 +100,15 @@ public struct ImageIndexer: Sendable {
 
     /// Returns the latest scan of `path`, scanning first when it is not indexed, stale (by `stat` or header
     /// checksum), or `force` is set.
-    public func ensureIndexed(path: String, force: Bool = false) throws -> IndexingOutcome {
+    /// - Parameter progress: counts the tables a scan reads (nothing is counted when the image is unchanged).
+    public func ensureIndexed(path: String, force: Bool = false, progress: ScanProgress? = nil) throws -> IndexingOutcome {
         let canonical = try Self.canonicalPath(path)
         let previous = try store.latestScan(path: canonical)
         if !force, pinAgrees(with: previous), let indexed = previous, Self.freshnessWithHeaders(of: indexed).isFresh {
             return IndexingOutcome(path: canonical, action: .unchanged, indexed: indexed)
         }
         guard !store.isReadOnly else { throw StoreError.readOnly(store.path ?? "the index") }
-        let indexed = try recordingFailure(of: canonical) { try scanAndRecord(path: canonical, previous: previous) }
+        let indexed = try recordingFailure(of: canonical) { try scanAndRecord(path: canonical, previous: previous, progress: progress) }
         return IndexingOutcome(path: canonical, action: .scanned, indexed: indexed)
     }
 
@@ -195,9 +196,10 @@ public struct ImageIndexer: Sendable {
     /// Scans the chain and records it in one transaction.
     ///
     /// - Parameter previous: the image's latest scan, if any (its recorded trust is kept).
-    public func scanAndRecord(path: String, previous: IndexedScan? = nil) throws -> IndexedScan {
+    public func scanAndRecord(path: String, previous: IndexedScan? = nil, progress: ScanProgress? = nil) throws -> IndexedScan {
         let startedAt = Int64(Date().timeIntervalSince1970 * 1e9)
-        let options = try options(for: path, previous: previous)
+        var options = try options(for: path, previous: previous)
+        options.progress = progress
         let chain = try ChainScanner.scan(path: path, options: options)
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase

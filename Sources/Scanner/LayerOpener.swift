@@ -38,7 +38,7 @@ enum LayerOpener {
         case .raw:
             return Opened(layer: try openRaw(source: source, canonical: canonical, identity: identity, withMap: withMap))
         case .vhd:
-            return Opened(layer: try openVHD(source: source, givenPath: givenPath, canonical: canonical, identity: identity, withMap: withMap))
+            return Opened(layer: try openVHD(source: source, givenPath: givenPath, canonical: canonical, identity: identity, withMap: withMap, progress: options.progress))
         }
     }
 
@@ -67,7 +67,7 @@ enum LayerOpener {
     }
 
     private static func openVHD(
-        source: FileBlockSource, givenPath: String, canonical: String, identity: FileIdentity, withMap: Bool
+        source: FileBlockSource, givenPath: String, canonical: String, identity: FileIdentity, withMap: Bool, progress: ScanProgress?
     ) throws -> ScannedLayer {
         let reader = try VHDLayerReader(source: source)
         let footer = reader.footer
@@ -105,7 +105,7 @@ enum LayerOpener {
             metadata.warnings.append("the footer at the end of the file is damaged; used the copy at offset 0")
         }
         if footer.savedState { metadata.warnings.append("the disk has a saved state (the VM was suspended)") }
-        let map = withMap ? try reader.layerMap() : LayerMap(virtualSize: footer.currentSize, runs: [])
+        let map = withMap ? try reader.layerMap(progress: progress) : LayerMap(virtualSize: footer.currentSize, runs: [])
         return ScannedLayer(
             path: canonical, format: .vhd, identity: identity, headerChecksum: HeaderChecksum.fnv1a64(reader.headerBytes),
             metadata: metadata, map: map)
@@ -180,7 +180,7 @@ enum LayerOpener {
         defer { dataSource?.close() }
         var map = LayerMap(virtualSize: header.size, runs: [])
         if withMap {
-            map = try mapQCOW2(reader: reader, identity: identity, dataSource: dataSource ?? source, canonical: canonical, hasExternalData: hasExternalData)
+            map = try mapQCOW2(reader: reader, identity: identity, dataSource: dataSource ?? source, canonical: canonical, hasExternalData: hasExternalData, progress: options.progress)
         }
         return ScannedLayer(
             path: canonical, format: .qcow2, identity: identity, headerChecksum: HeaderChecksum.fnv1a64(reader.headerBytes),
@@ -190,9 +190,10 @@ enum LayerOpener {
     /// Maps a QCOW2 layer; when qemu would consider it metadata-preallocated, parts of data clusters that
     /// are holes in the data file are marked as reading zero, as qemu-img map reports them.
     private static func mapQCOW2(
-        reader: QCOW2LayerReader, identity: FileIdentity, dataSource: FileBlockSource, canonical: String, hasExternalData: Bool
+        reader: QCOW2LayerReader, identity: FileIdentity, dataSource: FileBlockSource, canonical: String, hasExternalData: Bool,
+        progress: ScanProgress?
     ) throws -> LayerMap {
-        var map = try reader.layerMap(dataFileSize: dataSource.size, hasExternalData: hasExternalData)
+        var map = try reader.layerMap(dataFileSize: dataSource.size, hasExternalData: hasExternalData, progress: progress)
         if reader.header.cryptMethod == 0,
             try QCOW2PreallocationProbe.looksPreallocated(reader: reader, allocatedBytes: identity.allocatedBytes)
         {

@@ -71,7 +71,8 @@ struct QCOW2LayerReader {
     /// Walks the active L1 table and every allocated L2 table into this layer's runs.
     ///
     /// - Parameter dataFileSize: size of the file data clusters live in (external data file or this file).
-    func layerMap(dataFileSize: UInt64, hasExternalData: Bool) throws -> LayerMap {
+    /// - Parameter progress: told the L1 entries to walk, then each chunk of them walked.
+    func layerMap(dataFileSize: UInt64, hasExternalData: Bool, progress: ScanProgress? = nil) throws -> LayerMap {
         let decoder = QCOW2L2Decoder(header: header, imageFileSize: source.size, dataFileSize: dataFileSize, hasExternalData: hasExternalData)
         var runs = ExtentListBuilder()
         let virtualSize = header.size
@@ -86,6 +87,7 @@ struct QCOW2LayerReader {
         var hostClusters: UInt64 = 0
         let clusterCapacity = dataFileSize / header.clusterSize + (dataFileSize % header.clusterSize == 0 ? 0 : 1)
         var chunkStart = 0
+        progress?.expect(tableCount)
         try attributing(to: source.path) {
             while chunkStart < tableCount {
                 let chunkCount = min(Self.l1ChunkEntries, tableCount - chunkStart)
@@ -122,6 +124,7 @@ struct QCOW2LayerReader {
                     }
                 }
                 chunkStart += chunkCount
+                progress?.advance(chunkCount)
             }
         }
         return LayerMap(virtualSize: virtualSize, runs: runs.extents)

@@ -115,7 +115,8 @@ struct VHDLayerReader {
     }
 
     /// This layer's own runs: marked sectors are data, everything else is left to the parent (or zeros).
-    func layerMap() throws -> LayerMap {
+    /// - Parameter progress: told the sector bitmaps to read, then each window of them read.
+    func layerMap(progress: ScanProgress? = nil) throws -> LayerMap {
         let virtualSize = footer.currentSize
         guard let header else {
             // Fixed disk: the data area is the guest disk, mapped like a raw file (holes read as zeros);
@@ -123,10 +124,10 @@ struct VHDLayerReader {
             let segments = try attributing(to: source.path) { try source.dataSegments() }
             return RawLayerMapper.map(size: virtualSize, dataSegments: RawDisk.segments(segments, clippedTo: virtualSize))
         }
-        return try attributing(to: source.path) { try mapDynamic(header: header, virtualSize: virtualSize) }
+        return try attributing(to: source.path) { try mapDynamic(header: header, virtualSize: virtualSize, progress: progress) }
     }
 
-    private func mapDynamic(header: VHDDynamicHeader, virtualSize: UInt64) throws -> LayerMap {
+    private func mapDynamic(header: VHDDynamicHeader, virtualSize: UInt64, progress: ScanProgress?) throws -> LayerMap {
         let blockSize = UInt64(header.blockSize)
         let blockCount = Int((virtualSize + blockSize - 1) / blockSize)
         let bat = try source.readExactly(at: header.tableOffset, count: blockCount * 4, field: "VHD block allocation table")
@@ -151,6 +152,7 @@ struct VHDLayerReader {
             }
         }
         try Self.checkBlocksAreDisjoint(allocated, blockBytes: header.bitmapBytes + blockSize, tableOffset: header.tableOffset)
+        progress?.expect(allocated.count)
         var builder = ExtentListBuilder()
         var nextBlock = 0
         // Bitmaps are read and decoded a window of blocks at a time, so memory stays bounded.
@@ -162,6 +164,7 @@ struct VHDLayerReader {
             if slot == 0 {
                 let batch = allocated[position..<min(position + window, allocated.count)]
                 bitmaps = try readBitmaps(batch.map(\.bitmapOffset), bytes: Int(header.bitmapBytes))
+                progress?.advance(batch.count)
             }
             if block.block > nextBlock {
                 let start = UInt64(nextBlock) * blockSize

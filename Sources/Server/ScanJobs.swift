@@ -16,7 +16,10 @@ public final class ScanJobs: Sendable {
         public var id: String
         public var path: String
         public var state: State
-        /// 0 until the scan finishes, then 1 (a scan is one step: map the chain, then one write).
+        /// 0 when queued; while running, the share of the chain's metadata tables read (qcow2 L1 entries
+        /// and their L2 tables, VHD sector bitmaps) scaled to 0.9, the rest being the index write; 1 when it
+        /// ends. A chain's backing layers add their tables when the scan reaches them, and the figure never
+        /// goes backwards.
         public var progress: Double
         public var force: Bool
         public var imageId: Int64?
@@ -43,6 +46,10 @@ public final class ScanJobs: Sendable {
     private let jobs = NIOLockedValueBox([String: Job]())
     private let order = NIOLockedValueBox([String]())
     private let counter = NIOLockedValueBox(0)
+    /// What running scans have read, by job id.
+    private let running = NIOLockedValueBox([String: ScanProgress]())
+    /// Share of a job's progress given to reading the tables; recording the scan is the rest.
+    static let readingShare = 0.9
     /// Jobs kept for `GET`; the oldest finished ones beyond it are dropped.
     static let retained = 1000
 
@@ -77,9 +84,12 @@ public final class ScanJobs: Sendable {
                 return
             }
             update(job.id) { $0.state = .running }
+            let progress = ScanProgress()
+            running.withLockedValue { $0[job.id] = progress }
+            defer { running.withLockedValue { _ = $0.removeValue(forKey: job.id) } }
             let started = DispatchTime.now().uptimeNanoseconds
             do {
-                let outcome = try indexer.ensureIndexed(path: path, force: force)
+                let outcome = try indexer.ensureIndexed(path: path, force: force, progress: progress)
                 metrics.scanFinished(seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9, succeeded: true)
                 finish(job.id) {
                     $0.state = .succeeded
@@ -101,7 +111,11 @@ public final class ScanJobs: Sendable {
     }
 
     public func job(id: String) -> Job? {
-        jobs.withLockedValue { $0[id] }
+        guard var job = jobs.withLockedValue({ $0[id] }) else { return nil }
+        if job.state == .running, let progress = running.withLockedValue({ $0[id] }) {
+            job.progress = (progress.fraction * Self.readingShare * 1000).rounded(.down) / 1000
+        }
+        return job
     }
 
     /// Jobs queued or running now.
