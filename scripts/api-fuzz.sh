@@ -31,8 +31,8 @@ echo "fuzz-token-0123456789abcdef" > "$WORK/token"
 "$EXTENTDB" serve --listen 127.0.0.1:0 --root "$WORK/root" --token-file "$WORK/token" --db "$WORK/index.sqlite" \
     --watch-interval 1 2> "$WORK/serve.log" &
 SERVER=$!
-for _ in $(seq 200); do grep -q 'listening on' "$WORK/serve.log" && break; sleep 0.05; done
-PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$WORK/serve.log" | cut -d: -f2)
+for _ in $(seq 200); do grep -q 'Server started and listening on' "$WORK/serve.log" && break; sleep 0.05; done
+PORT=$(grep -o 'Server started and listening on 127.0.0.1:[0-9]*' "$WORK/serve.log" | cut -d: -f2)
 sleep 2 # the watcher indexes the two images (ids 1 and 2)
 
 status=0

@@ -56,10 +56,12 @@ public enum ExtentRunCodec {
     /// Every field is checked before use: a varint longer than 64 bits, a zero length, a depth wider than 32
     /// bits, a compressed byte count wider than 32 bits, or extents that end past ``maximumGuestEnd``.
     ///
+    /// - Parameter stop: when given, decoding ends before the first extent starting at or past this guest
+    ///   offset (a window's end: the rest of the chunk is neither decoded nor checked).
     /// - Throws: ``StoreError/corruptChunk(_:)`` naming the extent, the field and its byte position in the
     ///   blob when the blob is malformed (a damaged index, never image input).
     public static func decode(
-        _ blob: Data, start: UInt64, count: Int, _ body: (Extent) throws -> Void
+        _ blob: some ContiguousBytes, start: UInt64, count: Int, until stop: UInt64? = nil, _ body: (Extent) throws -> Void
     ) throws {
         guard count >= 0 else { throw StoreError.corruptChunk("extent count \(count) is negative") }
         try blob.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
@@ -67,6 +69,7 @@ public enum ExtentRunCodec {
             var guest = start
             var predicted: UInt64 = 0
             for index in 0..<count {
+                if let stop, guest >= stop { break }
                 func damaged(_ field: String, at fieldPosition: Int, _ reason: String) -> StoreError {
                     .corruptChunk("extent \(index) \(field) at blob byte \(fieldPosition): \(reason)")
                 }

@@ -66,12 +66,13 @@ extension IndexStore {
             """
         let arguments: StatementArguments = ["scan": scanID, "lower": Int64(lower), "upper": Int64(min(upper, UInt64(Int64.max)))]
         try writer.read { db in
-            let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+            // A cached statement (compiled once per connection), and the blob read in place, not copied.
+            let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
             while let row = try rows.next() {
                 let start: Int64 = row[0]
                 let count: Int = row[1]
-                let blob: Data = row[2]
-                try ExtentRunCodec.decode(blob, start: UInt64(start), count: count) { extent in
+                guard let blob = row.dataNoCopy(atIndex: 2) else { throw StoreError.corruptChunk("chunk at \(start) has no runs") }
+                try ExtentRunCodec.decode(blob, start: UInt64(start), count: count, until: upper) { extent in
                     if extent.start >= lower && extent.end <= upper {
                         try body(extent)
                     } else if let clipped = extent.clipped(to: lower, upper) {
