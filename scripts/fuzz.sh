@@ -16,8 +16,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FUZZ=$ROOT/Fuzz
 
 # target name -> static library product of Fuzz/Package.swift
-declare -A PRODUCTS=([qcow2]=FuzzQCOW2 [vhd]=FuzzVHD [extent-runs]=FuzzExtentRuns)
-TARGETS=(qcow2 vhd extent-runs)
+declare -A PRODUCTS=([qcow2]=FuzzQCOW2 [vhd]=FuzzVHD [extent-runs]=FuzzExtentRuns [nbd]=FuzzNBD)
+TARGETS=(qcow2 vhd extent-runs nbd)
 
 usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
