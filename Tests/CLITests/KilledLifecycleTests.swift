@@ -42,7 +42,8 @@ import Testing
             if round % 2 == 0 {
                 try shell("qemu-io -f qcow2 -c 'write -q -P 9 \(round * 1_048_576) 4k' disk.qcow2 > /dev/null", in: directory)
             }
-            let scan = try extentdb(["scan", "-q", "--force", "--keep", "100", "disk.qcow2", "small.raw"], database: template, directory: directory)
+            let scan = try extentdb(
+                ["scan", "-q", "--force", "--keep", "100", "disk.qcow2", "small.raw"], database: template, directory: directory)
             #expect(scan.status == 0, "\(scan.stderr)")
         }
         _ = try DatabaseQueue(path: template).writeWithoutTransaction { try $0.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }

@@ -188,6 +188,7 @@ struct Conversation {
 
     private func checkRange(_ offset: UInt64, _ length: UInt32, in export: NBDExport, limit: UInt32) {
         let (end, overflow) = offset.addingReportingOverflow(UInt64(length))
-        precondition(length > 0 && length <= limit && !overflow && end <= export.size, "served range \(offset)+\(length) is outside the export")
+        precondition(
+            length > 0 && length <= limit && !overflow && end <= export.size, "served range \(offset)+\(length) is outside the export")
     }
 }
