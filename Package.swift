@@ -11,6 +11,8 @@ let package = Package(
         // The parsers, file reads, index and scanner as one library, for the fuzz harnesses in Fuzz/ (a
         // separate package that `swift test` and CI do not build).
         .library(name: "ExtentDBScanning", targets: ["ImageFormats", "ImageIO", "AllocationIndex", "Scanner"]),
+        // The pure NBD protocol codec, for the NBD harness in Fuzz/.
+        .library(name: "ExtentDBNBD", targets: ["NBD"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),

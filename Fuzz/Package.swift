@@ -10,12 +10,21 @@ let package = Package(
         .library(name: "FuzzQCOW2", type: .static, targets: ["FuzzQCOW2"]),
         .library(name: "FuzzVHD", type: .static, targets: ["FuzzVHD"]),
         .library(name: "FuzzExtentRuns", type: .static, targets: ["FuzzExtentRuns"]),
+        .library(name: "FuzzNBD", type: .static, targets: ["FuzzNBD"]),
     ],
-    dependencies: [.package(name: "extentdb", path: "..")],
+    dependencies: [
+        .package(name: "extentdb", path: ".."),
+        // The version the main package pins: the codec's messages are NIOCore ByteBuffers.
+        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.2"),
+    ],
     targets: [
         .target(name: "FuzzSupport", dependencies: [.product(name: "ExtentDBScanning", package: "extentdb")]),
         .target(name: "FuzzQCOW2", dependencies: ["FuzzSupport", .product(name: "ExtentDBScanning", package: "extentdb")]),
         .target(name: "FuzzVHD", dependencies: ["FuzzSupport", .product(name: "ExtentDBScanning", package: "extentdb")]),
         .target(name: "FuzzExtentRuns", dependencies: [.product(name: "ExtentDBScanning", package: "extentdb")]),
+        .target(
+            name: "FuzzNBD",
+            dependencies: [.product(name: "ExtentDBNBD", package: "extentdb"), .product(name: "NIOCore", package: "swift-nio")]
+        ),
     ]
 )

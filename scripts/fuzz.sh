@@ -6,9 +6,10 @@
 #                                                SECONDS (ARGS go to libFuzzer, e.g. -jobs=2)
 #        scripts/fuzz.sh --build TARGET          build only
 #
-# Seeds come from scripts/make-fuzz-seeds.py (qemu-made qcow2 files, VHDs and extent runs built field by field);
-# the corpus grows in Fuzz/corpus/TARGET and crashing inputs land in Fuzz/artifacts/TARGET/ (both ignored by
-# git). A crash is fixed in Sources and its input becomes a test in Tests/ScannerTests/FuzzRegressionTests.swift.
+# Seeds come from scripts/make-fuzz-seeds.py (qemu-made qcow2 files, VHDs, extent runs and NBD conversations
+# built field by field); the corpus grows in Fuzz/corpus/TARGET and crashing inputs land in
+# Fuzz/artifacts/TARGET/ (both ignored by git). A crash is fixed in Sources and its input becomes a test in
+# Tests/ScannerTests/FuzzRegressionTests.swift (Tests/NBDTests for nbd).
 # Fuzzing runs under `nice -n 19`: the machine is shared.
 set -euo pipefail
 
@@ -16,8 +17,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FUZZ=$ROOT/Fuzz
 
 # target name -> static library product of Fuzz/Package.swift
-declare -A PRODUCTS=([qcow2]=FuzzQCOW2 [vhd]=FuzzVHD [extent-runs]=FuzzExtentRuns)
-TARGETS=(qcow2 vhd extent-runs)
+declare -A PRODUCTS=([qcow2]=FuzzQCOW2 [vhd]=FuzzVHD [extent-runs]=FuzzExtentRuns [nbd]=FuzzNBD)
+TARGETS=(qcow2 vhd extent-runs nbd)
 
 usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 

@@ -38,8 +38,9 @@ figures() {
     python3 - "$1" "$(realpath "$2")" <<'PY'
 import hashlib, sqlite3, sys
 db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
-row = db.execute("""SELECT s.id, s.extent_count, s.data_bytes, s.own_data_bytes, s.zero_bytes, s.virtual_size,
-                           s.chain_depth FROM images i JOIN scans s ON s.id = i.latest_scan_id WHERE i.path = ?""",
+# An unchanged rescan stores no chunks of its own: its extents are those of scan extents_scan_id.
+row = db.execute("""SELECT coalesce(s.extents_scan_id, s.id), s.extent_count, s.data_bytes, s.own_data_bytes, s.zero_bytes,
+                           s.virtual_size, s.chain_depth FROM images i JOIN scans s ON s.id = i.latest_scan_id WHERE i.path = ?""",
                  (sys.argv[2],)).fetchone()
 if row is None:
     print("none"); sys.exit()

@@ -3,9 +3,10 @@
 
 Usage: scripts/make-fuzz-seeds.py OUTDIR
 
-OUTDIR/qcow2, OUTDIR/vhd and OUTDIR/extent-runs each receive a few small inputs (kilobytes). QCOW2 seeds come
-from qemu-img/qemu-io (small clusters keep them small); VHD seeds are built here, field by field, since qemu
-cannot write differencing disks or small blocks; extent-run seeds are encoded here like ExtentRunCodec does.
+OUTDIR/qcow2, OUTDIR/vhd, OUTDIR/extent-runs and OUTDIR/nbd each receive a few small inputs (kilobytes). QCOW2
+seeds come from qemu-img/qemu-io (small clusters keep them small); VHD seeds are built here, field by field, since
+qemu cannot write differencing disks or small blocks; extent-run seeds are encoded here like ExtentRunCodec does;
+NBD seeds are client conversations built field by field from the NBD specification (doc/proto.md).
 Inputs holding two files start with the first file's length as a 24-bit big-endian number.
 """
 import os
@@ -184,6 +185,93 @@ def extent_seeds(out):
         write(out, name, struct.pack(">HQ", len(extents), 1 << 20) + encode_runs(extents))
 
 
+# --- NBD ---------------------------------------------------------------------------------------------------
+# doc/proto.md of NetworkBlockDevice/nbd; every integer is big-endian.
+
+IHAVEOPT = 0x49484156454F5054
+REQUEST_MAGIC = 0x25609513
+FLAG_FIXED_NEWSTYLE, FLAG_NO_ZEROES = 1, 2
+OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_STARTTLS, OPT_INFO, OPT_GO = 1, 2, 3, 5, 6, 7
+OPT_STRUCTURED_REPLY, OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT, OPT_EXTENDED_HEADERS = 8, 9, 10, 11
+INFO_EXPORT, INFO_NAME, INFO_DESCRIPTION, INFO_BLOCK_SIZE = 0, 1, 2, 3
+CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH, CMD_TRIM, CMD_CACHE, CMD_WRITE_ZEROES, CMD_BLOCK_STATUS = 0, 1, 2, 3, 4, 5, 6, 7
+CMD_FLAG_FUA, CMD_FLAG_REQ_ONE = 1, 8
+
+
+def nbd_string(text):
+    data = text.encode()
+    return struct.pack(">I", len(data)) + data
+
+
+def nbd_option(code, data=b""):
+    """IHAVEOPT, option code, data length, data (§Option haggling)."""
+    return struct.pack(">QII", IHAVEOPT, code, len(data)) + data
+
+
+def nbd_go(code=OPT_GO, name="", infos=(INFO_BLOCK_SIZE,)):
+    """NBD_OPT_GO / NBD_OPT_INFO: name length, name, request count, info types."""
+    return nbd_option(code, nbd_string(name) + struct.pack(">H", len(infos)) + b"".join(struct.pack(">H", i) for i in infos))
+
+
+def nbd_meta(code, queries, name=""):
+    """NBD_OPT_{LIST,SET}_META_CONTEXT: name length, export name, query count, queries (each length and name)."""
+    return nbd_option(code, nbd_string(name) + struct.pack(">I", len(queries)) + b"".join(nbd_string(q) for q in queries))
+
+
+def nbd_request(command, cookie, offset=0, length=0, flags=0):
+    """magic, command flags, type, cookie, offset, length: 28 bytes (§Request message)."""
+    return struct.pack(">IHHQQI", REQUEST_MAGIC, flags, command, cookie, offset, length)
+
+
+def nbd_input(chunk, size_shift, *parts):
+    """The harness's header: chunk size - 1, export size as a power of two; then the client's stream."""
+    return bytes([chunk - 1, size_shift]) + b"".join(parts)
+
+
+def nbd_seeds(out):
+    flags = struct.pack(">I", FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES)
+    requests = [
+        nbd_request(CMD_READ, 1, 4096, 65536),
+        nbd_request(CMD_WRITE, 2, 0, 700) + b"\xab" * 700,
+        nbd_request(CMD_BLOCK_STATUS, 3, 0, 1 << 20, CMD_FLAG_REQ_ONE),
+        nbd_request(CMD_BLOCK_STATUS, 4, 512, (1 << 20) - 512),
+        nbd_request(CMD_FLUSH, 5),
+        nbd_request(CMD_TRIM, 6, 0, 4096, CMD_FLAG_FUA),
+        nbd_request(CMD_CACHE, 7, 0, 4096),
+        nbd_request(CMD_WRITE_ZEROES, 8, 0, 4096),
+        nbd_request(CMD_READ, 9, (1 << 20) - 1, 2),
+        nbd_request(CMD_READ, 10, 0, 33 << 20),
+    ]
+    # nbdcopy / qemu-img: structured replies, both contexts, list, GO, then requests.
+    write(out, "nbdcopy", nbd_input(7, 20, flags, nbd_option(OPT_STRUCTURED_REPLY),
+                                    nbd_meta(OPT_SET_META_CONTEXT, ["base:allocation", "qemu:allocation-depth"]),
+                                    nbd_option(OPT_LIST), nbd_go(), *requests, nbd_request(CMD_DISC, 11)))
+    # INFO before GO, several info types, meta-context listing by namespace and in full.
+    write(out, "info-then-go", nbd_input(1, 30, flags, nbd_go(OPT_INFO, "", (INFO_EXPORT, INFO_NAME, INFO_DESCRIPTION, INFO_BLOCK_SIZE)),
+                                         nbd_go(OPT_INFO, "other"), nbd_meta(OPT_LIST_META_CONTEXT, ["qemu:"]),
+                                         nbd_meta(OPT_LIST_META_CONTEXT, []), nbd_option(OPT_STRUCTURED_REPLY),
+                                         nbd_meta(OPT_SET_META_CONTEXT, ["base:allocation", "base:allocation", "nope:x"]),
+                                         nbd_go(OPT_GO, "", ()), nbd_request(CMD_BLOCK_STATUS, 1, 0, 4096),
+                                         nbd_request(CMD_DISC, 2)))
+    # Old-style NBD_OPT_EXPORT_NAME without NO_ZEROES (124 zeroes answered), then reads.
+    write(out, "export-name", nbd_input(256, 16, struct.pack(">I", FLAG_FIXED_NEWSTYLE), nbd_option(OPT_EXPORT_NAME, b""),
+                                        nbd_request(CMD_READ, 1, 0, 512), nbd_request(CMD_READ, 2, 65535, 1),
+                                        nbd_request(CMD_DISC, 3)))
+    # Options refused: unsupported, invalid payloads, SET before structured replies, an oversized option.
+    write(out, "refusals", nbd_input(64, 40, flags, nbd_option(OPT_STARTTLS), nbd_option(OPT_EXTENDED_HEADERS),
+                                     nbd_option(99, b"xyz"), nbd_option(OPT_LIST, b"junk"),
+                                     nbd_option(OPT_GO, struct.pack(">I", 0) + struct.pack(">H", 3) + b"\0\0"),
+                                     nbd_meta(OPT_SET_META_CONTEXT, ["base:allocation"]),
+                                     nbd_option(OPT_LIST_META_CONTEXT, struct.pack(">II", 0, 0xFFFFFFFF)),
+                                     nbd_option(OPT_INFO, b"\0" * 70000), nbd_option(OPT_ABORT)))
+    # Requests at the edges of a 2^63-byte export, then a bad request magic.
+    write(out, "edges", nbd_input(28, 63, flags, nbd_option(OPT_STRUCTURED_REPLY),
+                                  nbd_meta(OPT_SET_META_CONTEXT, ["qemu:allocation-depth"]), nbd_go(),
+                                  nbd_request(CMD_BLOCK_STATUS, 0xFFFFFFFFFFFFFFFF, (1 << 63) - 4096, 0xFFFFFFFF),
+                                  nbd_request(CMD_READ, 2, 0xFFFFFFFFFFFFFFFF, 1), nbd_request(CMD_READ, 3, 0, 0),
+                                  nbd_request(99, 4), struct.pack(">I", 0xDEADBEEF) + b"\0" * 24))
+
+
 def write(directory, name, data):
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, name), "wb") as f:
@@ -197,6 +285,7 @@ def main():
     qcow2_seeds(os.path.join(root, "qcow2"))
     vhd_seeds(os.path.join(root, "vhd"))
     extent_seeds(os.path.join(root, "extent-runs"))
+    nbd_seeds(os.path.join(root, "nbd"))
 
 
 if __name__ == "__main__":

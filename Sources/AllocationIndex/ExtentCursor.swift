@@ -4,9 +4,18 @@ import ImageFormats
 
 /// Pulls a scan's extents in guest order, a few stored chunks at a time, so exports walk huge maps with
 /// bounded memory and one indexed lookup per batch of chunks.
+///
+/// Each batch is its own read, so the scan can leave the index between two of them (`forget`, `DELETE
+/// /v1/images/{id}`, or a forget and a rescan that reuses the row id). Every batch therefore checks, in
+/// the same read, that the scan row is still there (with the scan time the cursor was made for), that the
+/// chunks continue where the last batch ended, and at the end that they reached the end of the range:
+/// a cursor throws ``StoreError/scanGone(_:)`` rather than end early, since a reader would take the
+/// missing tail for unallocated space (zeros).
 public final class ExtentCursor {
     private let store: IndexStore
     private let scanID: Int64
+    /// The scan time of the scan meant, when the caller knows it; else the one found at the first batch.
+    private var scannedAt: Int64?
     private let lower: UInt64
     private let upper: UInt64
     private var buffer: [Extent] = []
@@ -16,9 +25,14 @@ public final class ExtentCursor {
     private var exhausted = false
     static let chunksPerLoad = 8
 
-    public init(store: IndexStore, scanID: Int64, from lower: UInt64 = 0, to upper: UInt64 = UInt64(Int64.max)) {
+    /// - Parameter scannedAtNanoseconds: the scan time of the scan meant (``ScanRecord/scannedAtNs``): a
+    ///   scan row found with another time is a different scan that reuses the id.
+    public init(
+        store: IndexStore, scanID: Int64, scannedAtNanoseconds: Int64? = nil, from lower: UInt64 = 0, to upper: UInt64 = UInt64(Int64.max)
+    ) {
         self.store = store
         self.scanID = scanID
+        scannedAt = scannedAtNanoseconds
         self.lower = lower
         self.upper = min(upper, UInt64(Int64.max))
     }
@@ -36,23 +50,25 @@ public final class ExtentCursor {
     private func load() throws {
         buffer.removeAll(keepingCapacity: true)
         index = 0
-        let rows: [Row] = try store.writer.read { db in
-            if let start = nextChunkStart {
-                return try Row.fetchAll(
-                    db,
-                    sql: "SELECT start, extent_count, runs FROM extent_chunks WHERE scan_id = (SELECT coalesce(extents_scan_id, id) FROM scans WHERE id = ?) AND start >= ? AND start < ? ORDER BY start LIMIT ?",
-                    arguments: [scanID, start, Int64(upper), Self.chunksPerLoad])
+        let (scan, rows): (Row?, [Row]) = try store.writer.read { db in
+            let scan = try Row.fetchOne(db, sql: "SELECT virtual_size, scanned_at_ns FROM scans WHERE id = ?", arguments: [scanID])
+            return (scan, try chunkRows(db))
+        }
+        guard let scan else { throw StoreError.scanGone("scan \(scanID) is no longer in the index") }
+        let virtualSize: Int64 = scan[0]
+        let time: Int64 = scan[1]
+        if let scannedAt, scannedAt != time {
+            throw StoreError.scanGone("scan \(scanID) is now another scan (scanned at \(time) ns, not \(scannedAt) ns)")
+        }
+        scannedAt = time
+        if let first = rows.first {
+            let start: Int64 = first[0]
+            if let expected = nextChunkStart, start != expected {
+                throw StoreError.scanGone("the extents of scan \(scanID) continue at \(start), not at \(expected)")
             }
-            return try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT start, extent_count, runs FROM extent_chunks
-                    WHERE scan_id = (SELECT coalesce(extents_scan_id, id) FROM scans WHERE id = :scan)
-                      AND start >= coalesce((SELECT max(start) FROM extent_chunks WHERE scan_id = (SELECT coalesce(extents_scan_id, id) FROM scans WHERE id = :scan) AND start <= :lower), 0)
-                      AND start < :upper
-                    ORDER BY start LIMIT :limit
-                    """,
-                arguments: ["scan": scanID, "lower": Int64(lower), "upper": Int64(upper), "limit": Self.chunksPerLoad])
+            if nextChunkStart == nil, UInt64(start) > lower {
+                throw StoreError.scanGone("the extents of scan \(scanID) start at \(start), after \(lower)")
+            }
         }
         if rows.count < Self.chunksPerLoad { exhausted = true }
         for row in rows {
@@ -66,6 +82,33 @@ public final class ExtentCursor {
             }
             nextChunkStart = Int64(chunkEnd)
         }
-        if rows.isEmpty { exhausted = true }
+        // The chunks of a scan tile [0, virtual size): ending short of the range means they were taken away.
+        // Once they reach its end there is nothing more to read (and nothing to miss if the scan goes now).
+        let reached = nextChunkStart.map { UInt64($0) } ?? lower
+        let end = min(upper, UInt64(max(virtualSize, 0)))
+        if reached >= end { exhausted = true }
+        if exhausted, reached < end {
+            throw StoreError.scanGone("the extents of scan \(scanID) end at \(reached), before \(end)")
+        }
+    }
+
+    /// The next batch of chunk rows (start, extent count, runs) overlapping the range.
+    private func chunkRows(_ db: Database) throws -> [Row] {
+        if let start = nextChunkStart {
+            return try Row.fetchAll(
+                db,
+                sql: "SELECT start, extent_count, runs FROM extent_chunks WHERE scan_id = (SELECT coalesce(extents_scan_id, id) FROM scans WHERE id = ?) AND start >= ? AND start < ? ORDER BY start LIMIT ?",
+                arguments: [scanID, start, Int64(upper), Self.chunksPerLoad])
+        }
+        return try Row.fetchAll(
+            db,
+            sql: """
+                SELECT start, extent_count, runs FROM extent_chunks
+                WHERE scan_id = (SELECT coalesce(extents_scan_id, id) FROM scans WHERE id = :scan)
+                  AND start >= coalesce((SELECT max(start) FROM extent_chunks WHERE scan_id = (SELECT coalesce(extents_scan_id, id) FROM scans WHERE id = :scan) AND start <= :lower), 0)
+                  AND start < :upper
+                ORDER BY start LIMIT :limit
+                """,
+            arguments: ["scan": scanID, "lower": Int64(lower), "upper": Int64(upper), "limit": Self.chunksPerLoad])
     }
 }

@@ -16,6 +16,9 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     /// The index could not be written because its file system is full (SQLite's SQLITE_FULL): the
     /// transaction was rolled back, so what the index held before is intact.
     case full(path: String, detail: String)
+    /// A scan being read in batches was removed (forgotten, collected) or replaced between two batches:
+    /// what was read so far cannot be completed.
+    case scanGone(String)
 
     public var description: String {
         switch self {
@@ -33,6 +36,8 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
         case .full(let path, let detail):
             return "cannot write the index \(path): its file system is full; nothing of this scan was recorded and "
                 + "the index is intact (\(detail))"
+        case .scanGone(let detail):
+            return "the scan being read left the index meanwhile (forgotten or collected): \(detail)"
         }
     }
 }

@@ -90,7 +90,9 @@ public struct ExportPlan: Sendable {
 
     /// A pull cursor over the plan's extents.
     public func cursor(from lower: UInt64? = nil, to upper: UInt64? = nil) -> ExtentCursor {
-        ExtentCursor(store: store, scanID: scanID, from: lower ?? range.lowerBound, to: upper ?? range.upperBound)
+        ExtentCursor(
+            store: store, scanID: scanID, scannedAtNanoseconds: indexed.scan.scannedAtNs, from: lower ?? range.lowerBound,
+            to: upper ?? range.upperBound)
     }
 }
 

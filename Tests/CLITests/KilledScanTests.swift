@@ -47,11 +47,12 @@ import Testing
                 db,
                 sql: """
                     SELECT scans.id, scans.extent_count, scans.data_bytes,
-                           (SELECT coalesce(sum(extent_count), 0) FROM extent_chunks WHERE scan_id = scans.id),
-                           (SELECT coalesce(sum(data_bytes), 0) FROM extent_chunks WHERE scan_id = scans.id)
+                           (SELECT coalesce(sum(extent_count), 0) FROM extent_chunks WHERE scan_id = coalesce(scans.extents_scan_id, scans.id)),
+                           (SELECT coalesce(sum(data_bytes), 0) FROM extent_chunks WHERE scan_id = coalesce(scans.extents_scan_id, scans.id))
                     FROM scans
                     """)
             #expect(!rows.isEmpty)
+            // An unchanged rescan's extents are the chunks of the scan it names in extents_scan_id.
             for row in rows {
                 let id: Int64 = row[0]
                 #expect((row[1] as Int64) == (row[3] as Int64), "scan \(id): extent count")
