@@ -143,7 +143,8 @@ struct Conversation {
     }
 
     private mutating func transmit(_ request: NBDRequest) {
-        let export = negotiation.export
+        // Transmission begins only once GO or EXPORT_NAME chose an export.
+        guard let export = negotiation.chosen else { preconditionFailure("transmission without a chosen export") }
         var reply = ByteBuffer()
         switch NBDTransmission.action(for: request, export: export, hasContexts: !negotiation.selectedContexts.isEmpty) {
         case .disconnect:
