@@ -225,7 +225,7 @@ extension IndexStore {
         guard let path else { return 0 }
         return [path, path + "-wal"].reduce(0) { total, file in
             let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? UInt64) ?? 0
-            return total + (size ?? 0)
+            return total + size
         }
     }
 }

@@ -71,12 +71,14 @@ extension IndexStore {
             while let row = try rows.next() {
                 let start: Int64 = row[0]
                 let count: Int = row[1]
-                guard let blob = row.dataNoCopy(atIndex: 2) else { throw StoreError.corruptChunk("chunk at \(start) has no runs") }
-                try ExtentRunCodec.decode(blob, start: UInt64(start), count: count, until: upper) { extent in
-                    if extent.start >= lower && extent.end <= upper {
-                        try body(extent)
-                    } else if let clipped = extent.clipped(to: lower, upper) {
-                        try body(clipped)
+                try row.withUnsafeData(atIndex: 2) { blob in
+                    guard let blob else { throw StoreError.corruptChunk("chunk at \(start) has no runs") }
+                    try ExtentRunCodec.decode(blob, start: UInt64(start), count: count, until: upper) { extent in
+                        if extent.start >= lower && extent.end <= upper {
+                            try body(extent)
+                        } else if let clipped = extent.clipped(to: lower, upper) {
+                            try body(clipped)
+                        }
                     }
                 }
             }

@@ -18,7 +18,7 @@ struct NBDService: Service {
         let logger = service.logger
         let listening = NIOLockedValueBox(false)
         // Only a socket this server bound is removed: a refused path stays as it was.
-        defer { if case .unix(let path) = address, listening.withLockedValue { $0 } { unlink(path) } }
+        defer { if case .unix(let path) = address, listening.withLockedValue({ $0 }) { unlink(path) } }
         do {
             try await cancelWhenGracefulShutdown {
                 try await server.run(on: address) { bound in
