@@ -30,6 +30,19 @@ func serveScript(_ text: String, database: String, in directory: URL) throws -> 
     return try script("timeout 90 bash test.sh", database: database, in: directory)
 }
 
+/// Runs `script` after `prologue` (which starts the server) in a fresh workspace made by `workspace`, under
+/// `timeout`, and expects it to exit 0 with "ok" as its last line.
+func expectServeScript(
+    _ script: String, prologue: String = startServer, in workspace: () throws -> URL = makeServeWorkspace,
+    sourceLocation: SourceLocation = #_sourceLocation
+) throws {
+    let directory = try workspace()
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let result = try serveScript(prologue + "\n" + script, database: directory.appendingPathComponent("index.sqlite").path, in: directory)
+    #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)", sourceLocation: sourceLocation)
+    #expect(result.stdout.hasSuffix("ok\n"), sourceLocation: sourceLocation)
+}
+
 /// A workspace for the service: `root/` with a raw base and a qcow2 over it, `outside/secret` beside it.
 func makeServeWorkspace() throws -> URL {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-serve-\(UUID().uuidString)")
@@ -51,11 +64,8 @@ func makeServeWorkspace() throws -> URL {
 @Suite(.serialized) struct ServeTests {
     @Test("real server on loopback: auth, confinement with symlink escapes, extents equal to map, export equal to the image, Range")
     func endToEnd() throws {
-        let directory = try makeServeWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let db = directory.appendingPathComponent("index.sqlite").path
-        let result = try serveScript(
-            startServer + "\n" + """
+        try expectServeScript(
+            """
                 test "$($C -o /dev/null -w '%{http_code}' localhost:$P/healthz)" = 200
                 test "$($C -o /dev/null -w '%{http_code}' localhost:$P/v1/images)" = 401
                 test "$($C -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer wrong-token-0123456789abcd' localhost:$P/v1/images)" = 401
@@ -86,18 +96,13 @@ func makeServeWorkspace() throws -> URL {
                 qemu-img convert -O raw root/top.qcow2 full.raw
                 dd if=full.raw bs=1 skip=2097000 count=300 status=none | cmp - range.bin
                 echo ok
-                """, database: db, in: directory)
-        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
-        #expect(result.stdout.hasSuffix("ok\n"))
+                """)
     }
 
     @Test("8 parallel clients query while scans run; the watcher rescans a modified image with no request; deleted is missing")
     func concurrencyAndWatcher() throws {
-        let directory = try makeServeWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let db = directory.appendingPathComponent("index.sqlite").path
-        let result = try serveScript(
-            startServer + "\n" + """
+        try expectServeScript(
+            """
                 job=$(scan "$PWD/root/top.qcow2")
                 id=$(echo "$job" | sed 's/.*"image_id":\\([0-9]*\\).*/\\1/')
                 for n in $(seq 10); do $C -H "$T" -X POST -d "{\\"path\\": \\"$PWD/root/top.qcow2\\", \\"force\\": true}" localhost:$P/v1/scans > /dev/null; done &
@@ -124,18 +129,13 @@ func makeServeWorkspace() throws -> URL {
                 for n in $(seq 50); do $C -H "$T" localhost:$P/v1/images | grep -q '"state":"missing"' && break; sleep 0.1; done
                 $C -H "$T" localhost:$P/v1/images | grep -q '"state":"missing"'
                 echo ok
-                """, database: db, in: directory)
-        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
-        #expect(result.stdout.hasSuffix("ok\n"))
+                """)
     }
 
     @Test("SIGTERM during a scan and during exports: the server exits 0, every export arrives whole, the index checks healthy")
     func gracefulShutdown() throws {
-        let directory = try makeServeWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let db = directory.appendingPathComponent("index.sqlite").path
-        let result = try serveScript(
-            startServer + "\n" + """
+        try expectServeScript(
+            """
                 job=$(scan "$PWD/root/top.qcow2")
                 id=$(echo "$job" | sed 's/.*"image_id":\\([0-9]*\\).*/\\1/')
                 # Connection: close asks the server to close after the response, as shutdown does.
@@ -163,8 +163,6 @@ func makeServeWorkspace() throws -> URL {
                 grep -q "shutting down" serve.log
                 $X check > check.txt
                 echo ok
-                """, database: db, in: directory)
-        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
-        #expect(result.stdout.hasSuffix("ok\n"))
+                """)
     }
 }
