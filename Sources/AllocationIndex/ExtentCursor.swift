@@ -6,7 +6,8 @@ import ImageFormats
 /// bounded memory and one indexed lookup per batch of chunks.
 ///
 /// Each batch is its own read, so the scan can leave the index between two of them (`forget`, `DELETE
-/// /v1/images/{id}`, or a forget and a rescan that reuses the row id). Every batch therefore checks, in
+/// /v1/images/{id}`, or, in an index from before migration 0004, a forget and a rescan that reuses the
+/// row id). Every batch therefore checks, in
 /// the same read, that the scan row is still there (with the scan time the cursor was made for), that the
 /// chunks continue where the last batch ended, and at the end that they reached the end of the range:
 /// a cursor throws ``StoreError/scanGone(_:)`` rather than end early, since a reader would take the
@@ -26,7 +27,8 @@ public final class ExtentCursor {
     static let chunksPerLoad = 8
 
     /// - Parameter scannedAtNanoseconds: the scan time of the scan meant (``ScanRecord/scannedAtNs``): a
-    ///   scan row found with another time is a different scan that reuses the id.
+    ///   scan row found with another time is a different scan that reuses the id (possible only in an index
+    ///   from before migration 0004, which stopped ids being reused).
     public init(
         store: IndexStore, scanID: Int64, scannedAtNanoseconds: Int64? = nil, from lower: UInt64 = 0, to upper: UInt64 = UInt64(Int64.max)
     ) {

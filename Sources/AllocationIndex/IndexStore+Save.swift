@@ -204,6 +204,7 @@ extension IndexStore {
                 dataExtentMedian: Int64(statistics.median),
                 dataExtentHistogram: String(decoding: try JSONEncoder().encode(statistics.histogram), as: UTF8.self),
                 warningsJson: String(decoding: try JSONEncoder().encode(scan.warnings), as: UTF8.self))
+            record.id = try Int64.fetchOne(db, sql: Self.nextIDSQL(table: "scans"))
             try record.insert(db)
             guard let scanID = record.id else { throw StoreError.notFound("inserted scan id") }
             for (depth, layer) in scan.layers.enumerated() {
@@ -245,10 +246,16 @@ extension IndexStore {
         }
     }
 
+    /// The id for a new row of `table` (`images` or `scans`): past the largest it ever held, so that an id a
+    /// client kept never comes to name another image or scan after a `forget` or `gc` (migration 0004).
+    static func nextIDSQL(table: String) -> String {
+        "SELECT max((SELECT coalesce(max(id), 0) FROM \(table)), coalesce((SELECT last FROM id_high_water WHERE name = '\(table)'), 0)) + 1"
+    }
+
     private func upsertImage(_ layer: NewLayer, backingImageID: Int64?, _ db: Database) throws -> Int64 {
         let sql = """
-            INSERT INTO images (path, format, virtual_size, cluster_size, backing_path, backing_image_id, metadata_json)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO images (id, path, format, virtual_size, cluster_size, backing_path, backing_image_id, metadata_json)
+            VALUES ((\(Self.nextIDSQL(table: "images"))), ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(path) DO UPDATE SET
                 format = excluded.format, virtual_size = excluded.virtual_size, cluster_size = excluded.cluster_size,
                 backing_path = excluded.backing_path, backing_image_id = excluded.backing_image_id,

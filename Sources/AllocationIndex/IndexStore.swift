@@ -75,7 +75,7 @@ public final class IndexStore: Sendable {
 
     /// The tables an extentdb index may hold (GRDB's migration table included).
     static let ownTables: Set<String> = [
-        "grdb_migrations", "images", "scans", "scan_layers", "extent_chunks", "scan_failures", "sqlite_sequence", "sqlite_stat1",
+        "grdb_migrations", "images", "scans", "scan_layers", "extent_chunks", "scan_failures", "id_high_water", "sqlite_sequence", "sqlite_stat1",
     ]
 
     /// Refuses a file that is not SQLite or belongs to another program, reading it read-only.

@@ -55,7 +55,7 @@ struct ImageRoutes {
         }
         let indexed = try await service.freshImage(id: try imageID(context))
         let window = GuestWindow(offset: offset, length: length, virtualSize: UInt64(indexed.scan.virtualSize))
-        // The scan time too: a row id can be reused after a forget, a nanosecond timestamp practically not.
+        // The scan time too: an index from before migration 0004 can reuse a row id after a forget.
         let key = "\(indexed.scan.id ?? -1):\(indexed.scan.scannedAtNs):\(style?.rawValue ?? "map"):\(window.lower):\(window.upper)"
         if let cached = service.cache.answer(key) { return Self.jsonResponse(cached) }
         let store = service.store

@@ -151,6 +151,37 @@ struct Crash: Error {}
         #expect(chunkRows == 1)
     }
 
+    @Test("image and scan ids are never reused after forget or gc removed the newest ones (migration 0004)")
+    func idsAreNotReused() throws {
+        let store = try IndexStore()
+        let first = try store.save(newScan(path: "/images/a.qcow2", extents: syntheticExtents(count: 10, seed: 1)))
+        let newest = try store.save(newScan(path: "/images/b.qcow2", extents: syntheticExtents(count: 10, seed: 2)))
+        _ = try store.forget(paths: ["/images/b.qcow2"])
+        let next = try store.save(newScan(path: "/images/c.qcow2", extents: syntheticExtents(count: 10, seed: 3)))
+        #expect(try #require(next.image.id) > (try #require(newest.image.id)))
+        #expect(try #require(next.scan.id) > (try #require(newest.scan.id)))
+        // gc removing the newest scan of an image: its id is not given again either.
+        let older = try store.save(newScan(path: "/images/a.qcow2", extents: syntheticExtents(count: 12, seed: 4), mtime: 2))
+        _ = try store.forget(paths: ["/images/c.qcow2"])
+        _ = try store.collectGarbage(keep: 1, olderThanNanoseconds: nil)
+        let again = try store.save(newScan(path: "/images/d.qcow2", extents: syntheticExtents(count: 10, seed: 5)))
+        #expect(try #require(again.scan.id) > (try #require(older.scan.id)))
+        #expect(try #require(again.image.id) > (try #require(next.image.id)))
+        // An existing path keeps its image id.
+        let rescan = try store.save(newScan(path: "/images/a.qcow2", extents: syntheticExtents(count: 14, seed: 6), mtime: 3))
+        #expect(rescan.image.id == first.image.id)
+    }
+
+    @Test("the high-water marks follow every insert (the triggers of migration 0004)")
+    func highWaterFromOlderSchema() throws {
+        let store = try IndexStore()
+        try store.save(newScan(path: "/images/a.qcow2", extents: syntheticExtents(count: 10, seed: 1)))
+        let marks = try store.writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, last FROM id_high_water ORDER BY name").map { [$0[0] as String, String($0[1] as Int64)] }
+        }
+        #expect(marks == [["images", "1"], ["scans", "1"]])
+    }
+
     @Test("rescans keep history and move latest_scan_id")
     func history() throws {
         let store = try IndexStore()
