@@ -8,9 +8,9 @@ struct ServeCommand: ParsableCommand {
         commandName: "serve",
         abstract: "Serve the index over HTTP/JSON, keeping it fresh by watching the roots.",
         discussion: """
-            Every /v1 request needs `Authorization: Bearer <token>` (the first line of --token-file). Only a
-            loopback address may go without a token. Images must lie under a --root (symbolic links resolved);
-            backing files and parents outside the roots are never opened. SIGTERM/SIGINT stop it gracefully.
+            Every /v1 request needs `Authorization: Bearer <token>` (the first line of --token-file). Only a \
+            loopback address may go without a token. Images must lie under a --root (symbolic links resolved); \
+            backing files and parents outside the roots are never opened. SIGTERM/SIGINT stop it gracefully. \
             See openapi.yaml for the API.
 
             With --nbd-socket or --nbd-listen, indexed images are also served read-only over NBD, as \
