@@ -25,7 +25,10 @@ final class ExportSession: @unchecked Sendable {
     private let readWindow: ExtentWindow
     private let statusWindow: ExtentWindow
 
-    init(export: ImageExport, negotiation: NBDNegotiation, staleReason: String?) {
+    let observer: (any NBDServerObserver)?
+
+    init(export: ImageExport, negotiation: NBDNegotiation, staleReason: String?, observer: (any NBDServerObserver)? = nil) {
+        self.observer = observer
         self.export = export
         structuredReplies = negotiation.structuredReplies
         contexts = negotiation.selectedContexts.compactMap { id in
@@ -56,14 +59,18 @@ final class ExportSession: @unchecked Sendable {
         case let .read(offset, length):
             if let staleReason { return failure(cookie: cookie, error: .io, message: staleReason) }
             do {
-                return try read(cookie: cookie, range: offset..<(offset + UInt64(length)))
+                let reply = try read(cookie: cookie, range: offset..<(offset + UInt64(length)))
+                observer?.read(bytes: Int(length))
+                return reply
             } catch {
                 return failure(cookie: cookie, error: .io, message: "\(error)")
             }
         case let .blockStatus(offset, length, requestOne):
             if let staleReason { return failure(cookie: cookie, error: .io, message: staleReason) }
             do {
-                return try blockStatus(cookie: cookie, range: offset..<(offset + UInt64(length)), requestOne: requestOne)
+                let reply = try blockStatus(cookie: cookie, range: offset..<(offset + UInt64(length)), requestOne: requestOne)
+                observer?.blockStatusAnswered()
+                return reply
             } catch {
                 return failure(cookie: cookie, error: .io, message: "\(error)")
             }
@@ -71,6 +78,7 @@ final class ExportSession: @unchecked Sendable {
     }
 
     private func failure(cookie: UInt64, error: NBDError, message: String) -> ByteBuffer {
+        observer?.requestFailed()
         var buffer = ByteBuffer()
         if structuredReplies {
             NBDStructuredReply.encodeError(cookie: cookie, error: error, message: message, into: &buffer)

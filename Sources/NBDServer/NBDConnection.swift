@@ -15,11 +15,14 @@ import NIOPosix
 struct NBDConnection {
     let catalog: any ImageExportCatalog
     let logger: Logger
+    var observer: (any NBDServerObserver)?
     var handshakeLimit: TimeAmount = .seconds(30)
 
     func run(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
         let raw = channel.channel
         let deadline = raw.eventLoop.scheduleTask(in: handshakeLimit) { raw.close(promise: nil) }
+        observer?.connectionOpened()
+        defer { observer?.connectionClosed() }
         do {
             try await channel.executeThenClose { inbound, outbound in
                 try await serve(inbound: inbound, outbound: outbound, negotiated: { deadline.cancel() })
@@ -84,6 +87,6 @@ struct NBDConnection {
             staleReason = "\(export.indexed.image.path) changed since it was indexed (\(reason)); reconnect to rescan it"
             logger.warning("\(staleReason ?? "")")
         }
-        return ExportSession(export: export, negotiation: negotiation, staleReason: staleReason)
+        return ExportSession(export: export, negotiation: negotiation, staleReason: staleReason, observer: observer)
     }
 }

@@ -37,6 +37,8 @@ public struct NBDImageServer: Sendable {
     /// bound under a temporary name, given these, and only then renamed into place, so no client connects
     /// before they apply.
     public var socketMode: mode_t?
+    /// Told of connections and requests (the service's metrics).
+    public var observer: (any NBDServerObserver)?
 
     public init(catalog: any ImageExportCatalog, logger: Logger) {
         self.catalog = catalog
@@ -85,11 +87,12 @@ public struct NBDImageServer: Sendable {
         onListening(bound)
         let catalog = self.catalog
         let logger = self.logger
+        let observer = self.observer
         try await withThrowingDiscardingTaskGroup { group in
             try await server.executeThenClose { connections in
                 for try await connection in connections {
                     group.addTask {
-                        await NBDConnection(catalog: catalog, logger: logger).run(connection)
+                        await NBDConnection(catalog: catalog, logger: logger, observer: observer).run(connection)
                     }
                 }
             }

@@ -14,6 +14,7 @@ struct NBDService: Service {
     func run() async throws {
         var configured = NBDImageServer(catalog: RootExportCatalog(service: service), logger: service.logger)
         if case .unix = address { configured.socketMode = 0o600 }
+        configured.observer = service.metrics.nbd
         let server = configured
         let logger = service.logger
         let listening = NIOLockedValueBox(false)

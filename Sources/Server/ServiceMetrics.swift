@@ -1,6 +1,7 @@
 import CoreMetrics
 import Foundation
 import Metrics
+import NBDServer
 import NIOConcurrencyHelpers
 import Prometheus
 
@@ -18,6 +19,13 @@ public final class ServiceMetrics: Sendable {
     private let scanDuration: Metrics.Timer
     private let exportedBytes: CoreMetrics.Counter
     private let indexSize: CoreMetrics.Gauge
+    private let nbdConnections: CoreMetrics.Counter
+    private let nbdActive: CoreMetrics.Gauge
+    private let nbdActiveCount = NIOLockedValueBox(0)
+    private let nbdReadBytes: CoreMetrics.Counter
+    private let nbdReads: CoreMetrics.Counter
+    private let nbdBlockStatus: CoreMetrics.Counter
+    private let nbdErrors: CoreMetrics.Counter
 
     private init() {
         registry = PrometheusCollectorRegistry()
@@ -33,6 +41,12 @@ public final class ServiceMetrics: Sendable {
         scanDuration = Metrics.Timer(label: "extentdb_scan_duration_seconds")
         exportedBytes = CoreMetrics.Counter(label: "extentdb_exported_bytes_total")
         indexSize = CoreMetrics.Gauge(label: "extentdb_index_size_bytes")
+        nbdConnections = CoreMetrics.Counter(label: "extentdb_nbd_connections_total")
+        nbdActive = CoreMetrics.Gauge(label: "extentdb_nbd_connections_active")
+        nbdReadBytes = CoreMetrics.Counter(label: "extentdb_nbd_read_bytes_total")
+        nbdReads = CoreMetrics.Counter(label: "extentdb_nbd_requests_total", dimensions: [("command", "read")])
+        nbdBlockStatus = CoreMetrics.Counter(label: "extentdb_nbd_requests_total", dimensions: [("command", "block_status")])
+        nbdErrors = CoreMetrics.Counter(label: "extentdb_nbd_request_errors_total")
     }
 
     func scanFinished(seconds: Double, succeeded: Bool) {
@@ -42,6 +56,26 @@ public final class ServiceMetrics: Sendable {
 
     func exported(bytes: UInt64) {
         exportedBytes.increment(by: Int64(clamping: bytes))
+    }
+
+    /// The NBD server's figures (`serve --nbd-socket/--nbd-listen`).
+    var nbd: any NBDServerObserver { NBDFigures(metrics: self) }
+
+    fileprivate struct NBDFigures: NBDServerObserver {
+        let metrics: ServiceMetrics
+        func connectionOpened() {
+            metrics.nbdConnections.increment()
+            metrics.nbdActive.record(Double(metrics.nbdActiveCount.withLockedValue { $0 += 1; return $0 }))
+        }
+        func connectionClosed() {
+            metrics.nbdActive.record(Double(metrics.nbdActiveCount.withLockedValue { $0 -= 1; return $0 }))
+        }
+        func read(bytes: Int) {
+            metrics.nbdReads.increment()
+            metrics.nbdReadBytes.increment(by: Int64(bytes))
+        }
+        func blockStatusAnswered() { metrics.nbdBlockStatus.increment() }
+        func requestFailed() { metrics.nbdErrors.increment() }
     }
 
     /// The exposition text, after setting the gauges that are read on demand.

@@ -45,6 +45,14 @@ import Testing
                     qemu-img compare -q -f raw tcp.raw "root/$image"
                 done
                 nbdinfo --map=qemu:allocation-depth "nbd+unix:///top.qcow2$U" | grep -q 'backing depth 2'
+                # /metrics counts what the NBD server did. The clients read data extents only (block status
+                # tells them the rest is holes): two copies of the VHD's 3 MiB at least.
+                $C localhost:$P/metrics > metrics.txt
+                awk '$1 == "extentdb_nbd_read_bytes_total" { exit !($2 >= 2 * 3 * 1048576) }' metrics.txt
+                grep -q '^extentdb_nbd_request_errors_total 0$' metrics.txt
+                awk '$1 == "extentdb_nbd_connections_total" { exit !($2 >= 10) }' metrics.txt
+                grep -q '^extentdb_nbd_requests_total{command="block_status"} [1-9]' metrics.txt
+                grep -q '^extentdb_nbd_connections_active ' metrics.txt
                 echo ok
                 """, prologue: Self.startServerWithNBD)
     }
