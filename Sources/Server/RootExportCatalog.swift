@@ -17,7 +17,12 @@ struct RootExportCatalog: ImageExportCatalog {
 
     func exportNames() -> [String] {
         let images = (try? service.store.scannedImages(directories: service.configuration.roots)) ?? []
-        return images.compactMap { relativeName(of: $0.image.path) }.sorted()
+        // Only images it would serve: a chain with a layer outside the roots (indexed by another user of the
+        // index) is neither served nor announced.
+        let servable = images.filter { image in
+            (try? service.confine(IndexedScan(image: image.image, scan: image.scan, layers: image.layers))) != nil
+        }
+        return servable.compactMap { relativeName(of: $0.image.path) }.sorted()
     }
 
     func imageExport(named name: String) -> Result<ImageExport, NBDExportUnavailable> {

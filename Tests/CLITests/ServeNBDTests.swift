@@ -57,7 +57,7 @@ import Testing
                 """, prologue: Self.startServerWithNBD)
     }
 
-    @Test("names that leave the root, unindexed images and other files are refused; a changed image is rescanned at connect; SIGTERM removes the socket")
+    @Test("names that leave the root, chains that leave it, unindexed images and other files are refused; a changed image is rescanned at connect; SIGTERM removes the socket")
     func boundaryAndFreshness() throws {
         try expectServeScript(
             """
@@ -72,6 +72,11 @@ import Testing
                     refused "$name" "no export named '$name'"
                 done
                 refused new.raw "'new.raw' is not indexed yet: scan it first"
+                # A chain leaving the roots, indexed by another user of the index: neither announced nor served.
+                qemu-img create -q -f qcow2 -b ../outside/secret -F raw root/leaky.qcow2 4096
+                $X scan -q --allow-outside-backing root/leaky.qcow2
+                refused leaky.qcow2 "no export named 'leaky.qcow2'"
+                nbdinfo --list "nbd+unix://$U" | grep -q 'export="leaky.qcow2"' && exit 1
                 nbdinfo --list "nbd+unix://$U" | grep -q 'export="escape.raw"' && exit 1
                 # An open connection sees the old image fail with EIO once it changes; a new one, the new image.
                 # (nbdsh as a module: the Debian python3-libnbd binding is for /usr/bin/python3 only.)
