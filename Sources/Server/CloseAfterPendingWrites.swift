@@ -5,7 +5,7 @@ import NIOCore
 /// Hummingbird closes a connection right after writing the end of a response when the connection must
 /// not be reused: during graceful shutdown (quiescing) or for `Connection: close`. NIO fails writes still
 /// queued in the channel when it closes, so a streamed export to a client reading slower than we produce
-/// lost its last few hundred kilobytes: the client saw a body shorter than its `Content-Length`. This
+/// lost up to its last megabyte or two: the client saw a body shorter than its `Content-Length`. This
 /// handler sits between the HTTP codec and Hummingbird's connection state handler, counts writes in
 /// flight, and closes only when none is left (a write to a vanished client fails, which also counts as
 /// done, so a close is never held forever by a dead peer).
