@@ -247,9 +247,10 @@ extension IndexStore {
     }
 
     /// The id for a new row of `table` (`images` or `scans`): past the largest it ever held, so that an id a
-    /// client kept never comes to name another image or scan after a `forget` or `gc` (migration 0004).
+    /// client kept never comes to name another image or scan after a `forget` or `gc` (migration 0004, whose
+    /// triggers keep `id_high_water` at or above every id inserted).
     static func nextIDSQL(table: String) -> String {
-        "SELECT max((SELECT coalesce(max(id), 0) FROM \(table)), coalesce((SELECT last FROM id_high_water WHERE name = '\(table)'), 0)) + 1"
+        "SELECT last + 1 FROM id_high_water WHERE name = '\(table)'"
     }
 
     private func upsertImage(_ layer: NewLayer, backingImageID: Int64?, _ db: Database) throws -> Int64 {

@@ -24,12 +24,8 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
     if configuration.watchInterval > 0 {
         app.addServices(RootWatcher(service: service))
     }
-    if let path = configuration.nbdSocket {
-        app.addServices(NBDService(service: service, address: .unix(path: path)))
-    }
-    if let text = configuration.nbdListen {
-        let (host, port) = try ServerConfiguration.parseListen(text, option: "--nbd-listen")
-        app.addServices(NBDService(service: service, address: .tcp(host: host, port: port)))
+    for address in configuration.nbdAddresses {
+        app.addServices(NBDService(service: service, address: address))
     }
     return app
 }

@@ -22,7 +22,7 @@ struct RootExportCatalog: ImageExportCatalog {
         let servable = images.filter { image in
             (try? service.confine(IndexedScan(image: image.image, scan: image.scan, layers: image.layers))) != nil
         }
-        return servable.compactMap { relativeName(of: $0.image.path) }.sorted()
+        return servable.compactMap { service.policy.relativePath(of: $0.image.path) }.sorted()
     }
 
     func imageExport(named name: String) -> Result<ImageExport, NBDExportUnavailable> {
@@ -48,14 +48,6 @@ struct RootExportCatalog: ImageExportCatalog {
         guard !name.isEmpty, !name.hasPrefix("/"), !name.contains("\0") else { return nil }
         for root in service.configuration.roots {
             if let path = try? service.policy.resolve(root + "/" + name) { return path }
-        }
-        return nil
-    }
-
-    /// `path` relative to the first root it lies under.
-    private func relativeName(of path: String) -> String? {
-        for root in service.configuration.roots where path.hasPrefix(root.hasSuffix("/") ? root : root + "/") {
-            return String(path.dropFirst(root.count).drop { $0 == "/" })
         }
         return nil
     }

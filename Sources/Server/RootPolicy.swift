@@ -16,7 +16,17 @@ public struct RootPolicy: Sendable {
 
     /// True when `path` (canonical) is a root or lies under one.
     public func contains(_ path: String) -> Bool {
-        roots.contains { root in path == root || path.hasPrefix(root.hasSuffix("/") ? root : root + "/") }
+        roots.contains { root in path == root || Self.isBelow(path, root) }
+    }
+
+    /// `path` (canonical) relative to the first root it lies below, or nil when it lies below none.
+    public func relativePath(of path: String) -> String? {
+        roots.first { Self.isBelow(path, $0) }.map { root in String(path.dropFirst(root.count).drop { $0 == "/" }) }
+    }
+
+    /// True when `path` lies strictly below the directory `root`.
+    private static func isBelow(_ path: String, _ root: String) -> Bool {
+        path.hasPrefix(root.hasSuffix("/") ? root : root + "/")
     }
 
     /// The canonical path of an image a client named.

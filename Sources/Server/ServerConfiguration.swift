@@ -1,5 +1,6 @@
 import Foundation
 import ImageIO
+import NBDServer
 
 /// What `extentdb serve` was started with, checked and made canonical.
 public struct ServerConfiguration: Sendable {
@@ -29,6 +30,8 @@ public struct ServerConfiguration: Sendable {
     public var nbdSocket: String?
     /// Serve them over NBD on this TCP address too: loopback only, since NBD has no authentication.
     public var nbdListen: String?
+    /// Where the NBD server listens: `nbdSocket` and `nbdListen` as ``validate()`` parsed them.
+    public private(set) var nbdAddresses: [NBDListenAddress] = []
 
     public init(host: String, port: Int, roots: [String], token: String?, databasePath: String, watchInterval: Double = 30) {
         self.host = host
@@ -86,13 +89,15 @@ public struct ServerConfiguration: Sendable {
             canonical.append(resolved)
         }
         roots = canonical
+        nbdAddresses = nbdSocket.map { [.unix(path: $0)] } ?? []
         if let nbdListen {
-            let (host, _) = try Self.parseListen(nbdListen, option: "--nbd-listen")
+            let (host, port) = try Self.parseListen(nbdListen, option: "--nbd-listen")
             guard Self.isLoopback(host) else {
                 throw Invalid(
                     "refusing --nbd-listen \(nbdListen): NBD has no authentication, so only a loopback address is allowed; "
                         + "use --nbd-socket (its permissions decide who connects) or a tunnel")
             }
+            nbdAddresses.append(.tcp(host: host, port: port))
         }
         guard watchInterval >= 0 else { throw Invalid("--watch-interval must be 0 (off) or more seconds") }
     }

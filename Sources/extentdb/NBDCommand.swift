@@ -4,6 +4,7 @@ import Export
 import Foundation
 import Logging
 import NBDServer
+import Server
 
 struct NBDCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -36,18 +37,17 @@ struct NBDCommand: ParsableCommand {
 
     func validate() throws {
         guard (socket == nil) != (listen == nil) else { throw ValidationError("give exactly one of --socket or --listen") }
-        if let listen, Self.tcpAddress(listen) == nil { throw ValidationError("--listen \(listen): expected HOST:PORT") }
+        if let listen { _ = try Self.tcpAddress(listen) }
     }
 
-    /// Splits `HOST:PORT` (or `[V6]:PORT`).
-    static func tcpAddress(_ text: String) -> NBDListenAddress? {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            return nil
+    /// `HOST:PORT` (or `[V6]:PORT`), parsed as `serve --listen` parses it.
+    static func tcpAddress(_ text: String) throws -> NBDListenAddress {
+        do {
+            let (host, port) = try ServerConfiguration.parseListen(text)
+            return .tcp(host: host, port: port)
+        } catch {
+            throw ValidationError(error.description)
         }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { return nil }
-        return .tcp(host: host, port: port)
     }
 
     static func logger() -> Logger {
@@ -71,8 +71,8 @@ struct NBDCommand: ParsableCommand {
             address = .unix(path: socket)
             // SIGINT/SIGTERM remove the socket, as qemu-nbd does.
             _ = extentdb_set_cleanup_path(socket)
-        } else if let listen, let tcp = Self.tcpAddress(listen) {
-            address = tcp
+        } else if let listen {
+            address = try Self.tcpAddress(listen)
         } else {
             throw ValidationError("give exactly one of --socket or --listen")
         }
