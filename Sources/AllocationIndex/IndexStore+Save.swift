@@ -14,6 +14,7 @@ public struct NewLayer: Sendable {
     public var inode: UInt64
     public var fileSize: UInt64
     public var mtimeNanoseconds: Int64
+    public var ctimeNanoseconds: Int64
     public var headerChecksum: String
     /// The file holding this layer's data when it is not the image itself (qcow2 external data file).
     public var dataPath: String?
@@ -22,9 +23,10 @@ public struct NewLayer: Sendable {
 
     public init(
         path: String, format: String, virtualSize: UInt64, clusterSize: UInt64?, backingPath: String?,
-        metadataJSON: String, device: UInt64, inode: UInt64, fileSize: UInt64, mtimeNanoseconds: Int64,
+        metadataJSON: String, device: UInt64, inode: UInt64, fileSize: UInt64, mtimeNanoseconds: Int64, ctimeNanoseconds: Int64,
         headerChecksum: String, dataPath: String? = nil, dataIdentity: StoredFileIdentity? = nil
     ) {
+        self.ctimeNanoseconds = ctimeNanoseconds
         self.path = path
         self.format = format
         self.virtualSize = virtualSize
@@ -41,14 +43,17 @@ public struct NewLayer: Sendable {
     }
 }
 
-/// A file's identity as the index stores it: device, inode, size and mtime.
+/// A file's identity as the index stores it: device, inode, size, mtime and ctime.
 public struct StoredFileIdentity: Sendable, Equatable {
     public var device: UInt64
     public var inode: UInt64
     public var size: UInt64
     public var mtimeNanoseconds: Int64
+    /// Nil when recorded before schema version 5: such an identity matches no file, so it is rescanned.
+    public var ctimeNanoseconds: Int64?
 
-    public init(device: UInt64, inode: UInt64, size: UInt64, mtimeNanoseconds: Int64) {
+    public init(device: UInt64, inode: UInt64, size: UInt64, mtimeNanoseconds: Int64, ctimeNanoseconds: Int64?) {
+        self.ctimeNanoseconds = ctimeNanoseconds
         self.device = device
         self.inode = inode
         self.size = size
@@ -69,11 +74,14 @@ public struct NewScan: Sendable {
     public var allowsOutsideBacking = false
     /// Keep at most this many scans of the image (this one included), deleting the oldest; nil keeps all.
     public var keepScans: Int?
+    /// The trust the chain needed (trusted roots reached, files followed outside every allowed directory).
+    public var trust = ScanTrust()
 
     public init(
         layers: [NewLayer], extents: [Extent], scannedAtNanoseconds: Int64, durationNanoseconds: UInt64,
-        toolVersion: String, warnings: [String], allowsOutsideBacking: Bool = false, keepScans: Int? = nil
+        toolVersion: String, warnings: [String], allowsOutsideBacking: Bool = false, keepScans: Int? = nil, trust: ScanTrust = ScanTrust()
     ) {
+        self.trust = trust
         self.keepScans = keepScans
         self.allowsOutsideBacking = allowsOutsideBacking
         self.layers = layers
@@ -203,7 +211,8 @@ extension IndexStore {
                 dataExtentCount: Int64(statistics.count), dataExtentLargest: Int64(statistics.largest),
                 dataExtentMedian: Int64(statistics.median),
                 dataExtentHistogram: String(decoding: try JSONEncoder().encode(statistics.histogram), as: UTF8.self),
-                warningsJson: String(decoding: try JSONEncoder().encode(scan.warnings), as: UTF8.self))
+                warningsJson: String(decoding: try JSONEncoder().encode(scan.warnings), as: UTF8.self),
+                trustJson: scan.trust.json)
             record.id = try Int64.fetchOne(db, sql: Self.nextIDSQL(table: "scans"))
             try record.insert(db)
             guard let scanID = record.id else { throw StoreError.notFound("inserted scan id") }
@@ -211,11 +220,13 @@ extension IndexStore {
                 try ScanLayerRecord(
                     scanId: scanID, depth: Int64(depth), path: layer.path, format: layer.format,
                     device: Int64(bitPattern: layer.device), inode: Int64(bitPattern: layer.inode),
-                    fileSize: Int64(layer.fileSize), mtimeNs: layer.mtimeNanoseconds, headerChecksum: layer.headerChecksum,
+                    fileSize: Int64(layer.fileSize), mtimeNs: layer.mtimeNanoseconds, ctimeNs: layer.ctimeNanoseconds,
+                    headerChecksum: layer.headerChecksum,
                     clusterSize: layer.clusterSize.map { Int64($0) }, dataPath: layer.dataPath,
                     dataDevice: layer.dataIdentity.map { Int64(bitPattern: $0.device) },
                     dataInode: layer.dataIdentity.map { Int64(bitPattern: $0.inode) },
-                    dataFileSize: layer.dataIdentity.map { Int64($0.size) }, dataMtimeNs: layer.dataIdentity?.mtimeNanoseconds
+                    dataFileSize: layer.dataIdentity.map { Int64($0.size) }, dataMtimeNs: layer.dataIdentity?.mtimeNanoseconds,
+                    dataCtimeNs: layer.dataIdentity?.ctimeNanoseconds
                 ).insert(db)
             }
             if let owner = try Self.chunkOwnerWithSameExtents(as: chunks, imageID: imageIDs[0], excluding: scanID, db) {

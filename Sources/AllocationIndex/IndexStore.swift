@@ -31,6 +31,12 @@ public final class IndexStore: Sendable {
         self.path = path
         let directory = (path as NSString).deletingLastPathComponent
         let exists = FileManager.default.fileExists(atPath: path)
+        // A dangling link where the index should be would have SQLite (often root) create whatever file the
+        // link names, anywhere: an index is only created under its own name.
+        var link = stat()
+        if !exists, lstat(path, &link) == 0, link.st_mode & S_IFMT == S_IFLNK {
+            throw StoreError.danglingLink(path)
+        }
         if exists {
             try Self.checkIsOurs(path)
         }

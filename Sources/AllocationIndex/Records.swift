@@ -58,6 +58,11 @@ public struct ScanRecord: Codable, FetchableRecord, MutablePersistableRecord, Se
     public var warningsJson: String
     /// The scan whose stored chunks are this scan's extents (an unchanged rescan); nil: its own chunks.
     public var extentsScanId: Int64? = nil
+    /// ``ScanTrust`` as JSON (schema version 5); nil for a scan recorded before, whose trust is unknown.
+    public var trustJson: String? = nil
+
+    /// The trust the scan was made under, or nil when it was not recorded (or cannot be read).
+    public var trust: ScanTrust? { trustJson.flatMap(ScanTrust.init(json:)) }
 
     public enum Columns {
         public static let id = Column(CodingKeys.id)
@@ -85,6 +90,7 @@ public struct ScanRecord: Codable, FetchableRecord, MutablePersistableRecord, Se
         case dataExtentHistogram = "data_extent_histogram"
         case warningsJson = "warnings_json"
         case extentsScanId = "extents_scan_id"
+        case trustJson = "trust_json"
     }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
@@ -101,6 +107,8 @@ public struct ScanLayerRecord: Codable, FetchableRecord, PersistableRecord, Send
     public var inode: Int64
     public var fileSize: Int64
     public var mtimeNs: Int64
+    /// Nil when recorded before schema version 5 (the layer then counts as changed).
+    public var ctimeNs: Int64?
     public var headerChecksum: String
     public var clusterSize: Int64?
     public var dataPath: String?
@@ -109,6 +117,7 @@ public struct ScanLayerRecord: Codable, FetchableRecord, PersistableRecord, Send
     public var dataInode: Int64?
     public var dataFileSize: Int64?
     public var dataMtimeNs: Int64?
+    public var dataCtimeNs: Int64?
 
     public enum Columns {
         public static let scanId = Column(CodingKeys.scanId)
@@ -120,6 +129,7 @@ public struct ScanLayerRecord: Codable, FetchableRecord, PersistableRecord, Send
         case depth, path, format, device, inode
         case fileSize = "file_size"
         case mtimeNs = "mtime_ns"
+        case ctimeNs = "ctime_ns"
         case headerChecksum = "header_checksum"
         case clusterSize = "cluster_size"
         case dataPath = "data_path"
@@ -127,13 +137,17 @@ public struct ScanLayerRecord: Codable, FetchableRecord, PersistableRecord, Send
         case dataInode = "data_inode"
         case dataFileSize = "data_file_size"
         case dataMtimeNs = "data_mtime_ns"
+        case dataCtimeNs = "data_ctime_ns"
     }
 
     public init(
         scanId: Int64 = 0, depth: Int64, path: String, format: String, device: Int64, inode: Int64, fileSize: Int64,
-        mtimeNs: Int64, headerChecksum: String, clusterSize: Int64? = nil, dataPath: String? = nil,
-        dataDevice: Int64? = nil, dataInode: Int64? = nil, dataFileSize: Int64? = nil, dataMtimeNs: Int64? = nil
+        mtimeNs: Int64, ctimeNs: Int64? = nil, headerChecksum: String, clusterSize: Int64? = nil, dataPath: String? = nil,
+        dataDevice: Int64? = nil, dataInode: Int64? = nil, dataFileSize: Int64? = nil, dataMtimeNs: Int64? = nil,
+        dataCtimeNs: Int64? = nil
     ) {
+        self.ctimeNs = ctimeNs
+        self.dataCtimeNs = dataCtimeNs
         self.scanId = scanId
         self.depth = depth
         self.path = path
@@ -153,11 +167,18 @@ public struct ScanLayerRecord: Codable, FetchableRecord, PersistableRecord, Send
 }
 
 extension ScanLayerRecord {
+    /// The layer file's own recorded identity.
+    public var identity: StoredFileIdentity {
+        StoredFileIdentity(
+            device: UInt64(bitPattern: device), inode: UInt64(bitPattern: inode), size: UInt64(max(fileSize, 0)), mtimeNanoseconds: mtimeNs,
+            ctimeNanoseconds: ctimeNs)
+    }
+
     /// The data file's recorded identity, when the layer has one and it was recorded.
     public var dataIdentity: StoredFileIdentity? {
         guard let dataDevice, let dataInode, let dataFileSize, let dataMtimeNs else { return nil }
         return StoredFileIdentity(
             device: UInt64(bitPattern: dataDevice), inode: UInt64(bitPattern: dataInode), size: UInt64(max(dataFileSize, 0)),
-            mtimeNanoseconds: dataMtimeNs)
+            mtimeNanoseconds: dataMtimeNs, ctimeNanoseconds: dataCtimeNs)
     }
 }

@@ -19,12 +19,16 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     /// A scan being read in batches was removed (forgotten, collected) or replaced between two batches:
     /// what was read so far cannot be completed.
     case scanGone(String)
+    /// The index path is a symbolic link to a file that does not exist: it is not created through it.
+    case danglingLink(String)
 
     public var description: String {
         switch self {
         case .corruptChunk(let detail): return "index is damaged: extent chunk \(detail)"
         case .cannotCreateDirectory(let path): return "cannot create index directory \(path)"
         case .notFound(let what): return "\(what) is not in the index"
+        case .danglingLink(let path):
+            return "\(path) is a symbolic link to a file that does not exist; refusing to create an index through it (remove the link, or name the index file itself)"
         case .invalidScan(let detail): return "refusing to record a scan: \(detail)"
         case let .foreignDatabase(path, id, tables):
             return "\(path) is not an extentdb index (application_id 0x\(String(UInt32(bitPattern: id), radix: 16)), tables: "

@@ -70,3 +70,11 @@ void extentdb_fiemap_extent(const void *buffer, uint32_t index, uint64_t *logica
     *length = extent->fe_length;
     *flags = extent->fe_flags;
 }
+
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+
+int extentdb_openat2(int dirfd, const char *path, int flags, uint64_t resolve) {
+    struct open_how how = {.flags = (uint64_t)flags, .mode = 0, .resolve = resolve};
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}

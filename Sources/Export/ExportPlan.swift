@@ -55,11 +55,7 @@ public struct ExportPlan: Sendable {
                     depth: Int(layer.depth), path: layer.path, format: format, dataPath: layer.dataPath ?? layer.path,
                     clusterSize: layer.clusterSize.map { UInt64($0) },
                     compression: metadata?.qcow2?.compressionType == "zstd" ? .zstd : .zlib, metadata: metadata,
-                    dataIdentity: layer.dataPath == nil
-                        ? StoredFileIdentity(
-                            device: UInt64(bitPattern: layer.device), inode: UInt64(bitPattern: layer.inode),
-                            size: UInt64(max(layer.fileSize, 0)), mtimeNanoseconds: layer.mtimeNs)
-                        : layer.dataIdentity))
+                    dataIdentity: layer.dataPath == nil ? layer.identity : layer.dataIdentity))
         }
         self.layers = layers
         if let basePath {

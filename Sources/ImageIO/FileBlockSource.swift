@@ -30,24 +30,53 @@ public final class FileBlockSource: @unchecked Sendable {
         public var allowsBlockDevice: Bool
         /// Refuse a symbolic link as the last component (`O_NOFOLLOW`).
         public var followsSymbolicLinks: Bool
+        /// Refuse a descriptor whose path the kernel cannot report (a deleted file, a memfd, a name that is
+        /// not UTF-8 or longer than 4,096 bytes) instead of falling back to the name it was opened by: a file
+        /// an image names is only ever judged by where it really is.
+        public var requiresKnownLocation: Bool
 
-        public init(allowsBlockDevice: Bool = true, followsSymbolicLinks: Bool = true) {
+        public init(allowsBlockDevice: Bool = true, followsSymbolicLinks: Bool = true, requiresKnownLocation: Bool = false) {
             self.allowsBlockDevice = allowsBlockDevice
             self.followsSymbolicLinks = followsSymbolicLinks
+            self.requiresKnownLocation = requiresKnownLocation
         }
     }
 
-    public init(path: String, rules: Rules = Rules()) throws(IOError) {
-        self.path = path
-        let flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC | (rules.followsSymbolicLinks ? 0 : O_NOFOLLOW)
-        let fd = Glibc.open(path, flags)
-        guard fd >= 0 else {
-            let code = errno
-            if code == ELOOP && !rules.followsSymbolicLinks {
-                throw IOError(path: path, operation: "open", detail: "is a symbolic link, which is not followed here")
-            }
-            throw IOError(path: path, operation: "open", errno: Errno(rawValue: code))
+    /// Opens `path` (read-only, non-blocking) and checks what was opened against `rules`.
+    ///
+    /// The name is opened `O_PATH` first (no read access, so a FIFO, tape or watchdog device it may name
+    /// sees no open), checked with `fstat`, and only an accepted file is reopened for reading, through the
+    /// vetted descriptor's own /proc entry so that the same inode is read.
+    public convenience init(path: String, rules: Rules = Rules()) throws(IOError) {
+        let handle = Glibc.open(path, ConfinedOpen.pathOnly | O_CLOEXEC | (rules.followsSymbolicLinks ? 0 : O_NOFOLLOW))
+        guard handle >= 0 else { throw IOError(path: path, operation: "open", errno: Errno(rawValue: errno)) }
+        defer { Glibc.close(handle) }
+        var vetted = stat()
+        guard fstat(handle, &vetted) == 0 else { throw IOError(path: path, operation: "fstat", errno: Errno(rawValue: errno)) }
+        let kind = FileIdentity(status: vetted).kind
+        if kind == .other && vetted.st_mode & S_IFMT == S_IFLNK {
+            throw IOError(path: path, operation: "open", detail: "is a symbolic link, which is not followed here")
         }
+        guard kind == .regular || (kind == .blockDevice && rules.allowsBlockDevice) else {
+            throw IOError(path: path, operation: "open", detail: "not a regular file (\(FileIdentity.describe(mode: vetted.st_mode))); refusing to read it")
+        }
+        var fd = Glibc.open("/proc/self/fd/\(handle)", O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        if fd < 0 && errno == ENOENT {
+            // No /proc: open by name again; the identity check below still refuses a swapped file.
+            fd = Glibc.open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | (rules.followsSymbolicLinks ? 0 : O_NOFOLLOW))
+        }
+        guard fd >= 0 else { throw IOError(path: path, operation: "open", errno: Errno(rawValue: errno)) }
+        var opened = stat()
+        guard fstat(fd, &opened) == 0, opened.st_dev == vetted.st_dev, opened.st_ino == vetted.st_ino else {
+            Glibc.close(fd)
+            throw IOError(path: path, operation: "open", detail: "the file was replaced while it was being opened")
+        }
+        try self.init(adopting: fd, path: path, rules: rules)
+    }
+
+    /// Takes ownership of an open descriptor (closed here on failure) and checks it against `rules`.
+    public init(adopting fd: Int32, path: String, rules: Rules) throws(IOError) {
+        self.path = path
         var info = stat()
         guard fstat(fd, &info) == 0 else {
             let code = errno
@@ -59,6 +88,13 @@ public final class FileBlockSource: @unchecked Sendable {
         guard accepted else {
             Glibc.close(fd)
             throw IOError(path: path, operation: "open", detail: "not a regular file (\(FileIdentity.describe(mode: info.st_mode))); refusing to read it")
+        }
+        let located = FileIdentity.pathOfDescriptor(fd)
+        if located == nil && rules.requiresKnownLocation {
+            Glibc.close(fd)
+            throw IOError(
+                path: path, operation: "open",
+                detail: "where the opened file lies cannot be established (deleted, a memory file, or a name that is not UTF-8)")
         }
         descriptor = FileDescriptor(rawValue: fd)
         if identity.kind == .blockDevice {
@@ -73,7 +109,7 @@ public final class FileBlockSource: @unchecked Sendable {
             size = identity.size
         }
         self.identity = identity
-        openedPath = FileIdentity.pathOfDescriptor(fd) ?? path
+        openedPath = located ?? path
     }
 
     deinit { close() }

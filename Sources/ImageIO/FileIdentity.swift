@@ -8,6 +8,9 @@ public struct FileIdentity: Sendable, Equatable, Codable {
     public var inode: UInt64
     public var size: UInt64
     public var modificationTimeNanoseconds: Int64
+    /// The inode's change time (`st_ctim`): set by the kernel on every write, rename and metadata change,
+    /// and unlike mtime not settable by the file's owner (`touch -d` restores mtime, never ctime).
+    public var changeTimeNanoseconds: Int64 = 0
     /// Bytes the file really occupies on disk (`st_blocks * 512`).
     public var allocatedBytes: UInt64
     /// Regular file, block device, directory or something else.
@@ -17,7 +20,10 @@ public struct FileIdentity: Sendable, Equatable, Codable {
         case regular, blockDevice, directory, other
     }
 
-    public init(device: UInt64, inode: UInt64, size: UInt64, modificationTimeNanoseconds: Int64, allocatedBytes: UInt64) {
+    public init(
+        device: UInt64, inode: UInt64, size: UInt64, modificationTimeNanoseconds: Int64, allocatedBytes: UInt64, changeTimeNanoseconds: Int64 = 0
+    ) {
+        self.changeTimeNanoseconds = changeTimeNanoseconds
         self.device = device
         self.inode = inode
         self.size = size
@@ -40,6 +46,7 @@ public struct FileIdentity: Sendable, Equatable, Codable {
         inode = UInt64(info.st_ino)
         size = UInt64(max(info.st_size, 0))
         modificationTimeNanoseconds = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+        changeTimeNanoseconds = Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec)
         allocatedBytes = UInt64(max(info.st_blocks, 0)) * 512
         switch info.st_mode & S_IFMT {
         case S_IFREG: kind = .regular
@@ -75,10 +82,11 @@ public struct FileIdentity: Sendable, Equatable, Codable {
         return text
     }
 
-    /// True when both describe the same file in the same state (allocation on disk aside).
+    /// True when both describe the same file in the same state (allocation on disk aside): device, inode,
+    /// size, mtime and ctime.
     public func matches(_ other: FileIdentity) -> Bool {
         device == other.device && inode == other.inode && size == other.size
-            && modificationTimeNanoseconds == other.modificationTimeNanoseconds
+            && modificationTimeNanoseconds == other.modificationTimeNanoseconds && changeTimeNanoseconds == other.changeTimeNanoseconds
     }
 }
 
@@ -107,9 +115,22 @@ public enum PathResolver {
     }
 
     /// True when `path` is `directory` itself or lies below it (both canonical, absolute).
+    ///
+    /// Compared as bytes: Swift's `String` comparison treats canonically equivalent text as equal (`é` and
+    /// `e` + U+0301), but Linux names are bytes, and those are two different directories.
     public static func isInside(_ path: String, directory: String) -> Bool {
-        if directory == "/" { return path.hasPrefix("/") }
-        return path == directory || path.hasPrefix(directory + "/")
+        if directory == "/" { return path.utf8.first == UInt8(ascii: "/") }
+        return path.utf8.elementsEqual(directory.utf8) || beneath(path, directory: directory) != nil
+    }
+
+    /// `path` relative to `directory` when it lies strictly below it (both absolute, normalised), compared
+    /// as bytes; nil otherwise.
+    public static func beneath(_ path: String, directory: String) -> String? {
+        var prefix = Array(directory.utf8)
+        if prefix.last != UInt8(ascii: "/") { prefix.append(UInt8(ascii: "/")) }
+        let bytes = Array(path.utf8)
+        guard bytes.count > prefix.count, bytes.starts(with: prefix) else { return nil }
+        return String(decoding: bytes[prefix.count...], as: UTF8.self)
     }
 
     /// The directory part of an absolute path.

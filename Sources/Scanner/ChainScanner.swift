@@ -1,3 +1,4 @@
+import AllocationIndex
 import ImageFormats
 import ImageIO
 
@@ -23,6 +24,8 @@ public struct ChainScan: Sendable {
     /// The composed map: sorted, merged, tiling `[0, virtual size)` exactly.
     public var extents: [Extent]
     public var durationNanoseconds: UInt64
+    /// What the chain needed beyond each image's own directory (recorded with the scan).
+    public var trust = ScanTrust()
 
     public var top: ScannedLayer { layers[0] }
 }
@@ -31,6 +34,9 @@ public struct ChainScan: Sendable {
 public struct ScanOptions: Sendable {
     /// Follow backing files, VHD parents and qcow2 data files wherever they are (``ChainBoundary``).
     public var allowsOutsideBacking = false
+    /// Keep the trust an image was indexed with (`--allow-outside-backing` given to an earlier scan of it)
+    /// for its later rescans: the CLI's policy. The service keeps only its own (false).
+    public var keepsRecordedTrust = true
     /// Canonical directories whose files any image may name as its backing file, parent or data file.
     public var trustedRoots: [String] = []
     /// Read the image as this format instead of probing it (`--image-format`).
@@ -39,6 +45,10 @@ public struct ScanOptions: Sendable {
     public var maximumChainLength = Limits.chainLength
     /// Counts the tables read, for a caller reporting progress.
     public var progress: ScanProgress?
+    /// When set, the image itself must be a canonical path beneath one of these directories and is opened
+    /// beneath it with no symbolic link at all (the service: a link where the indexed file was means it was
+    /// replaced by a pointer to another file, ``ImageError/Reason/replaced``).
+    public var confinementRoots: [String]?
 
     public init(allowsOutsideBacking: Bool = false, trustedRoots: [String] = [], pinnedFormat: ImageFormat? = nil) {
         self.allowsOutsideBacking = allowsOutsideBacking
@@ -62,14 +72,22 @@ public enum ChainScanner {
         var layers: [ScannedLayer] = []
         var seen: Set<[UInt64]> = []
         var givenPath = PathResolver.absolute(path, relativeTo: PathResolver.currentDirectory())
-        var source: FileBlockSource? = try openImage(givenPath)
+        var directory = ChainDirectory.named(givenPath)
+        var source: FileBlockSource?
+        if let roots = options.confinementRoots {
+            (source, directory) = try openConfined(givenPath, roots: roots)
+        } else {
+            source = try openImage(givenPath)
+        }
         var declared = options.pinnedFormat
         while let current = source {
             defer { current.close() }
             guard layers.count < options.maximumChainLength else {
                 throw ImageError.chain(path, "backing chain is longer than \(options.maximumChainLength) layers")
             }
-            let opened = try LayerOpener.open(source: current, givenPath: givenPath, declaredFormat: declared, withMap: true, options: options)
+            let opened = try LayerOpener.open(
+                source: current, givenPath: givenPath, declaredFormat: declared, withMap: true, options: options,
+                boundary: boundary, directory: directory)
             // A raw file is a disk of whole sectors (RawDisk): what qemu and hypervisors present.
             let layer = RawDisk.padded(opened.layer)
             let key = [layer.identity.device, layer.identity.inode]
@@ -88,21 +106,50 @@ public enum ChainScanner {
             source = nil
             if let backing = layer.metadata.backing {
                 declared = try backingFormat(backing, of: layer.path)
-                source = try boundary.openNamed(
+                let next = try boundary.openNamed(
                     backing.resolvedPath, name: backing.name, role: layer.format == .vhd ? "parent" : "backing file",
-                    referrer: layer.path, referrerDirectory: PathResolver.directory(of: givenPath))
-                givenPath = backing.resolvedPath
+                    referrer: layer.path, directory: directory)
+                source = next.source
+                givenPath = next.givenPath
+                directory = next.directory
             }
         }
         let extents = ChainComposer.compose(layers.map(\.map))
         let elapsed = clock.now - started
         let nanoseconds = UInt64(elapsed.components.seconds) * 1_000_000_000 + UInt64(elapsed.components.attoseconds / 1_000_000_000)
-        return ChainScan(layers: layers, extents: extents, durationNanoseconds: nanoseconds)
+        return ChainScan(layers: layers, extents: extents, durationNanoseconds: nanoseconds, trust: boundary.trust)
     }
 
     /// Opens the image a caller named (symbolic links followed, block devices allowed, FIFOs refused).
     static func openImage(_ path: String) throws -> FileBlockSource {
         try attributing(to: path) { try FileBlockSource(path: path) }
+    }
+
+    /// Opens an image the service names by its canonical path beneath one of `roots`, with no symbolic link
+    /// anywhere on the way (openat2 `RESOLVE_NO_SYMLINKS`), and its directory the same way.
+    ///
+    /// - Throws: ``ImageError`` ``ImageError/Reason/replaced`` when a link now stands on the path.
+    static func openConfined(_ path: String, roots: [String]) throws -> (FileBlockSource, ChainDirectory) {
+        guard let root = roots.first(where: { PathResolver.beneath(path, directory: $0) != nil }),
+            let relative = PathResolver.beneath(path, directory: root)
+        else {
+            throw ImageError.chain(path, "not beneath the directories this index serves")
+        }
+        let anchor = try attributing(to: path) { try DirectoryAnchor(path: root) }
+        let source: FileBlockSource
+        do {
+            source = try ConfinedOpen.open(relative, beneath: anchor, resolution: .beneathWithoutSymbolicLinks)
+        } catch {
+            if error.errno == .tooManySymbolicLinkLevels || error.errno == .improperLink {
+                throw ImageError(path: path, .replaced("a symbolic link now stands on its path, so it would read another file"))
+            }
+            throw error.asImageError
+        }
+        let parent = PathResolver.directory(of: relative)
+        let directory = ChainDirectory(lexicalPath: PathResolver.directory(of: path)) { () throws(IOError) in
+            try anchor.directory(parent, resolution: .beneathWithoutSymbolicLinks)
+        }
+        return (source, directory)
     }
 
     /// Reads only the header metadata of one file (no tables, no chain): what `info` shows when the chain

@@ -7,6 +7,12 @@ public struct ImageError: Error, Sendable, CustomStringConvertible {
         case format(FormatError)
         case io(IOError)
         case chain(String)
+        /// The path of an indexed image now leads through a symbolic link: the file it was indexed from was
+        /// replaced by a pointer to another, which is never followed.
+        case replaced(String)
+        /// A file the image names lies where the boundary does not allow (``ChainBoundary``); the message is
+        /// the same whatever that file is, or whether it exists.
+        case refused(String)
     }
 
     public var path: String
@@ -24,7 +30,7 @@ public struct ImageError: Error, Sendable, CustomStringConvertible {
         switch reason {
         case .format(let error): return "\(path): \(error)"
         case .io(let error): return error.description
-        case .chain(let message): return "\(path): \(message)"
+        case .chain(let message), .replaced(let message), .refused(let message): return "\(path): \(message)"
         }
     }
 }

@@ -55,7 +55,8 @@ public struct ImageIndexer: Sendable {
         return canonical
     }
 
-    /// Compares every layer's recorded identity with a fresh `stat`; reads nothing from the images.
+    /// Compares every layer's recorded identity (device, inode, size, mtime, ctime) with a fresh `stat`;
+    /// reads nothing from the images.
     public static func freshness(of indexed: IndexedScan) -> Freshness {
         for layer in indexed.layers {
             guard let now = try? FileIdentity(path: layer.path) else {
@@ -67,6 +68,12 @@ public struct ImageIndexer: Sendable {
             if UInt64(layer.fileSize) != now.size { return .stale("layer \(layer.depth) \(layer.path) changed size") }
             if layer.mtimeNs != now.modificationTimeNanoseconds {
                 return .stale("layer \(layer.depth) \(layer.path) was modified")
+            }
+            guard let ctime = layer.ctimeNs else {
+                return .stale("layer \(layer.depth) \(layer.path) was scanned before change times were recorded")
+            }
+            if ctime != now.changeTimeNanoseconds {
+                return .stale("layer \(layer.depth) \(layer.path) was changed (its ctime moved, whatever its mtime says)")
             }
             if let dataPath = layer.dataPath {
                 guard let recorded = layer.dataIdentity else {
@@ -81,6 +88,15 @@ public struct ImageIndexer: Sendable {
             }
         }
         return .fresh
+    }
+
+    /// Why this indexer may not reuse `indexed` as it stands (its chain needed more trust than this
+    /// indexer gives, or its trust was never recorded), or nil when it may. Such a scan is made again under
+    /// this indexer's trust, which refuses the chain if it still needs more.
+    public func trustShortfall(of indexed: IndexedScan) -> String? {
+        guard let trust = indexed.scan.trust else { return "it was scanned before the trust it needed was recorded" }
+        let outside = options.allowsOutsideBacking || (options.keepsRecordedTrust && indexed.image.allowsOutsideBacking)
+        return trust.uncovered(byTrustedRoots: options.trustedRoots, allowsOutside: outside).map { "it cannot be reused here: \($0)" }
     }
 
     /// Like ``freshness(of:)``, then also compares each layer's header checksum (one small read per layer),
@@ -104,7 +120,9 @@ public struct ImageIndexer: Sendable {
     public func ensureIndexed(path: String, force: Bool = false, progress: ScanProgress? = nil) throws -> IndexingOutcome {
         let canonical = try Self.canonicalPath(path)
         let previous = try store.latestScan(path: canonical)
-        if !force, pinAgrees(with: previous), let indexed = previous, Self.freshnessWithHeaders(of: indexed).isFresh {
+        if !force, pinAgrees(with: previous), let indexed = previous, trustShortfall(of: indexed) == nil,
+            Self.freshnessWithHeaders(of: indexed).isFresh
+        {
             return IndexingOutcome(path: canonical, action: .unchanged, indexed: indexed)
         }
         guard !store.isReadOnly else { throw StoreError.readOnly(store.path ?? "the index") }
@@ -120,7 +138,7 @@ public struct ImageIndexer: Sendable {
     ///   `*.raw` probes as another format at first contact; both unless the caller pinned the format.
     public func options(for path: String, previous: IndexedScan?) throws -> ScanOptions {
         var options = self.options
-        if previous?.image.allowsOutsideBacking == true { options.allowsOutsideBacking = true }
+        if options.keepsRecordedTrust && previous?.image.allowsOutsideBacking == true { options.allowsOutsideBacking = true }
         guard options.pinnedFormat == nil else { return options }
         let probed = try ChainScanner.probe(path: path)
         if let previous, let indexed = ImageFormat(rawValue: previous.image.format) {
@@ -169,7 +187,8 @@ public struct ImageIndexer: Sendable {
         let previous = try store.latestScan(path: canonical)
         var reason: String?
         if let indexed = previous {
-            let freshness = checkHeaders ? Self.freshnessWithHeaders(of: indexed) : Self.freshness(of: indexed)
+            var freshness = checkHeaders ? Self.freshnessWithHeaders(of: indexed) : Self.freshness(of: indexed)
+            if let shortfall = trustShortfall(of: indexed) { freshness = .stale(shortfall) }
             if freshness.isFresh && pinAgrees(with: indexed) { return Lookup(indexed: indexed) }
             if case .stale(let why) = freshness { reason = why } else { reason = "pinned to \(options.pinnedFormat?.rawValue ?? "")" }
             if store.isReadOnly { return Lookup(indexed: indexed, staleNotRescanned: reason) }
@@ -214,9 +233,11 @@ public struct ImageIndexer: Sendable {
                     backingPath: layer.metadata.backing.map { PathResolver.canonical($0.resolvedPath) ?? $0.resolvedPath },
                     metadataJSON: metadata, device: layer.identity.device, inode: layer.identity.inode,
                     fileSize: layer.identity.size, mtimeNanoseconds: layer.identity.modificationTimeNanoseconds,
-                    headerChecksum: layer.headerChecksum, dataPath: layer.dataPath,
+                    ctimeNanoseconds: layer.identity.changeTimeNanoseconds, headerChecksum: layer.headerChecksum, dataPath: layer.dataPath,
                     dataIdentity: layer.dataIdentity.map {
-                        StoredFileIdentity(device: $0.device, inode: $0.inode, size: $0.size, mtimeNanoseconds: $0.modificationTimeNanoseconds)
+                        StoredFileIdentity(
+                            device: $0.device, inode: $0.inode, size: $0.size, mtimeNanoseconds: $0.modificationTimeNanoseconds,
+                            ctimeNanoseconds: $0.changeTimeNanoseconds)
                     }))
         }
         let warnings = chain.layers.enumerated().flatMap { depth, layer in
@@ -226,6 +247,6 @@ public struct ImageIndexer: Sendable {
             NewScan(
                 layers: layers, extents: chain.extents, scannedAtNanoseconds: startedAt,
                 durationNanoseconds: chain.durationNanoseconds, toolVersion: "extentdb \(extentdbVersion)",
-                warnings: warnings, allowsOutsideBacking: options.allowsOutsideBacking, keepScans: keepScans))
+                warnings: warnings, allowsOutsideBacking: options.allowsOutsideBacking, keepScans: keepScans, trust: chain.trust))
     }
 }

@@ -15,7 +15,8 @@ enum LayerOpener {
     ///   - givenPath: the path it was opened by; relative names inside it resolve against its directory.
     ///   - declaredFormat: the format the caller pinned or the overlay declared, or nil to probe.
     static func open(
-        source: FileBlockSource, givenPath: String, declaredFormat: ImageFormat?, withMap: Bool, options: ScanOptions = ScanOptions()
+        source: FileBlockSource, givenPath: String, declaredFormat: ImageFormat?, withMap: Bool, options: ScanOptions = ScanOptions(),
+        boundary: ChainBoundary? = nil, directory: ChainDirectory? = nil
     ) throws -> Opened {
         let canonical = source.openedPath
         let identity = source.identity
@@ -34,7 +35,10 @@ enum LayerOpener {
         }
         switch format {
         case .qcow2:
-            return Opened(layer: try openQCOW2(source: source, givenPath: givenPath, canonical: canonical, identity: identity, withMap: withMap, options: options))
+            return Opened(
+                layer: try openQCOW2(
+                    source: source, givenPath: givenPath, canonical: canonical, identity: identity, withMap: withMap, options: options,
+                    boundary: boundary ?? ChainBoundary(options: options), directory: directory ?? .named(givenPath)))
         case .raw:
             return Opened(layer: try openRaw(source: source, canonical: canonical, identity: identity, withMap: withMap))
         case .vhd:
@@ -126,7 +130,7 @@ enum LayerOpener {
 
     private static func openQCOW2(
         source: FileBlockSource, givenPath: String, canonical: String, identity: FileIdentity, withMap: Bool,
-        options: ScanOptions
+        options: ScanOptions, boundary: ChainBoundary, directory chainDirectory: ChainDirectory
     ) throws -> ScannedLayer {
         let reader = try QCOW2LayerReader(source: source)
         let header = reader.header
@@ -173,8 +177,8 @@ enum LayerOpener {
             // A data file is raw bytes whatever it is: it is opened once, on the same boundary as backing
             // files (a link to `/etc/shadow` or a block device would otherwise be exported).
             if withMap {
-                dataSource = try ChainBoundary(options: options).openNamed(
-                    resolved, name: name, role: "external data file", referrer: canonical, referrerDirectory: directory)
+                dataSource = try boundary.openNamed(
+                    resolved, name: name, role: "external data file", referrer: canonical, directory: chainDirectory).source
             }
         }
         defer { dataSource?.close() }

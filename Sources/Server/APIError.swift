@@ -39,6 +39,11 @@ public struct APIError: HTTPResponseError, Sendable {
             case .stale: return APIError(.conflict, "stale", error.description)
             }
         case let error as ImageError:
+            switch error.reason {
+            case .replaced: return APIError(.conflict, "replaced", error.description)
+            case .refused: return APIError(.forbidden, "forbidden", error.description)
+            default: break
+            }
             return APIError(.unprocessableContent, "image_error", error.description)
         case let error as ExportError:
             if case .plan = error { return APIError(.badRequest, "bad_export", error.description) }

@@ -1,25 +1,35 @@
 import AllocationIndex
 import Foundation
+import ImageIO
 import NIOPosix
 import Scanner
 
 extension IndexService {
     /// The image with this id, as its latest scan, refusing images whose chain leaves the roots.
     ///
-    /// - Throws: ``APIError`` 404 when there is no such indexed image, 403 outside the roots.
+    /// - Throws: ``APIError`` 404 when there is no such indexed image, or when it may not be served here (the
+    ///   same answer, so a client learns nothing about images outside the roots).
     func indexedImage(id: Int64) throws -> IndexedScan {
-        guard let indexed = try store.latestScan(imageID: id) else { throw APIError.notFound("no indexed image with id \(id)") }
+        guard let indexed = try store.latestScan(imageID: id) else { throw Self.noImage(id) }
         try confine(indexed)
         return indexed
     }
 
-    /// Refuses an image any of whose layers (or data files) lies outside the roots: such a chain was
-    /// indexed by someone else sharing the index, and the service never opens files outside its roots.
+    static func noImage(_ id: Int64) -> APIError { APIError.notFound("no indexed image with id \(id)") }
+
+    static func replaced(_ id: Int64) -> APIError {
+        APIError(.conflict, "replaced", "image \(id): its file was replaced by a symbolic link; it is not followed (scan the path again)")
+    }
+
+    /// Refuses an image the service may not serve: the image outside the roots, or a layer or data file
+    /// outside both the roots and the trusted roots. Such a chain was indexed by someone else sharing the
+    /// index, under trust the service does not give. The answer is a plain 404, naming no path.
     func confine(_ indexed: IndexedScan) throws {
-        let paths = [indexed.image.path] + indexed.layers.flatMap { [$0.path] + ($0.dataPath.map { [$0] } ?? []) }
-        for path in paths where !policy.contains(path) {
-            throw APIError.forbidden("image \(indexed.image.id ?? 0) uses \(path), outside the service's roots")
-        }
+        let id = indexed.image.id ?? 0
+        guard policy.contains(indexed.image.path) else { throw Self.noImage(id) }
+        let paths = indexed.layers.flatMap { [$0.path] + ($0.dataPath.map { [$0] } ?? []) }
+        let trusted = RootPolicy(roots: configuration.roots + configuration.trustRoots)
+        for path in paths where !trusted.contains(path) { throw Self.noImage(id) }
     }
 
     /// The image's latest scan, made fresh first when a `stat` (or, for exports, a header checksum) shows
@@ -35,8 +45,11 @@ extension IndexService {
             cache.remember(indexed, imageID: id, now: now)
         }
         let freshness = checkHeaders ? ImageIndexer.freshnessWithHeaders(of: indexed) : ImageIndexer.freshness(of: indexed)
-        if freshness.isFresh { return indexed }
+        if freshness.isFresh && indexer.trustShortfall(of: indexed) == nil { return indexed }
         let path = indexed.image.path
+        // An id names the file it was indexed from: its recorded path is canonical, so a symbolic link on it
+        // now means the file was replaced by a pointer to another one (another tenant's disk, perhaps).
+        if let now = PathResolver.canonical(path), !now.utf8.elementsEqual(path.utf8) { throw Self.replaced(id) }
         guard FileManager.default.fileExists(atPath: path) else {
             markChecked(path, exists: false)
             throw APIError(.gone, "missing", "\(path) was deleted; its last scan is still in the index")
@@ -47,6 +60,7 @@ extension IndexService {
         }
         markChecked(path)
         cache.forget(imageID: id)
+        guard rescanned.image.id == id else { throw Self.replaced(id) }
         try confine(rescanned)
         return rescanned
     }

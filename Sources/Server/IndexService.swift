@@ -32,8 +32,13 @@ public final class IndexService: Sendable {
         self.logger = logger
         store = try IndexStore(path: configuration.databasePath)
         policy = RootPolicy(roots: configuration.roots)
-        // Backing files, parents and data files outside the roots are never opened.
-        indexer = ImageIndexer(store: store, options: ScanOptions(allowsOutsideBacking: false, trustedRoots: configuration.roots))
+        // The CLI's rule: a backing file, parent or data file lies beneath the naming image's directory, or
+        // under a --trust-root. The image itself is opened beneath its root with no symbolic link, and trust
+        // recorded by other users of the index (--allow-outside-backing) is not inherited.
+        var options = ScanOptions(allowsOutsideBacking: false, trustedRoots: configuration.trustRoots)
+        options.keepsRecordedTrust = false
+        options.confinementRoots = configuration.roots
+        indexer = ImageIndexer(store: store, options: options)
         metrics = ServiceMetrics.shared
         scans = ScanJobs(indexer: indexer, concurrency: configuration.concurrentScans, metrics: metrics, logger: logger)
         blockingPool = NIOThreadPool(numberOfThreads: 2 * configuration.concurrentExports + 2)

@@ -20,7 +20,8 @@ struct RootExportCatalog: ImageExportCatalog {
         // Only images it would serve: a chain with a layer outside the roots (indexed by another user of the
         // index) is neither served nor announced.
         let servable = images.filter { image in
-            (try? service.confine(IndexedScan(image: image.image, scan: image.scan, layers: image.layers))) != nil
+            let indexed = IndexedScan(image: image.image, scan: image.scan, layers: image.layers)
+            return (try? service.confine(indexed)) != nil && service.indexer.trustShortfall(of: indexed) == nil
         }
         return servable.compactMap { service.policy.relativePath(of: $0.image.path) }.sorted()
     }
@@ -36,8 +37,14 @@ struct RootExportCatalog: ImageExportCatalog {
             service.markChecked(path)
             try service.confine(indexed)
             return .success(try ImageExport(store: service.store, indexed: indexed, name: name))
-        } catch let error as APIError where error.status == .forbidden {
+        } catch let error as APIError where error.status == .forbidden || error.status == .notFound {
             return .failure(unknown)
+        } catch let error as ImageError {
+            // A chain the boundary refuses is unknown here; a name now leading through a link, too.
+            switch error.reason {
+            case .refused, .replaced: return .failure(unknown)
+            default: return .failure(NBDExportUnavailable("'\(name)': \(error)"))
+            }
         } catch {
             return .failure(NBDExportUnavailable("'\(name)': \(error)"))
         }

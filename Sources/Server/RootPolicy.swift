@@ -14,31 +14,37 @@ public struct RootPolicy: Sendable {
         self.roots = roots
     }
 
-    /// True when `path` (canonical) is a root or lies under one.
+    /// True when `path` (canonical) is a root or lies under one (compared as bytes).
     public func contains(_ path: String) -> Bool {
-        roots.contains { root in path == root || Self.isBelow(path, root) }
+        roots.contains { root in PathResolver.isInside(path, directory: root) }
     }
 
     /// `path` (canonical) relative to the first root it lies below, or nil when it lies below none.
     public func relativePath(of path: String) -> String? {
-        roots.first { Self.isBelow(path, $0) }.map { root in String(path.dropFirst(root.count).drop { $0 == "/" }) }
-    }
-
-    /// True when `path` lies strictly below the directory `root`.
-    private static func isBelow(_ path: String, _ root: String) -> Bool {
-        path.hasPrefix(root.hasSuffix("/") ? root : root + "/")
+        for root in roots {
+            if let relative = PathResolver.beneath(path, directory: root) { return relative }
+        }
+        return nil
     }
 
     /// The canonical path of an image a client named.
     ///
+    /// A symbolic link as the last component is followed only to a file in the directory that holds the
+    /// link: `vmA/disk.qcow2 -> ../vmB/disk.qcow2` would otherwise give tenant A's name to tenant B's disk.
+    ///
     /// - Throws: ``APIError`` 400 for a relative or empty path, 403 outside the roots (including through
-    ///   `..` or a symbolic link), 404 when it does not exist under a root.
+    ///   `..` or a symbolic link, and a last-component link into another directory), 404 when it does not
+    ///   exist under a root.
     public func resolve(_ path: String) throws -> String {
         guard path.hasPrefix("/"), !path.contains("\0") else { throw APIError.badRequest("path must be absolute: \(path)") }
         let lexical = Self.normalised(path)
         guard contains(lexical) else { throw APIError.forbidden("\(path) is outside the service's roots") }
         guard let canonical = PathResolver.canonical(lexical) else { throw APIError.notFound("\(path): no such file") }
         guard contains(canonical) else { throw APIError.forbidden("\(path) resolves outside the service's roots") }
+        let holder = PathResolver.canonical(PathResolver.directory(of: lexical))
+        guard let holder, PathResolver.directory(of: canonical).utf8.elementsEqual(holder.utf8) || canonical.utf8.elementsEqual(holder.utf8) else {
+            throw APIError.forbidden("\(path) is a symbolic link into another directory, which is not followed")
+        }
         return canonical
     }
 

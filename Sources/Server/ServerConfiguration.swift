@@ -10,6 +10,10 @@ public struct ServerConfiguration: Sendable {
     public var port: Int
     /// Canonical directories the service may read images under.
     public var roots: [String]
+    /// Canonical directories of shared images that any image under the roots may name as its backing file,
+    /// parent or data file (`--trust-root`); every other such file must lie beneath the naming image's own
+    /// directory.
+    public var trustRoots: [String] = []
     /// The bearer token every `/v1` request must carry; nil only on a loopback address.
     public var token: String?
     /// Index database file.
@@ -26,6 +30,26 @@ public struct ServerConfiguration: Sendable {
     public var concurrentExports = 4
     /// Largest extents response built in memory (bytes); larger windows are refused with 413.
     public var maximumExtentsResponse = 128 << 20
+    /// HTTP connections open at once, from all clients; past it a new connection is closed at once.
+    public var maximumConnections = 512
+    /// HTTP connections open at once from one client address.
+    public var maximumConnectionsPerClient = 64
+    /// Seconds a client may take to send a request's headers, or stay idle between requests (a half-sent
+    /// request holds a descriptor no longer than this).
+    public var idleTimeout: Double = 30
+    /// Seconds a response's writes may make no progress (a client that stopped reading an export).
+    public var writeStallTimeout: Double = 60
+    /// NBD sessions open at once on each NBD listener (qemu-nbd's `--shared`).
+    public var nbdMaximumSessions = 128
+    /// Seconds an NBD client may send nothing before it is disconnected.
+    public var nbdIdleTimeout: Double = 300
+    /// Seconds one scan may run before it is stopped.
+    public var scanTimeLimit: Double = 600
+    /// Scans queued or running at once; past it `POST /v1/scans` answers 503.
+    public var maximumQueuedScans = 1000
+    /// Extents one scan may hold in memory (about 170 bytes each while the chain is composed); a chain
+    /// mapping more is refused, so a hostile table cannot make the service allocate gigabytes.
+    public var maximumScanExtents = 8_000_000
     /// Serve every indexed image under the roots over NBD on this Unix socket (created mode 0600).
     public var nbdSocket: String?
     /// Serve them over NBD on this TCP address too: loopback only, since NBD has no authentication.
@@ -69,13 +93,25 @@ public struct ServerConfiguration: Sendable {
         return token
     }
 
-    /// True for 127.0.0.0/8, ::1 and `localhost`.
+    /// True for an IPv4 literal in 127.0.0.0/8, the IPv6 literal ::1 (or ::ffff:127.x.y.z), and the name
+    /// `localhost`, which ``validate()`` binds as 127.0.0.1.
+    ///
+    /// Only literals count: a name such as `127.internal.example` may resolve to any address (0.0.0.0
+    /// listens on every interface), so it is no evidence of loopback.
     public static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        if host == "localhost" { return true }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET6, host, &v6) == 1 else { return false }
+        let bytes = withUnsafeBytes(of: v6) { Array($0) }
+        if bytes == [UInt8](repeating: 0, count: 15) + [1] { return true }
+        return bytes.prefix(12).elementsEqual([UInt8](repeating: 0, count: 10) + [0xFF, 0xFF]) && bytes[12] == 127
     }
 
     /// Makes the roots canonical and refuses a non-loopback address without a token.
     public mutating func validate() throws(Invalid) {
+        if host == "localhost" { host = "127.0.0.1" }
         if token == nil && !Self.isLoopback(host) {
             throw Invalid("refusing to listen on \(host) without --token-file: only a loopback address may go without a token")
         }
@@ -89,9 +125,19 @@ public struct ServerConfiguration: Sendable {
             canonical.append(resolved)
         }
         roots = canonical
+        var trusted: [String] = []
+        for root in trustRoots {
+            let absolute = PathResolver.absolute(root, relativeTo: PathResolver.currentDirectory())
+            guard let resolved = PathResolver.canonical(absolute), (try? FileIdentity(path: resolved))?.kind == .directory else {
+                throw Invalid("--trust-root \(root): not a directory")
+            }
+            trusted.append(resolved)
+        }
+        trustRoots = trusted
         nbdAddresses = nbdSocket.map { [.unix(path: $0)] } ?? []
         if let nbdListen {
-            let (host, port) = try Self.parseListen(nbdListen, option: "--nbd-listen")
+            var (host, port) = try Self.parseListen(nbdListen, option: "--nbd-listen")
+            if host == "localhost" { host = "127.0.0.1" }
             guard Self.isLoopback(host) else {
                 throw Invalid(
                     "refusing --nbd-listen \(nbdListen): NBD has no authentication, so only a loopback address is allowed; "
@@ -100,5 +146,17 @@ public struct ServerConfiguration: Sendable {
             nbdAddresses.append(.tcp(host: host, port: port))
         }
         guard watchInterval >= 0 else { throw Invalid("--watch-interval must be 0 (off) or more seconds") }
+        for (value, flag) in [
+            (idleTimeout, "--idle-timeout"), (writeStallTimeout, "--write-timeout"), (nbdIdleTimeout, "--nbd-idle-timeout"),
+            (scanTimeLimit, "--scan-time-limit"),
+        ] where !(value > 0) {
+            throw Invalid("\(flag) must be more than 0 seconds")
+        }
+        for (value, flag) in [
+            (maximumConnections, "--max-connections"), (maximumConnectionsPerClient, "--max-connections-per-client"),
+            (nbdMaximumSessions, "--nbd-max-sessions"), (maximumQueuedScans, "--max-queued-scans"), (maximumScanExtents, "--max-scan-extents"),
+        ] where value < 1 {
+            throw Invalid("\(flag) must be at least 1")
+        }
     }
 }

@@ -9,9 +9,10 @@ struct ServeCommand: ParsableCommand {
         abstract: "Serve the index over HTTP/JSON, keeping it fresh by watching the roots.",
         discussion: """
             Every /v1 request needs `Authorization: Bearer <token>` (the first line of --token-file). Only a \
-            loopback address may go without a token. Images must lie under a --root (symbolic links resolved); \
-            backing files and parents outside the roots are never opened. SIGTERM/SIGINT stop it gracefully. \
-            See openapi.yaml for the API.
+            loopback address may go without a token. Images must lie under a --root (symbolic links resolved). \
+            A backing file, parent or data file must lie beneath the directory of the image that names it, as \
+            on the command line: one tenant's image cannot name another's. Shared base images are opt-in with \
+            --trust-root. SIGTERM/SIGINT stop it gracefully. See openapi.yaml for the API.
 
             With --nbd-socket or --nbd-listen, indexed images are also served read-only over NBD, as \
             `extentdb nbd` serves one: export names are paths relative to a root (nbdinfo --list shows \
@@ -28,6 +29,13 @@ struct ServeCommand: ParsableCommand {
 
     @Option(name: .customLong("root"), help: ArgumentHelp("A directory whose images the service serves (repeatable).", valueName: "dir"))
     var roots: [String] = []
+
+    @Option(
+        name: .customLong("trust-root"),
+        help: ArgumentHelp(
+            "A directory of shared base images that any image may name as its backing file, parent or data file (repeatable).",
+            discussion: "Not served itself unless it is also a --root.", valueName: "dir"))
+    var trustRoots: [String] = []
 
     @Option(help: ArgumentHelp("File whose first line is the bearer token (at least 16 characters).", valueName: "file"))
     var tokenFile: String?
@@ -62,6 +70,7 @@ struct ServeCommand: ParsableCommand {
         var configuration = ServerConfiguration(
             host: address.host, port: address.port, roots: roots, token: token, databasePath: index.resolvedPath, watchInterval: watchInterval)
         configuration.debounce = debounce
+        configuration.trustRoots = trustRoots
         configuration.nbdSocket = nbdSocket
         configuration.nbdListen = nbdListen
         var logger = Logger(label: "extentdb.serve")

@@ -119,8 +119,9 @@ import Testing
             cp "$X" ./extentdb && chmod 755 extentdb
             qemu-img create -q -f qcow2 vm/disk.qcow2 4M
             qemu-io -f qcow2 -c 'write -P 7 0 64k' vm/disk.qcow2 >/dev/null
+            chmod 644 vm/disk.qcow2
             $X scan vm >/dev/null
-            chmod 644 vm/disk.qcow2 "$EXTENTDB_DB"
+            chmod 644 "$EXTENTDB_DB"
             sum=$(md5sum "$EXTENTDB_DB")
             as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups ./extentdb "$@"; }
             as_nobody report | tail -1

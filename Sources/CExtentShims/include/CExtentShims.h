@@ -11,6 +11,17 @@ int64_t extentdb_seek_hole(int fd, int64_t offset);
 int64_t extentdb_copy_file_range(int fd_in, int64_t *off_in, int fd_out, int64_t *off_out, uint64_t len);
 /// errno of the calling thread.
 int extentdb_errno(void);
+/// openat2(2) (Linux 5.6): opens `path` relative to `dirfd` with `flags` and the RESOLVE_* bits in
+/// `resolve`; returns the descriptor or -1 with errno (ENOSYS on older kernels, EXDEV when resolution
+/// would leave `dirfd` under RESOLVE_BENEATH, ELOOP for a refused symbolic or magic link).
+int extentdb_openat2(int dirfd, const char *path, int flags, uint64_t resolve);
+/// RESOLVE_* bits of openat2(2) (linux/openat2.h).
+enum {
+    EXTENTDB_RESOLVE_NO_XDEV = 0x01,
+    EXTENTDB_RESOLVE_NO_MAGICLINKS = 0x02,
+    EXTENTDB_RESOLVE_NO_SYMLINKS = 0x04,
+    EXTENTDB_RESOLVE_BENEATH = 0x08,
+};
 
 #endif
 
