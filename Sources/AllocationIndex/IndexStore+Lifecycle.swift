@@ -157,6 +157,15 @@ extension IndexStore {
         try db.execute(sql: "DELETE FROM scan_failures WHERE path = ?", arguments: [path])
     }
 
+    /// The recorded failure of one path (its primary key: one indexed lookup), if any.
+    public func failure(path: String) throws -> ScanFailure? {
+        try writer.read { db in
+            try Row.fetchOne(db, sql: "SELECT path, failed_at_ns, message FROM scan_failures WHERE path = ?", arguments: [path]).map {
+                ScanFailure(path: $0[0], failedAtNanoseconds: $0[1], message: $0[2])
+            }
+        }
+    }
+
     /// The recorded failures, by path.
     public func failures() throws -> [String: ScanFailure] {
         try writer.read { db in

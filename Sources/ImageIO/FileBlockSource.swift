@@ -167,6 +167,17 @@ public final class FileBlockSource: @unchecked Sendable {
         return bytes
     }
 
+    /// False only when the file system says `range` lies wholly in a hole (`SEEK_DATA` finds no data
+    /// before its end), so reading it would give zeros; true when it may hold data or the file system
+    /// cannot say. Pages written but not yet on disk count as data (`SEEK_DATA` sees the page cache), and
+    /// nothing is flushed.
+    public func mayHoldData(in range: Range<UInt64>) -> Bool {
+        guard !range.isEmpty, range.lowerBound <= UInt64(Int64.max) else { return true }
+        let next = extentdb_seek_data(descriptor.rawValue, Int64(range.lowerBound))
+        if next < 0 { return extentdb_errno() != ENXIO }
+        return UInt64(next) < range.upperBound
+    }
+
     /// The data segments of the file as sorted `[start, end)` byte ranges inside `[0, size)`.
     ///
     /// Asked of the file system with FIEMAP where it has it (unwritten, fallocated extents read as zeros

@@ -17,6 +17,9 @@ struct NBDConnection {
     let logger: Logger
     var observer: (any NBDServerObserver)?
     var handshakeLimit: TimeAmount = .seconds(30)
+    /// Why this connection may not have a session (a connection limit): every option is answered
+    /// `NBD_REP_ERR_POLICY` with this text, then the connection is closed.
+    var refusal: String?
 
     func run(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
         let raw = channel.channel
@@ -41,6 +44,25 @@ struct NBDConnection {
         var session: ExportSession?
         try await outbound.write(NBDNegotiation.greeting())
         var pending = ByteBuffer()
+        if let refusal {
+            // Said in the protocol, so the client shows the reason rather than a dropped connection.
+            for try await bytes in inbound {
+                pending.writeImmutableBuffer(bytes)
+                while let message = try decoder.next(from: &pending) {
+                    let code: UInt32
+                    switch message {
+                    case .option(let option): code = option.code
+                    case .oversizedOption(let optionCode, _): code = optionCode
+                    default: continue
+                    }
+                    var reply = ByteBuffer()
+                    NBDOptionReply.error(type: NBDOptionReplyType.errorPolicy, message: refusal).encode(option: code, into: &reply)
+                    try await outbound.write(reply)
+                    return
+                }
+            }
+            return
+        }
         for try await bytes in inbound {
             if pending.readableBytes == 0 {
                 pending = bytes

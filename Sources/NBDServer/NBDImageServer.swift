@@ -39,6 +39,11 @@ public struct NBDImageServer: Sendable {
     public var socketMode: mode_t?
     /// Told of connections and requests (the service's metrics).
     public var observer: (any NBDServerObserver)?
+    /// Sessions open at once on this listener, in all and per client address (qemu-nbd's `--shared`);
+    /// nil: no limit. A client past it is told why (`NBD_REP_ERR_POLICY`) and disconnected.
+    public var limiter: ConnectionLimiter?
+    /// A connection from which nothing arrives for this long is closed (nil: never).
+    public var idleLimit: TimeAmount?
 
     public init(catalog: any ImageExportCatalog, logger: Logger) {
         self.catalog = catalog
@@ -56,9 +61,16 @@ public struct NBDImageServer: Sendable {
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        let idleLimit = self.idleLimit
+        let idleObserver = self.observer
         let initializer: @Sendable (Channel) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> = { channel in
             channel.eventLoop.makeCompletedFuture {
-                try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                if let idleLimit {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        IdleStateHandler(readTimeout: idleLimit), CloseWhenIdle(observer: idleObserver),
+                    ])
+                }
+                return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
             }
         }
         let server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
@@ -88,11 +100,21 @@ public struct NBDImageServer: Sendable {
         let catalog = self.catalog
         let logger = self.logger
         let observer = self.observer
+        let limiter = self.limiter
         try await withThrowingDiscardingTaskGroup { group in
             try await server.executeThenClose { connections in
                 for try await connection in connections {
+                    let client = connection.channel.remoteAddress?.ipAddress ?? "local"
+                    let refusal = limiter?.admit(client: client)
+                    if let refusal {
+                        observer?.limitHit(refusal == .total(limiter?.total ?? 0) ? "sessions" : "sessions_per_client")
+                        logger.warning("NBD connection refused: \(refusal)")
+                    }
                     group.addTask {
-                        await NBDConnection(catalog: catalog, logger: logger, observer: observer).run(connection)
+                        var served = NBDConnection(catalog: catalog, logger: logger, observer: observer)
+                        served.refusal = refusal.map { "\($0)" }
+                        await served.run(connection)
+                        if refusal == nil { limiter?.release(client: client) }
                     }
                 }
             }
@@ -130,5 +152,24 @@ public struct NBDImageServer: Sendable {
         }
         finished.wait()
         if let error = failure.withLockedValue({ $0 }) { throw error }
+    }
+}
+
+/// Closes a connection from which nothing was read for the idle limit (``NBDImageServer/idleLimit``).
+final class CloseWhenIdle: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let observer: (any NBDServerObserver)?
+
+    init(observer: (any NBDServerObserver)?) {
+        self.observer = observer
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            observer?.limitHit("idle")
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }

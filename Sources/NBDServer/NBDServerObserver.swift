@@ -11,4 +11,10 @@ public protocol NBDServerObserver: Sendable {
     func blockStatusAnswered()
     /// A request failed with an NBD error (`EIO` for a changed image, `EINVAL`, `EPERM` for writes...).
     func requestFailed()
+    /// A limit refused or ended a connection: `sessions`, `sessions_per_client`, `idle`.
+    func limitHit(_ limit: String)
+}
+
+extension NBDServerObserver {
+    public func limitHit(_ limit: String) {}
 }

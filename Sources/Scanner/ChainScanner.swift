@@ -49,6 +49,10 @@ public struct ScanOptions: Sendable {
     /// beneath it with no symbolic link at all (the service: a link where the indexed file was means it was
     /// replaced by a pointer to another file, ``ImageError/Reason/replaced``).
     public var confinementRoots: [String]?
+    /// Seconds a scan may run (the service's `--scan-time-limit`); nil: no limit.
+    public var timeLimit: Double?
+    /// Extents one layer may map (the service's `--max-scan-extents`); nil: no limit.
+    public var maximumExtents: Int?
 
     public init(allowsOutsideBacking: Bool = false, trustedRoots: [String] = [], pinnedFormat: ImageFormat? = nil) {
         self.allowsOutsideBacking = allowsOutsideBacking
@@ -68,6 +72,10 @@ public enum ChainScanner {
     public static func scan(path: String, options: ScanOptions = ScanOptions()) throws -> ChainScan {
         let clock = ContinuousClock()
         let started = clock.now
+        var options = options
+        if options.progress == nil, options.timeLimit != nil || options.maximumExtents != nil {
+            options.progress = ScanProgress(timeLimit: options.timeLimit, extentLimit: options.maximumExtents ?? Int.max)
+        }
         let boundary = ChainBoundary(options: options)
         var layers: [ScannedLayer] = []
         var seen: Set<[UInt64]> = []

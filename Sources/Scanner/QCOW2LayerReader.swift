@@ -108,6 +108,16 @@ struct QCOW2LayerReader {
                                     field: "L1 entry \(chunkStart + index)", offset: entryOffset,
                                     reason: "L2 table at \(tableOffset) is already used by L1 entry \(first)")
                             }
+                            // A table lying wholly in a hole of the file reads as zeros: every entry
+                            // unallocated. It is not read, so a hostile L1 pointing at thousands of tables
+                            // in a sparse file's hole costs nothing, and the reads of a scan are bounded by
+                            // what the file really holds.
+                            if tableOffset + UInt64(clusterSize) <= source.size,
+                                !source.mayHoldData(in: tableOffset..<tableOffset + UInt64(clusterSize))
+                            {
+                                runs.append(Extent(start: guestStart, length: guestEnd - guestStart, depth: 0, present: false, zero: false, data: false))
+                                continue
+                            }
                             let got = try source.read(at: tableOffset, into: l2Buffer)
                             guard got == clusterSize else {
                                 throw FormatError.truncated(field: "L2 table", offset: tableOffset, needed: UInt64(clusterSize), available: UInt64(got))
@@ -115,6 +125,7 @@ struct QCOW2LayerReader {
                             try decoder.decode(
                                 table: UnsafeRawBufferPointer(l2Buffer), tableOffset: tableOffset, guestStart: guestStart, into: &runs,
                                 hostClusters: &hostClusters)
+                            try progress?.check(extents: runs.extents.count)
                             guard hostClusters <= clusterCapacity else {
                                 throw FormatError.invalid(
                                     field: "L2 table", offset: tableOffset,
@@ -124,7 +135,7 @@ struct QCOW2LayerReader {
                     }
                 }
                 chunkStart += chunkCount
-                progress?.advance(chunkCount)
+                try progress?.advance(chunkCount, extents: runs.extents.count)
             }
         }
         return LayerMap(virtualSize: virtualSize, runs: runs.extents)
@@ -143,3 +154,4 @@ enum HeaderChecksum {
         return "fnv1a64:" + String(repeating: "0", count: 16 - hex.count) + hex
     }
 }
+

@@ -164,7 +164,7 @@ struct VHDLayerReader {
             if slot == 0 {
                 let batch = allocated[position..<min(position + window, allocated.count)]
                 bitmaps = try readBitmaps(batch.map(\.bitmapOffset), bytes: Int(header.bitmapBytes))
-                progress?.advance(batch.count)
+                try progress?.advance(batch.count, extents: builder.extents.count)
             }
             if block.block > nextBlock {
                 let start = UInt64(nextBlock) * blockSize

@@ -75,6 +75,9 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
+        } catch let error as RangeNotSatisfiable {
+            // Its own response carries `Content-Range: bytes */SIZE`, which a client needs to ask again.
+            return try error.response(from: request, context: context)
         } catch {
             let api = APIError.from(error)
             if api.status.code >= 500 { context.logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(api.detail)"]) }

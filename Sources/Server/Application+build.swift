@@ -13,11 +13,31 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
 {
     var configuration = configuration
     try configuration.validate()
+    // Connections get what the descriptor limit leaves after the reserve, HTTP first, then each NBD listener.
+    let budget = DescriptorBudget.raise()
+    let listeners = configuration.nbdAddresses.count
+    if configuration.maximumConnections + listeners * configuration.nbdMaximumSessions > budget {
+        let share = max(budget / (1 + listeners), 1)
+        logger.warning("connection caps lowered to fit \(budget) descriptors: \(share) per listener")
+        configuration.maximumConnections = min(configuration.maximumConnections, share)
+        configuration.nbdMaximumSessions = min(configuration.nbdMaximumSessions, share)
+    }
     let service = try IndexService(configuration: configuration, logger: logger)
     let router = buildRouter(service: service)
+    let limiter = ConnectionLimiter(total: configuration.maximumConnections, perClient: configuration.maximumConnectionsPerClient)
+    let metrics = service.metrics
+    let stall = TimeAmount.nanoseconds(Int64(configuration.writeStallTimeout * 1e9))
     var app = Application(
         router: router,
-        server: .http1(configuration: .init(additionalChannelHandlers: [CloseAfterPendingWrites()])),
+        server: .http1(
+            configuration: .init(
+                additionalChannelHandlers: [
+                    ConnectionCap(limiter: limiter, metrics: metrics), WriteStallTimeout(limit: stall, metrics: metrics),
+                    CloseAfterPendingWrites(),
+                ],
+                // Hummingbird counts a connection active only once a whole request head has arrived, so
+                // this also bounds how long a half-sent request holds its descriptor.
+                idleTimeout: .nanoseconds(Int64(configuration.idleTimeout * 1e9)))),
         configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "extentdb"),
         logger: logger)
     app.addServices(LifecycleService(service: service))

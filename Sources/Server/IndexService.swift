@@ -38,9 +38,13 @@ public final class IndexService: Sendable {
         var options = ScanOptions(allowsOutsideBacking: false, trustedRoots: configuration.trustRoots)
         options.keepsRecordedTrust = false
         options.confinementRoots = configuration.roots
+        options.timeLimit = configuration.scanTimeLimit
+        options.maximumExtents = configuration.maximumScanExtents
         indexer = ImageIndexer(store: store, options: options)
         metrics = ServiceMetrics.shared
-        scans = ScanJobs(indexer: indexer, concurrency: configuration.concurrentScans, metrics: metrics, logger: logger)
+        scans = ScanJobs(
+            indexer: indexer, concurrency: configuration.concurrentScans, maximumUnfinished: configuration.maximumQueuedScans,
+            metrics: metrics, logger: logger)
         blockingPool = NIOThreadPool(numberOfThreads: 2 * configuration.concurrentExports + 2)
         blockingPool.start()
     }

@@ -15,6 +15,9 @@ struct NBDService: Service {
         var configured = NBDImageServer(catalog: RootExportCatalog(service: service), logger: service.logger)
         if case .unix = address { configured.socketMode = 0o600 }
         configured.observer = service.metrics.nbd
+        let sessions = service.configuration.nbdMaximumSessions
+        configured.limiter = ConnectionLimiter(total: sessions, perClient: sessions)
+        configured.idleLimit = .nanoseconds(Int64(service.configuration.nbdIdleTimeout * 1e9))
         let server = configured
         let logger = service.logger
         let listening = NIOLockedValueBox(false)

@@ -42,7 +42,8 @@ public struct RootPolicy: Sendable {
         guard let canonical = PathResolver.canonical(lexical) else { throw APIError.notFound("\(path): no such file") }
         guard contains(canonical) else { throw APIError.forbidden("\(path) resolves outside the service's roots") }
         let holder = PathResolver.canonical(PathResolver.directory(of: lexical))
-        guard let holder, PathResolver.directory(of: canonical).utf8.elementsEqual(holder.utf8) || canonical.utf8.elementsEqual(holder.utf8) else {
+        let sameDirectory = holder.map { PathResolver.directory(of: canonical).utf8.elementsEqual($0.utf8) } ?? false
+        guard sameDirectory || holder.map({ canonical.utf8.elementsEqual($0.utf8) }) == true else {
             throw APIError.forbidden("\(path) is a symbolic link into another directory, which is not followed")
         }
         return canonical

@@ -83,11 +83,16 @@ final class WatchState: @unchecked Sendable {
                 dirty[path] = now
             }
         }
+        // Failures are read once per sweep: a directory full of junk files that fail to scan costs one
+        // query, not one per file (which made an idle service spin on 3,000 of them).
+        let failures = (try? service.store.failures()) ?? [:]
         for root in service.configuration.roots {
             guard let walker = FileManager.default.enumerator(atPath: root) else { continue }
             while let relative = walker.nextObject() as? String {
                 let path = root + "/" + relative
-                if !known.contains(path), dirty[path] == nil, isCandidate(path), !hasFailedBefore(path) { dirty[path] = now }
+                guard !known.contains(path), dirty[path] == nil, isCandidate(path) else { continue }
+                if let failure = failures[path], hasFailedSince(failure, path: path) { continue }
+                dirty[path] = now
             }
         }
     }
@@ -119,10 +124,16 @@ final class WatchState: @unchecked Sendable {
         }
         service.logger.info("image changed; rescanning", metadata: ["path": "\(canonical)"])
         let service = service
-        service.scans.submit(path: canonical) { [weak self] _ in
-            service.markChecked(canonical)
-            guard let self else { return }
-            self.scanningLock.withLock { _ = self.scanning.remove(canonical) }
+        do {
+            try service.scans.submit(path: canonical) { [weak self] _ in
+                service.markChecked(canonical)
+                guard let self else { return }
+                self.scanningLock.withLock { _ = self.scanning.remove(canonical) }
+            }
+        } catch {
+            // The queue is full: tried again once it drains.
+            scanningLock.withLock { _ = scanning.remove(canonical) }
+            dirty[path] = Self.now()
         }
     }
 
@@ -139,7 +150,12 @@ final class WatchState: @unchecked Sendable {
 
     /// A file that failed to scan is not retried by the sweep until it changes (inotify still sees that).
     private func hasFailedBefore(_ path: String) -> Bool {
-        guard let failure = (try? service.store.failures())?[path] else { return false }
+        guard let failure = try? service.store.failure(path: path) else { return false }
+        return hasFailedSince(failure, path: path)
+    }
+
+    /// True when `failure` is newer than the file's last change.
+    private func hasFailedSince(_ failure: ScanFailure, path: String) -> Bool {
         var info = stat()
         guard stat(path, &info) == 0 else { return true }
         let modified = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)

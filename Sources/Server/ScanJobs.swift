@@ -1,5 +1,6 @@
 import AllocationIndex
 import Foundation
+import ImageIO
 import Logging
 import NIOConcurrencyHelpers
 import NIOPosix
@@ -42,76 +43,135 @@ public final class ScanJobs: Sendable {
     let indexer: ImageIndexer
     let metrics: ServiceMetrics
     let logger: Logger
+    /// Jobs queued or running at once; past it ``submit(path:force:completion:)`` refuses (503).
+    let maximumUnfinished: Int
     private let pool: NIOThreadPool
-    private let jobs = NIOLockedValueBox([String: Job]())
-    private let order = NIOLockedValueBox([String]())
-    private let counter = NIOLockedValueBox(0)
+    private let state = NIOLockedValueBox(Queue())
     /// What running scans have read, by job id.
     private let running = NIOLockedValueBox([String: ScanProgress]())
     /// Share of a job's progress given to reading the tables; recording the scan is the rest.
     static let readingShare = 0.9
-    /// Jobs kept for `GET`; the oldest finished ones beyond it are dropped.
+    /// Finished jobs kept for `GET`; the oldest finished ones beyond it are dropped (never an unfinished one).
     static let retained = 1000
 
-    init(indexer: ImageIndexer, concurrency: Int, metrics: ServiceMetrics, logger: Logger) {
+    /// A queued scan waiting for a worker.
+    private struct Pending {
+        var id: String
+        var path: String
+        var force: Bool
+        var completion: (@Sendable (Job) -> Void)?
+    }
+
+    /// The jobs, and the queued ones by directory: workers take directories in turn, so one directory full of
+    /// slow images (or hostile ones that take the time limit each) cannot make every other wait behind it.
+    private struct Queue {
+        var jobs: [String: Job] = [:]
+        var finished: [String] = []
+        var waiting: [String: [Pending]] = [:]
+        var turns: [String] = []
+        var counter = 0
+        var unfinished = 0
+
+        mutating func next() -> Pending? {
+            guard !turns.isEmpty else { return nil }
+            let directory = turns.removeFirst()
+            guard var queue = waiting[directory], !queue.isEmpty else { return next() }
+            let job = queue.removeFirst()
+            if queue.isEmpty {
+                waiting.removeValue(forKey: directory)
+            } else {
+                waiting[directory] = queue
+                turns.append(directory)
+            }
+            return job
+        }
+    }
+
+    /// Runs on the worker before each scan (tests hold the workers with it to see the queue).
+    let beforeEachScan: (@Sendable () -> Void)?
+
+    init(
+        indexer: ImageIndexer, concurrency: Int, maximumUnfinished: Int = 1000, metrics: ServiceMetrics, logger: Logger,
+        beforeEachScan: (@Sendable () -> Void)? = nil
+    ) {
+        self.beforeEachScan = beforeEachScan
         self.indexer = indexer
         self.metrics = metrics
         self.logger = logger
+        self.maximumUnfinished = max(1, maximumUnfinished)
         pool = NIOThreadPool(numberOfThreads: max(1, concurrency))
         pool.start()
     }
 
     /// Queues a scan of the canonical `path` and returns the job as queued.
+    ///
+    /// - Throws: ``APIError`` 503 when ``maximumUnfinished`` jobs are queued or running.
     @discardableResult
-    public func submit(path: String, force: Bool = false, completion: (@Sendable (Job) -> Void)? = nil) -> Job {
-        let number = counter.withLockedValue { value -> Int in
-            value += 1
-            return value
+    public func submit(path: String, force: Bool = false, completion: (@Sendable (Job) -> Void)? = nil) throws -> Job {
+        let directory = PathResolver.directory(of: path)
+        let job: Job? = state.withLockedValue { queue in
+            guard queue.unfinished < maximumUnfinished else { return nil }
+            queue.counter += 1
+            queue.unfinished += 1
+            let job = Job(
+                id: "scan-\(queue.counter)", path: path, state: .queued, progress: 0, force: force, queuedAt: Date().timeIntervalSince1970)
+            queue.jobs[job.id] = job
+            if queue.waiting[directory] == nil { queue.turns.append(directory) }
+            queue.waiting[directory, default: []].append(Pending(id: job.id, path: path, force: force, completion: completion))
+            return job
         }
-        let job = Job(
-            id: "scan-\(number)", path: path, state: .queued, progress: 0, force: force, queuedAt: Date().timeIntervalSince1970)
-        jobs.withLockedValue { $0[job.id] = job }
-        order.withLockedValue { ids in
-            ids.append(job.id)
-            if ids.count > Self.retained {
-                let dropped = ids.removeFirst()
-                jobs.withLockedValue { _ = $0.removeValue(forKey: dropped) }
-            }
+        guard let job else {
+            metrics.limitHit("scan_queue")
+            throw APIError(.serviceUnavailable, "busy", "\(maximumUnfinished) scans are queued or running, the limit; try again later")
         }
+        // One worker turn per job; each takes whichever job is next in the directories' rotation.
         pool.submit { [self] state in
+            beforeEachScan?()
+            guard let pending = self.state.withLockedValue({ $0.next() }) else { return }
             guard case .active = state else {
-                finish(job.id) { $0.state = .cancelled; $0.error = "the service stopped before the scan started" }
+                finish(pending.id) { job in
+                    job.state = .cancelled
+                    job.error = "the service stopped before the scan started"
+                }
                 return
             }
-            update(job.id) { $0.state = .running }
-            let progress = ScanProgress()
-            running.withLockedValue { $0[job.id] = progress }
-            defer { running.withLockedValue { _ = $0.removeValue(forKey: job.id) } }
-            let started = DispatchTime.now().uptimeNanoseconds
-            do {
-                let outcome = try indexer.ensureIndexed(path: path, force: force, progress: progress)
-                metrics.scanFinished(seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9, succeeded: true)
-                finish(job.id) {
-                    $0.state = .succeeded
-                    $0.imageId = outcome.indexed.image.id
-                    $0.action = outcome.action.rawValue
-                    $0.extentCount = outcome.indexed.scan.extentCount
-                }
-            } catch {
-                metrics.scanFinished(seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9, succeeded: false)
-                logger.warning("scan failed", metadata: ["path": "\(path)", "error": "\(error)"])
-                finish(job.id) {
-                    $0.state = .failed
-                    $0.error = "\(error)"
-                }
-            }
-            if let completion, let done = self.job(id: job.id) { completion(done) }
+            run(pending)
         }
         return job
     }
 
+    private func run(_ pending: Pending) {
+        update(pending.id) { $0.state = .running }
+        let options = indexer.options
+        let progress = ScanProgress(timeLimit: options.timeLimit, extentLimit: options.maximumExtents ?? Int.max)
+        running.withLockedValue { $0[pending.id] = progress }
+        defer { running.withLockedValue { _ = $0.removeValue(forKey: pending.id) } }
+        let started = DispatchTime.now().uptimeNanoseconds
+        do {
+            let outcome = try indexer.ensureIndexed(path: pending.path, force: pending.force, progress: progress)
+            metrics.scanFinished(seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9, succeeded: true)
+            finish(pending.id) {
+                $0.state = .succeeded
+                $0.imageId = outcome.indexed.image.id
+                $0.action = outcome.action.rawValue
+                $0.extentCount = outcome.indexed.scan.extentCount
+            }
+        } catch {
+            metrics.scanFinished(seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9, succeeded: false)
+            if let stopped = error as? ScanStopped {
+                metrics.limitHit(stopped.reason.contains("extents") ? "scan_extents" : "scan_time")
+            }
+            logger.warning("scan failed", metadata: ["path": "\(pending.path)", "error": "\(error)"])
+            finish(pending.id) {
+                $0.state = .failed
+                $0.error = "\(error)"
+            }
+        }
+        if let completion = pending.completion, let done = job(id: pending.id) { completion(done) }
+    }
+
     public func job(id: String) -> Job? {
-        guard var job = jobs.withLockedValue({ $0[id] }) else { return nil }
+        guard var job = state.withLockedValue({ $0.jobs[id] }) else { return nil }
         if job.state == .running, let progress = running.withLockedValue({ $0[id] }) {
             job.progress = (progress.fraction * Self.readingShare * 1000).rounded(.down) / 1000
         }
@@ -120,23 +180,32 @@ public final class ScanJobs: Sendable {
 
     /// Jobs queued or running now.
     public var activeCount: Int {
-        jobs.withLockedValue { $0.values.filter { $0.state == .queued || $0.state == .running }.count }
+        state.withLockedValue { $0.unfinished }
     }
 
     private func update(_ id: String, _ change: (inout Job) -> Void) {
-        jobs.withLockedValue { jobs in
-            if var job = jobs[id] {
+        state.withLockedValue { queue in
+            if var job = queue.jobs[id] {
                 change(&job)
-                jobs[id] = job
+                queue.jobs[id] = job
             }
         }
     }
 
+    /// Ends a job, and drops the oldest finished jobs beyond ``retained``.
     private func finish(_ id: String, _ change: (inout Job) -> Void) {
-        update(id) { job in
+        state.withLockedValue { queue in
+            guard var job = queue.jobs[id] else { return }
             change(&job)
             job.progress = 1
             job.finishedAt = Date().timeIntervalSince1970
+            queue.jobs[id] = job
+            queue.unfinished -= 1
+            queue.finished.append(id)
+            if queue.finished.count > Self.retained {
+                let dropped = queue.finished.removeFirst()
+                queue.jobs.removeValue(forKey: dropped)
+            }
         }
     }
 

@@ -27,7 +27,7 @@ struct ScanRoutes {
         }
         guard !service.store.isReadOnly else { throw APIError(.serviceUnavailable, "read_only", "the index is read-only for this service") }
         let path = try service.policy.resolve(asked.path)
-        let job = service.scans.submit(path: path, force: asked.force ?? false)
+        let job = try service.scans.submit(path: path, force: asked.force ?? false)
         var response = Response.json(job, status: .accepted)
         response.headers[.location] = "/v1/scans/\(job.id)"
         return response

@@ -54,6 +54,12 @@ public final class ServiceMetrics: Sendable {
         scanDuration.recordSeconds(seconds)
     }
 
+    /// A limit refused or ended something: `extentdb_limit_hits_total{limit=...}` (connections, timeouts,
+    /// the scan queue, scan time and size).
+    func limitHit(_ limit: String) {
+        CoreMetrics.Counter(label: "extentdb_limit_hits_total", dimensions: [("limit", limit)]).increment()
+    }
+
     func exported(bytes: UInt64) {
         exportedBytes.increment(by: Int64(clamping: bytes))
     }
@@ -76,6 +82,7 @@ public final class ServiceMetrics: Sendable {
         }
         func blockStatusAnswered() { metrics.nbdBlockStatus.increment() }
         func requestFailed() { metrics.nbdErrors.increment() }
+        func limitHit(_ limit: String) { metrics.limitHit("nbd_" + limit) }
     }
 
     /// The exposition text, after setting the gauges that are read on demand.

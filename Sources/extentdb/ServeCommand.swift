@@ -14,6 +14,11 @@ struct ServeCommand: ParsableCommand {
             on the command line: one tenant's image cannot name another's. Shared base images are opt-in with \
             --trust-root. SIGTERM/SIGINT stop it gracefully. See openapi.yaml for the API.
 
+            Every limit below has a default that keeps one client, or a hostile image, from starving the \
+            rest; /metrics counts each time one is hit (extentdb_limit_hits_total{limit=...}). The \
+            descriptor limit is raised to its hard limit at start, and the connection caps are lowered if \
+            they would not fit in it.
+
             With --nbd-socket or --nbd-listen, indexed images are also served read-only over NBD, as \
             `extentdb nbd` serves one: export names are paths relative to a root (nbdinfo --list shows \
             them), and an image that changed is rescanned when a client connects.
@@ -54,6 +59,33 @@ struct ServeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Also serve them over NBD on TCP at this loopback HOST:PORT (NBD has no authentication).", valueName: "host:port"))
     var nbdListen: String?
 
+    @Option(help: ArgumentHelp("HTTP connections open at once; past it new ones are closed at once.", valueName: "n"))
+    var maxConnections = 512
+
+    @Option(help: ArgumentHelp("HTTP connections open at once from one client address.", valueName: "n"))
+    var maxConnectionsPerClient = 64
+
+    @Option(help: ArgumentHelp("Seconds a client may take to send a request's headers, or stay idle between requests.", valueName: "seconds"))
+    var idleTimeout: Double = 30
+
+    @Option(help: ArgumentHelp("Seconds a response (an export) may make no progress before its connection is closed.", valueName: "seconds"))
+    var writeTimeout: Double = 60
+
+    @Option(help: ArgumentHelp("NBD sessions open at once on each NBD listener (as qemu-nbd --shared).", valueName: "n"))
+    var nbdMaxSessions = 128
+
+    @Option(help: ArgumentHelp("Seconds an NBD client may send nothing before it is disconnected.", valueName: "seconds"))
+    var nbdIdleTimeout: Double = 300
+
+    @Option(help: ArgumentHelp("Seconds one scan may run before it is stopped (and fails).", valueName: "seconds"))
+    var scanTimeLimit: Double = 600
+
+    @Option(help: ArgumentHelp("Scans queued or running at once; past it POST /v1/scans answers 503.", valueName: "n"))
+    var maxQueuedScans = 1000
+
+    @Option(help: ArgumentHelp("Extents one scan may map (about 170 bytes of memory each); a chain mapping more is refused.", valueName: "n"))
+    var maxScanExtents = 8_000_000
+
     func validate() throws {
         if roots.isEmpty { throw ValidationError("at least one --root is needed") }
     }
@@ -71,6 +103,15 @@ struct ServeCommand: ParsableCommand {
             host: address.host, port: address.port, roots: roots, token: token, databasePath: index.resolvedPath, watchInterval: watchInterval)
         configuration.debounce = debounce
         configuration.trustRoots = trustRoots
+        configuration.maximumConnections = maxConnections
+        configuration.maximumConnectionsPerClient = maxConnectionsPerClient
+        configuration.idleTimeout = idleTimeout
+        configuration.writeStallTimeout = writeTimeout
+        configuration.nbdMaximumSessions = nbdMaxSessions
+        configuration.nbdIdleTimeout = nbdIdleTimeout
+        configuration.scanTimeLimit = scanTimeLimit
+        configuration.maximumQueuedScans = maxQueuedScans
+        configuration.maximumScanExtents = maxScanExtents
         configuration.nbdSocket = nbdSocket
         configuration.nbdListen = nbdListen
         var logger = Logger(label: "extentdb.serve")

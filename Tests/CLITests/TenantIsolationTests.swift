@@ -206,3 +206,46 @@ let startTenantServer =
         #expect(result.stdout.contains("is not a regular file beneath the image's directory or a trusted root"))
     }
 }
+
+/// What an image's owner (or a local user) can do to the files around the index and the service.
+@Suite(.serialized) struct OwnerTricksTests {
+    @Test("an image rewritten in place with its mtime restored fails the open NBD session's next read (ctime)")
+    func ctimeInSessions() throws {
+        try expectServeScript(
+            """
+            scan "$PWD/root/vmB/disk.qcow2" | grep -q succeeded
+            /usr/bin/python3 -m nbd -u "nbd+unix:///vmB/disk.qcow2?socket=$PWD/run/nbd.sock" -c '
+            import os, subprocess
+            path = "root/vmB/disk.qcow2"
+            assert h.pread(65536, 0) == b"\\x42" * 65536
+            before = os.stat(path)
+            subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -q -P 7 0 64k", path], check=True)
+            os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+            after = os.stat(path)
+            assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
+            try:
+                data = h.pread(65536, 0)
+                raise SystemExit("read after the rewrite did not fail: " + repr(data[:4]))
+            except nbd.Error as error:
+                assert error.errno == "EIO", error
+            ' 2> nbdsh.err || { cat nbdsh.err; exit 1; }
+            echo ok
+            """, prologue: startTenantServer, in: makeTenantsWorkspace)
+    }
+
+    @Test("a dangling --db symbolic link is refused, and nothing is created where it points")
+    func danglingIndexLink() throws {
+        let directory = try makeTenantWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try script(
+            """
+            ln -s "$PWD/planted/dir/index.sqlite" link.sqlite
+            $X list --db link.sqlite; echo "status $?"
+            test -e planted && echo created
+            true
+            """, database: directory.appendingPathComponent("unused.sqlite").path, in: directory)
+        #expect(result.stdout.hasSuffix("status 1\n"), "\(result.stdout)\n\(result.stderr)")
+        #expect(!result.stdout.contains("created"))
+        #expect(result.stderr.contains("is a symbolic link to a file that does not exist"), "\(result.stderr)")
+    }
+}

@@ -58,18 +58,18 @@ import Testing
     }
 
     @Test("tables announced later (a backing layer) never make the reported fraction drop")
-    func neverDrops() {
+    func neverDrops() throws {
         let progress = ScanProgress()
         progress.expect(4)
-        progress.advance(4)
+        try progress.advance(4, extents: 0)
         #expect(progress.fraction == 1)
         progress.expect(4)
         #expect(progress.fraction == 1)
-        progress.advance(2)
+        try progress.advance(2, extents: 0)
         #expect(progress.fraction == 1)
         let fresh = ScanProgress()
         fresh.expect(4)
-        fresh.advance(1)
+        try fresh.advance(1, extents: 0)
         #expect(fresh.fraction == 0.25)
     }
 }
