@@ -5,6 +5,8 @@ import Synchronization
 public struct ScanStopped: Error, Sendable, CustomStringConvertible {
     public var reason: String
     public var description: String { "scan stopped: \(reason)" }
+    /// The reason of a scan stopped by ``ScanProgress/cancel()``.
+    public static let cancelledReason = "it was cancelled"
 }
 
 /// How far a running scan has got, for callers that report it (the service's scan jobs): the metadata
@@ -46,7 +48,7 @@ public final class ScanProgress: Sendable {
 
     /// Throws when the scan was cancelled or is past its deadline; called between chunks of tables.
     func checkpoint() throws(ScanStopped) {
-        if cancelled.load(ordering: .relaxed) { throw ScanStopped(reason: "it was cancelled") }
+        if cancelled.load(ordering: .relaxed) { throw ScanStopped(reason: ScanStopped.cancelledReason) }
         if deadline != UInt64.max, DispatchTime.now().uptimeNanoseconds > deadline { throw ScanStopped(reason: limitText) }
     }
 

@@ -140,6 +140,26 @@ public final class ScanJobs: Sendable {
         return job
     }
 
+    /// Cancels a job: a queued one at once, a running one at its next table. Nil for an unknown id.
+    public func cancel(id: String) -> Job? {
+        let wasQueued = state.withLockedValue { queue -> Bool in
+            guard queue.jobs[id]?.state == .queued else { return false }
+            for (directory, waiting) in queue.waiting {
+                queue.waiting[directory] = waiting.filter { $0.id != id }
+            }
+            return true
+        }
+        if wasQueued {
+            finish(id) { job in
+                job.state = .cancelled
+                job.error = "cancelled by a client before it started"
+            }
+        } else {
+            running.withLockedValue { $0[id] }?.cancel()
+        }
+        return job(id: id)
+    }
+
     private func run(_ pending: Pending) {
         update(pending.id) { $0.state = .running }
         let options = indexer.options
@@ -162,8 +182,9 @@ public final class ScanJobs: Sendable {
                 metrics.limitHit(stopped.reason.contains("extents") ? "scan_extents" : "scan_time")
             }
             logger.warning("scan failed", metadata: ["path": "\(pending.path)", "error": "\(error)"])
+            let cancelled = (error as? ScanStopped)?.reason == ScanStopped.cancelledReason
             finish(pending.id) {
-                $0.state = .failed
+                $0.state = cancelled ? .cancelled : .failed
                 $0.error = "\(error)"
             }
         }

@@ -14,6 +14,15 @@ struct ScanRoutes {
     func register(on group: RouterGroup<BasicRequestContext>) {
         group.post("scans", use: submit)
         group.get("scans/:id", use: get)
+        group.delete("scans/:id", use: cancel)
+    }
+
+    /// `DELETE /v1/scans/{id}`: cancels a queued or running scan; answers the job as it stands.
+    @Sendable func cancel(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        guard let id = context.parameters.get("id"), let job = service.scans.cancel(id: id) else {
+            throw APIError.notFound("no such scan job")
+        }
+        return Response.json(job)
     }
 
     /// `POST /v1/scans {"path": "...", "force": false}` → 202 with the queued job.

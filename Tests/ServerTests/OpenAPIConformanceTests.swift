@@ -108,6 +108,8 @@ struct OpenAPIDocument {
                 ("POST /v1/scans", .post, "/v1/scans", "{}", true),
                 ("GET /v1/scans/{id}", .get, "/v1/scans/\(jobID)", nil, true),
                 ("GET /v1/scans/{id}", .get, "/v1/scans/none", nil, true),
+                ("DELETE /v1/scans/{id}", .delete, "/v1/scans/\(jobID)", nil, true),
+                ("DELETE /v1/scans/{id}", .delete, "/v1/scans/none", nil, true),
                 ("GET /v1/report", .get, "/v1/report", nil, true),
                 ("GET /v1/report", .get, "/v1/report?path=/etc", nil, true),
                 ("DELETE /v1/images/{id}", .delete, "/v1/images/\(id)", nil, true),

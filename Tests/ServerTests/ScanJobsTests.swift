@@ -68,4 +68,20 @@ import Testing
         let ran = order.withLockedValue { $0 }
         #expect(ran.firstIndex(of: "/nonexistent/quiet/0.qcow2") == 1, "\(ran)")
     }
+
+    @Test("a queued scan cancelled by a client ends cancelled and never runs")
+    func cancelQueued() throws {
+        let gate = DispatchSemaphore(value: 0)
+        let jobs = try makeJobs(maximumUnfinished: 10, gate: gate)
+        let ran = NIOLockedValueBox([String]())
+        let first = try jobs.submit(path: "/nonexistent/c/0.qcow2") { job in ran.withLockedValue { $0.append(job.path) } }
+        let second = try jobs.submit(path: "/nonexistent/c/1.qcow2") { job in ran.withLockedValue { $0.append(job.path) } }
+        #expect(jobs.cancel(id: second.id)?.state == .cancelled)
+        #expect(jobs.cancel(id: "scan-none") == nil)
+        gate.signal()
+        gate.signal()
+        waitUntil { jobs.activeCount == 0 && ran.withLockedValue { $0.count } == 1 }
+        #expect(ran.withLockedValue { $0 } == [first.path])
+        #expect(jobs.job(id: second.id)?.error?.contains("cancelled") == true)
+    }
 }
