@@ -42,7 +42,8 @@ enum LayerOpener {
         case .raw:
             return Opened(layer: try openRaw(source: source, canonical: canonical, identity: identity, withMap: withMap))
         case .vhd:
-            return Opened(layer: try openVHD(source: source, givenPath: givenPath, canonical: canonical, identity: identity, withMap: withMap, progress: options.progress))
+            return Opened(
+                layer: try openVHD(source: source, givenPath: givenPath, canonical: canonical, identity: identity, withMap: withMap, options: options))
         }
     }
 
@@ -71,7 +72,7 @@ enum LayerOpener {
     }
 
     private static func openVHD(
-        source: FileBlockSource, givenPath: String, canonical: String, identity: FileIdentity, withMap: Bool, progress: ScanProgress?
+        source: FileBlockSource, givenPath: String, canonical: String, identity: FileIdentity, withMap: Bool, options: ScanOptions
     ) throws -> ScannedLayer {
         let reader = try VHDLayerReader(source: source)
         let footer = reader.footer
@@ -85,9 +86,16 @@ enum LayerOpener {
             locators = paths.map { locator in
                 LocatorSummary(code: locator.code, path: locator.path, resolvedPath: VHDParentLocator.resolve(locator.path, directory: directory))
             }
-            let existing = candidates.first(where: { PathResolver.canonical($0.resolved) != nil })
+            // Only candidates the boundary may open are probed for existence: whether a path outside exists
+            // is nobody's business, so an outside candidate goes to the boundary, which refuses it with the
+            // same words whether it exists or not.
+            let reachable = { (path: String) -> Bool in
+                options.allowsOutsideBacking || PathResolver.isInside(path, directory: directory)
+                    || options.trustedRoots.contains { PathResolver.isInside(path, directory: $0) }
+            }
+            let existing = candidates.first(where: { reachable($0.resolved) && PathResolver.canonical($0.resolved) != nil })
             // `info` (no map) shows the disk's own header even when its parent is missing.
-            guard let chosen = existing ?? (withMap ? nil : candidates.first) else {
+            guard let chosen = existing ?? candidates.first(where: { !reachable($0.resolved) }) ?? (withMap ? nil : candidates.first) else {
                 let tried = candidates.map { "\($0.source) \($0.resolved)" }.joined(separator: ", ")
                 throw ImageError.chain(canonical, "parent of differencing VHD not found (tried: \(tried.isEmpty ? "no usable parent locator" : tried))")
             }
@@ -109,7 +117,7 @@ enum LayerOpener {
             metadata.warnings.append("the footer at the end of the file is damaged; used the copy at offset 0")
         }
         if footer.savedState { metadata.warnings.append("the disk has a saved state (the VM was suspended)") }
-        let map = withMap ? try reader.layerMap(progress: progress) : LayerMap(virtualSize: footer.currentSize, runs: [])
+        let map = withMap ? try reader.layerMap(progress: options.progress) : LayerMap(virtualSize: footer.currentSize, runs: [])
         return ScannedLayer(
             path: canonical, format: .vhd, identity: identity, headerChecksum: HeaderChecksum.fnv1a64(reader.headerBytes),
             metadata: metadata, map: map)

@@ -51,8 +51,8 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
 }
 
 /// The routes: `/healthz` and `/metrics` open, everything under `/v1` behind the bearer token.
-func buildRouter(service: IndexService) -> Router<BasicRequestContext> {
-    let router = Router(context: BasicRequestContext.self)
+func buildRouter(service: IndexService) -> Router<ServiceRequestContext> {
+    let router = Router(context: ServiceRequestContext.self)
     router.add(middleware: JSONErrorMiddleware())
     router.add(middleware: MetricsMiddleware())
     router.get("healthz") { _, _ in Response.json(["status": "ok"]) }

@@ -9,11 +9,11 @@ import Scanner
 struct ExportRoute {
     let service: IndexService
 
-    func register(on group: RouterGroup<BasicRequestContext>) {
+    func register(on group: RouterGroup<ServiceRequestContext>) {
         group.get("images/:id/export", use: export)
     }
 
-    @Sendable func export(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    @Sendable func export(_ request: Request, context: ServiceRequestContext) async throws -> Response {
         let query = request.uri.queryParameters
         guard let formatName = query.get("format") else { throw APIError.badRequest("format is required: raw, qcow2, vhd or xva") }
         guard let format = ExportFormat(rawValue: formatName) else { throw APIError.badRequest("format must be raw, qcow2, vhd or xva") }
@@ -49,7 +49,8 @@ struct ExportRoute {
         // A delta names its base by file name: base and delta sit side by side where the client puts them.
         if let basePath { exportRequest.backingName = String(basePath.split(separator: "/").last ?? "") }
         let job = try ExportJob(store: service.store, indexed: indexed, request: exportRequest)
-        try service.beginExport()
+        let client = context.clientKey
+        try service.beginExport(client: client)
         let service = service
         let metrics = service.metrics
         let length = job.streamLength.map { Int(clamping: $0) }
@@ -62,7 +63,7 @@ struct ExportRoute {
                 try job.run(to: output)
             },
             done: { error in
-                service.endExport()
+                service.endExport(client: client)
                 if let error { logger.info("export ended early", metadata: ["image": "\(indexed.image.path)", "reason": "\(error)"]) }
             })
         return Response(status: status, headers: headers, body: body)

@@ -8,7 +8,7 @@ import Scanner
 struct ImageRoutes {
     let service: IndexService
 
-    func register(on group: RouterGroup<BasicRequestContext>) {
+    func register(on group: RouterGroup<ServiceRequestContext>) {
         group.get("images", use: list)
         group.get("images/:id", use: get)
         group.delete("images/:id", use: forget)
@@ -16,7 +16,7 @@ struct ImageRoutes {
     }
 
     /// `GET /v1/images[?path=P]`.
-    @Sendable func list(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    @Sendable func list(_ request: Request, context: ServiceRequestContext) async throws -> Response {
         var images = try service.store.scannedImages().filter { service.policy.contains($0.image.path) }
         if let path = request.uri.queryParameters.get("path") {
             let canonical = try service.policy.resolve(path)
@@ -27,13 +27,13 @@ struct ImageRoutes {
     }
 
     /// `GET /v1/images/{id}`.
-    @Sendable func get(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    @Sendable func get(_ request: Request, context: ServiceRequestContext) async throws -> Response {
         let indexed = try service.indexedImage(id: try imageID(context))
         return Response.json(service.detail(of: indexed))
     }
 
     /// `DELETE /v1/images/{id}`: forgets the image and its scans (the file is not touched).
-    @Sendable func forget(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    @Sendable func forget(_ request: Request, context: ServiceRequestContext) async throws -> Response {
         let indexed = try service.indexedImage(id: try imageID(context))
         let forgotten = try service.store.forget(paths: [indexed.image.path])
         service.cache.forget(imageID: try imageID(context))
@@ -42,7 +42,7 @@ struct ImageRoutes {
 
     /// `GET /v1/images/{id}/extents[?offset=&length=][&format=legacy|interval]`: `map --output json`'s list,
     /// or xapi's read-headers JSON.
-    @Sendable func extents(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    @Sendable func extents(_ request: Request, context: ServiceRequestContext) async throws -> Response {
         let query = request.uri.queryParameters
         let offset = try number(query.get("offset"), name: "offset") ?? 0
         let length = try number(query.get("length"), name: "length")
@@ -91,7 +91,7 @@ struct ImageRoutes {
 }
 
 /// The `{id}` path parameter.
-func imageID(_ context: BasicRequestContext) throws -> Int64 {
+func imageID(_ context: ServiceRequestContext) throws -> Int64 {
     guard let text = context.parameters.get("id"), let id = Int64(text), id > 0 else {
         throw APIError.badRequest("the image id must be a positive integer")
     }

@@ -18,7 +18,7 @@ public final class IndexService: Sendable {
     let cache = ResponseCache()
     /// Export producers and the reads of their pipes.
     let blockingPool: NIOThreadPool
-    private let activeExports = NIOLockedValueBox(0)
+    private let activeExports = NIOLockedValueBox((total: 0, byClient: [String: Int]()))
     /// When the watcher (or a request) last compared each image with the disk, in seconds since 1970.
     private let checked = NIOLockedValueBox([String: Double]())
     /// Indexed images the watcher found deleted.
@@ -49,18 +49,32 @@ public final class IndexService: Sendable {
         blockingPool.start()
     }
 
-    /// Counts an export in, or refuses it (503) when ``ServerConfiguration/concurrentExports`` are running.
-    func beginExport() throws {
-        let admitted = activeExports.withLockedValue { count in
-            guard count < configuration.concurrentExports else { return false }
-            count += 1
-            return true
+    /// Counts an export in, or refuses it (503) when ``ServerConfiguration/concurrentExports`` are running, or
+    /// when this client already runs its share (``ServerConfiguration/exportsPerClient``): one client cannot
+    /// take every slot.
+    func beginExport(client: String) throws {
+        let refusal: String? = activeExports.withLockedValue { state in
+            guard state.total < configuration.concurrentExports else { return "\(configuration.concurrentExports) exports are already running" }
+            let mine = state.byClient[client, default: 0]
+            guard mine < configuration.exportsPerClient else {
+                return "this client already runs \(configuration.exportsPerClient) exports, its share; try again when one ends"
+            }
+            state.total += 1
+            state.byClient[client] = mine + 1
+            return nil
         }
-        guard admitted else { throw APIError(.serviceUnavailable, "busy", "\(configuration.concurrentExports) exports are already running") }
+        if let refusal {
+            metrics.limitHit(refusal.contains("share") ? "exports_per_client" : "exports")
+            throw APIError(.serviceUnavailable, "busy", refusal)
+        }
     }
 
-    func endExport() {
-        activeExports.withLockedValue { $0 -= 1 }
+    func endExport(client: String) {
+        activeExports.withLockedValue { state in
+            state.total -= 1
+            let mine = state.byClient[client, default: 1] - 1
+            if mine <= 0 { state.byClient.removeValue(forKey: client) } else { state.byClient[client] = mine }
+        }
     }
 
     /// Records that `path` was just compared with the disk; `exists` false marks it missing.

@@ -8,11 +8,11 @@ import Report
 struct ReportRoute {
     let service: IndexService
 
-    func register(on group: RouterGroup<BasicRequestContext>) {
+    func register(on group: RouterGroup<ServiceRequestContext>) {
         group.get("report", use: report)
     }
 
-    @Sendable func report(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    @Sendable func report(_ request: Request, context: ServiceRequestContext) async throws -> Response {
         var files: [String] = []
         var directories: [String] = []
         if let path = request.uri.queryParameters.get("path") {

@@ -11,14 +11,14 @@ struct ScanRoutes {
         var force: Bool?
     }
 
-    func register(on group: RouterGroup<BasicRequestContext>) {
+    func register(on group: RouterGroup<ServiceRequestContext>) {
         group.post("scans", use: submit)
         group.get("scans/:id", use: get)
         group.delete("scans/:id", use: cancel)
     }
 
     /// `DELETE /v1/scans/{id}`: cancels a queued or running scan; answers the job as it stands.
-    @Sendable func cancel(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    @Sendable func cancel(_ request: Request, context: ServiceRequestContext) async throws -> Response {
         guard let id = context.parameters.get("id"), let job = service.scans.cancel(id: id) else {
             throw APIError.notFound("no such scan job")
         }
@@ -26,7 +26,7 @@ struct ScanRoutes {
     }
 
     /// `POST /v1/scans {"path": "...", "force": false}` → 202 with the queued job.
-    @Sendable func submit(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    @Sendable func submit(_ request: Request, context: ServiceRequestContext) async throws -> Response {
         let buffer = try await request.body.collect(upTo: service.configuration.maximumBodySize)
         let asked: ScanRequest
         do {
@@ -43,7 +43,7 @@ struct ScanRoutes {
     }
 
     /// `GET /v1/scans/{id}`.
-    @Sendable func get(_ request: Request, context: BasicRequestContext) async throws -> Response {
+    @Sendable func get(_ request: Request, context: ServiceRequestContext) async throws -> Response {
         guard let id = context.parameters.get("id"), let job = service.scans.job(id: id) else {
             throw APIError.notFound("no such scan job")
         }

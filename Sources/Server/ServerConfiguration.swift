@@ -28,6 +28,8 @@ public struct ServerConfiguration: Sendable {
     public var concurrentScans = 2
     /// Exports streamed at once; more are refused with 503.
     public var concurrentExports = 4
+    /// Exports streamed at once for one client address; more are refused with 503 (its share of the slots).
+    public var exportsPerClient = 2
     /// Largest extents response built in memory (bytes); larger windows are refused with 413.
     public var maximumExtentsResponse = 128 << 20
     /// HTTP connections open at once, from all clients; past it a new connection is closed at once.
@@ -109,6 +111,19 @@ public struct ServerConfiguration: Sendable {
         return bytes.prefix(12).elementsEqual([UInt8](repeating: 0, count: 10) + [0xFF, 0xFF]) && bytes[12] == 127
     }
 
+    /// Each directory made absolute and canonical (symbolic links resolved).
+    static func canonicalDirectories(_ directories: [String], option: String) throws(Invalid) -> [String] {
+        var canonical: [String] = []
+        for directory in directories {
+            let absolute = PathResolver.absolute(directory, relativeTo: PathResolver.currentDirectory())
+            guard let resolved = PathResolver.canonical(absolute), (try? FileIdentity(path: resolved))?.kind == .directory else {
+                throw Invalid("\(option) \(directory): not a directory")
+            }
+            canonical.append(resolved)
+        }
+        return canonical
+    }
+
     /// Makes the roots canonical and refuses a non-loopback address without a token.
     public mutating func validate() throws(Invalid) {
         if host == "localhost" { host = "127.0.0.1" }
@@ -116,24 +131,8 @@ public struct ServerConfiguration: Sendable {
             throw Invalid("refusing to listen on \(host) without --token-file: only a loopback address may go without a token")
         }
         guard !roots.isEmpty else { throw Invalid("at least one --root is needed") }
-        var canonical: [String] = []
-        for root in roots {
-            let absolute = PathResolver.absolute(root, relativeTo: PathResolver.currentDirectory())
-            guard let resolved = PathResolver.canonical(absolute), (try? FileIdentity(path: resolved))?.kind == .directory else {
-                throw Invalid("--root \(root): not a directory")
-            }
-            canonical.append(resolved)
-        }
-        roots = canonical
-        var trusted: [String] = []
-        for root in trustRoots {
-            let absolute = PathResolver.absolute(root, relativeTo: PathResolver.currentDirectory())
-            guard let resolved = PathResolver.canonical(absolute), (try? FileIdentity(path: resolved))?.kind == .directory else {
-                throw Invalid("--trust-root \(root): not a directory")
-            }
-            trusted.append(resolved)
-        }
-        trustRoots = trusted
+        roots = try Self.canonicalDirectories(roots, option: "--root")
+        trustRoots = try Self.canonicalDirectories(trustRoots, option: "--trust-root")
         nbdAddresses = nbdSocket.map { [.unix(path: $0)] } ?? []
         if let nbdListen {
             var (host, port) = try Self.parseListen(nbdListen, option: "--nbd-listen")
@@ -154,7 +153,7 @@ public struct ServerConfiguration: Sendable {
         }
         for (value, flag) in [
             (maximumConnections, "--max-connections"), (maximumConnectionsPerClient, "--max-connections-per-client"),
-            (nbdMaximumSessions, "--nbd-max-sessions"), (maximumQueuedScans, "--max-queued-scans"), (maximumScanExtents, "--max-scan-extents"),
+            (nbdMaximumSessions, "--nbd-max-sessions"), (concurrentExports, "--max-exports"), (exportsPerClient, "--max-exports-per-client"), (maximumQueuedScans, "--max-queued-scans"), (maximumScanExtents, "--max-scan-extents"),
         ] where value < 1 {
             throw Invalid("\(flag) must be at least 1")
         }

@@ -71,6 +71,12 @@ struct ServeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Seconds a response (an export) may make no progress before its connection is closed.", valueName: "seconds"))
     var writeTimeout: Double = 60
 
+    @Option(help: ArgumentHelp("Exports streamed at once; past it an export answers 503.", valueName: "n"))
+    var maxExports = 4
+
+    @Option(help: ArgumentHelp("Exports streamed at once for one client address (its share); past it 503.", valueName: "n"))
+    var maxExportsPerClient = 2
+
     @Option(help: ArgumentHelp("NBD sessions open at once on each NBD listener (as qemu-nbd --shared).", valueName: "n"))
     var nbdMaxSessions = 128
 
@@ -108,6 +114,8 @@ struct ServeCommand: ParsableCommand {
         configuration.idleTimeout = idleTimeout
         configuration.writeStallTimeout = writeTimeout
         configuration.nbdMaximumSessions = nbdMaxSessions
+        configuration.concurrentExports = maxExports
+        configuration.exportsPerClient = maxExportsPerClient
         configuration.nbdIdleTimeout = nbdIdleTimeout
         configuration.scanTimeLimit = scanTimeLimit
         configuration.maximumQueuedScans = maxQueuedScans

@@ -146,7 +146,8 @@ func makeServeWorkspace() throws -> URL {
                 # CloseAfterPendingWrites, half of such exports lost their last megabyte or two: curl exit 18).
                 CURLS=()
                 for n in 1 2 3 4; do
-                    curl -s --max-time 30 --limit-rate 16M -H "$T" "localhost:$P/v1/images/$id/export?format=raw" -o slow.$n.raw &
+                    # From four addresses: one client gets two export slots, its share.
+                    curl -s --max-time 30 --limit-rate 16M --interface 127.0.0.$((n + 1)) -H "$T" "localhost:$P/v1/images/$id/export?format=raw" -o slow.$n.raw &
                     CURLS+=($!)
                 done
                 sleep 0.5

@@ -3,6 +3,12 @@ import Testing
 
 @testable import TestSupport
 
+/// Stops the server the prologue started and starts it again with `EXTRA`'s flags.
+let restartWithExtra = """
+    kill $PID; wait $PID 2>/dev/null || true
+    \(startTenantServer.replacingOccurrences(of: "set -euo pipefail\n", with: ""))
+    """
+
 /// A service anyone can reach must not be starved by one client: each limit of the second security review,
 /// against the real binary with real sockets. `EXTRA` sets the limits small so the tests run in seconds.
 @Suite(.serialized) struct ServiceLimitsTests {
@@ -11,8 +17,7 @@ import Testing
         try expectServeScript(
             """
             EXTRA="--idle-timeout 2 --max-connections 16 --max-connections-per-client 4"
-            kill $PID; wait $PID 2>/dev/null || true
-            \(startTenantServer.replacingOccurrences(of: "set -euo pipefail\n", with: ""))
+            \(restartWithExtra)
             # Six half-sent requests from 127.0.0.2: four are held (until the idle timeout), two are closed at once.
             python3 - "$P" <<'PY'
             import socket, sys, time
@@ -47,23 +52,22 @@ import Testing
             """, prologue: startTenantServer, in: makeTenantsWorkspace)
     }
 
-    @Test("exports whose clients stopped reading give their slots back after the write timeout")
+    @Test("exports whose clients stopped reading give their slots back after the write timeout; one client gets its share")
     func stalledReaders() throws {
         try expectServeScript(
             """
             EXTRA="--write-timeout 2"
-            kill $PID; wait $PID 2>/dev/null || true
-            \(startTenantServer.replacingOccurrences(of: "set -euo pipefail\n", with: ""))
+            \(restartWithExtra)
             truncate -s 256M root/vmB/big.raw
             qemu-io -f raw -c 'write -P 9 0 200M' root/vmB/big.raw >/dev/null
             id=$(scan "$PWD/root/vmB/big.raw" | sed 's/.*"image_id":\\([0-9]*\\).*/\\1/')
-            # Four clients take every export slot and never read.
+            # Four clients (four addresses: each gets at most its share of two) take every slot and never read.
             python3 - "$P" "$id" <<'PY' &
             import socket, sys, time
             port, image = sys.argv[1], sys.argv[2]
             held = []
-            for _ in range(4):
-                s = socket.create_connection(("127.0.0.1", int(port)))
+            for i in range(4):
+                s = socket.socket(); s.bind((f"127.0.0.{2 + i}", 0)); s.connect(("127.0.0.1", int(port)))
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                 s.sendall(f"GET /v1/images/{image}/export?format=raw HTTP/1.1\\r\\nHost: x\\r\\nAuthorization: Bearer serve-token-0123456789abcdef\\r\\n\\r\\n".encode())
                 held.append(s)
@@ -82,6 +86,13 @@ import Testing
             test "$code" = 200 || { echo "still $code"; exit 1; }
             cmp out.raw root/vmB/big.raw
             $C localhost:$P/metrics | grep -q 'extentdb_limit_hits_total{limit="export_stalled"} [1-9]'
+            # One client gets two slots, its share, while two remain for others.
+            SLOW=()
+            for n in 1 2; do curl -s --limit-rate 1M -H "$T" "localhost:$P/v1/images/$id/export?format=raw" -o share.$n.raw & SLOW+=($!); done
+            sleep 0.5
+            $C -H "$T" "localhost:$P/v1/images/$id/export?format=raw" | grep -q 'its share' || { echo "a third export for one client"; exit 1; }
+            test "$($C --interface 127.0.0.9 -o /dev/null -w '%{http_code}' -H "$T" "localhost:$P/v1/images/$id/export?format=raw")" = 200
+            kill -9 "${SLOW[@]}"
             echo ok
             """, prologue: startTenantServer, in: makeTenantsWorkspace)
     }
@@ -91,8 +102,7 @@ import Testing
         try expectServeScript(
             """
             EXTRA="--nbd-max-sessions 2 --nbd-idle-timeout 2"
-            kill $PID; wait $PID 2>/dev/null || true
-            \(startTenantServer.replacingOccurrences(of: "set -euo pipefail\n", with: ""))
+            \(restartWithExtra)
             scan "$PWD/root/vmB/disk.qcow2" | grep -q succeeded
             U="?socket=$PWD/run/nbd.sock"
             # Two clients connect and then say nothing.

@@ -97,4 +97,27 @@ import Testing
         options.progress = cancelled
         #expect(throws: ScanStopped.self) { try ChainScanner.scan(path: path, options: options) }
     }
+
+    @Test("a VHD's parent locators cannot tell whether a host path exists: existing and missing read the same")
+    func vhdLocatorsDoNotProbe() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.cleanup() }
+        var messages: [String] = []
+        for target in ["/etc/passwd", "/nonexistent/secret.vhd"] {
+            var child = VHDWriter(kind: .differencing, virtualSize: 8 << 20)
+            child.parentName = "parent.vhd"
+            child.locators = [.init(code: "MacX", path: "file://" + target)]
+            let path = directory.path("child-\(messages.count).vhd")
+            try child.write(to: path)
+            do {
+                _ = try ChainScanner.scan(path: path)
+                Issue.record("a parent outside the directory was opened")
+            } catch {
+                messages.append("\(error)".replacingOccurrences(of: path, with: "CHILD").replacingOccurrences(of: target, with: "TARGET"))
+            }
+        }
+        #expect(messages.count == 2)
+        #expect(messages.first == messages.last, "\(messages)")
+        #expect(messages.first?.contains("is not a regular file beneath the image's directory") == true, "\(messages)")
+    }
 }
