@@ -23,6 +23,7 @@ int extentdb_create_exclusive(int dirfd, const char *name) {
 static char cleanup_path[4096];
 static volatile sig_atomic_t cleanup_set = 0;
 static volatile sig_atomic_t progress_shown = 0;
+static volatile sig_atomic_t stops_cleanly = 0;
 
 static void on_signal(int number) {
     int saved = errno;
@@ -32,8 +33,11 @@ static void on_signal(int number) {
         (void)ignored;
     }
     errno = saved;
-    _exit(128 + number);
+    // A server asked to stop (SIGTERM, SIGINT) has done its job: 0, as qemu-nbd and systemd expect.
+    _exit(stops_cleanly && number != SIGHUP ? 0 : 128 + number);
 }
+
+void extentdb_set_signal_stops_cleanly(int on) { stops_cleanly = on ? 1 : 0; }
 
 void extentdb_install_signal_cleanup(void) {
     struct sigaction action;

@@ -21,6 +21,9 @@ struct RootExportCatalog: ImageExportCatalog {
         // index) is neither served nor announced.
         let servable = images.filter { image in
             let indexed = IndexedScan(image: image.image, scan: image.scan, layers: image.layers)
+            // A deleted image is not announced: a client listing exports and opening each would fail on it.
+            var info = stat()
+            guard stat(image.image.path, &info) == 0 else { return false }
             return (try? service.confine(indexed)) != nil && service.indexer.trustShortfall(of: indexed) == nil
         }
         return servable.compactMap { service.policy.relativePath(of: $0.image.path) }.sorted()

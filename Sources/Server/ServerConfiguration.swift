@@ -14,6 +14,9 @@ public struct ServerConfiguration: Sendable {
     /// parent or data file (`--trust-root`); every other such file must lie beneath the naming image's own
     /// directory.
     public var trustRoots: [String] = []
+    /// Serve `/v1` without a token (`--insecure-no-auth`), on a loopback address only: any local user can
+    /// then read every disk under the roots.
+    public var allowsNoAuthentication = false
     /// The bearer token every `/v1` request must carry; nil only on a loopback address.
     public var token: String?
     /// Index database file.
@@ -127,8 +130,15 @@ public struct ServerConfiguration: Sendable {
     /// Makes the roots canonical and refuses a non-loopback address without a token.
     public mutating func validate() throws(Invalid) {
         if host == "localhost" { host = "127.0.0.1" }
-        if token == nil && !Self.isLoopback(host) {
-            throw Invalid("refusing to listen on \(host) without --token-file: only a loopback address may go without a token")
+        if token == nil {
+            guard allowsNoAuthentication else {
+                throw Invalid(
+                    "refusing to serve without --token-file: every /v1 request would be unauthenticated, and any local user could "
+                        + "download every disk; give --token-file FILE (or, on a loopback address, --insecure-no-auth to accept that)")
+            }
+            guard Self.isLoopback(host) else {
+                throw Invalid("refusing to listen on \(host) without --token-file: only a loopback address may go without a token")
+            }
         }
         guard !roots.isEmpty else { throw Invalid("at least one --root is needed") }
         roots = try Self.canonicalDirectories(roots, option: "--root")

@@ -78,6 +78,8 @@ struct NBDCommand: ParsableCommand {
         }
         let size = export.plan.virtualSize
         let server = NBDImageServer(catalog: catalog, logger: logger)
+        // Stopping a server is its normal end: exit 0, as qemu-nbd does and as systemd counts success.
+        extentdb_set_signal_stops_cleanly(1)
         do {
             try server.serve(on: address) { bound in
                 logger.notice("serving \(indexed.image.path) (\(size) bytes, read-only) on \(bound)")

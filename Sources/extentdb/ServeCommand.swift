@@ -8,8 +8,8 @@ struct ServeCommand: ParsableCommand {
         commandName: "serve",
         abstract: "Serve the index over HTTP/JSON, keeping it fresh by watching the roots.",
         discussion: """
-            Every /v1 request needs `Authorization: Bearer <token>` (the first line of --token-file). Only a \
-            loopback address may go without a token. Images must lie under a --root (symbolic links resolved). \
+            Every /v1 request needs `Authorization: Bearer <token>` (the first line of --token-file). Without \
+            --token-file the service refuses to start, unless --insecure-no-auth is given on a loopback address. Images must lie under a --root (symbolic links resolved). \
             A backing file, parent or data file must lie beneath the directory of the image that names it, as \
             on the command line: one tenant's image cannot name another's. Shared base images are opt-in with \
             --trust-root. SIGTERM/SIGINT stop it gracefully. See openapi.yaml for the API.
@@ -44,6 +44,9 @@ struct ServeCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("File whose first line is the bearer token (at least 16 characters).", valueName: "file"))
     var tokenFile: String?
+
+    @Flag(help: "Serve without --token-file, on a loopback address only: any local user can then read every disk.")
+    var insecureNoAuth = false
 
     @Option(help: ArgumentHelp("Seconds between stat sweeps of the roots (inotify reports changes sooner); 0 turns watching off.", valueName: "seconds"))
     var watchInterval: Double = 30
@@ -109,6 +112,7 @@ struct ServeCommand: ParsableCommand {
             host: address.host, port: address.port, roots: roots, token: token, databasePath: index.resolvedPath, watchInterval: watchInterval)
         configuration.debounce = debounce
         configuration.trustRoots = trustRoots
+        configuration.allowsNoAuthentication = insecureNoAuth
         configuration.maximumConnections = maxConnections
         configuration.maximumConnectionsPerClient = maxConnectionsPerClient
         configuration.idleTimeout = idleTimeout

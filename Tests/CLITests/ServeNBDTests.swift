@@ -95,10 +95,10 @@ import Testing
                 nbdinfo --map "nbd+unix:///top.qcow2$U" | grep -q '^  *31457280  *1048576  *0  *data'
                 # A file that is not a socket is never replaced by a second server.
                 echo precious > notsock
-                $X serve --listen 127.0.0.1:0 --root "$PWD/root" --db index.sqlite --watch-interval 0 --nbd-socket "$PWD/notsock" 2> second.log && exit 1
+                $X serve --listen 127.0.0.1:0 --insecure-no-auth --root "$PWD/root" --db index.sqlite --watch-interval 0 --nbd-socket "$PWD/notsock" 2> second.log && exit 1
                 grep -q "not a socket" second.log
                 test "$(cat notsock)" = precious
-                $X serve --root "$PWD/root" --db index.sqlite --nbd-listen 0.0.0.0:10809 2> remote.log && exit 1
+                $X serve --insecure-no-auth --root "$PWD/root" --db index.sqlite --nbd-listen 0.0.0.0:10809 2> remote.log && exit 1
                 grep -q "NBD has no authentication" remote.log
                 kill -TERM $PID
                 status=0; wait $PID || status=$?

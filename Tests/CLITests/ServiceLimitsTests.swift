@@ -16,7 +16,7 @@ let restartWithExtra = """
     func slowHeaders() throws {
         try expectServeScript(
             """
-            EXTRA="--idle-timeout 2 --max-connections 16 --max-connections-per-client 4"
+            EXTRA="--idle-timeout 8 --max-connections 16 --max-connections-per-client 4"
             \(restartWithExtra)
             # Six half-sent requests from 127.0.0.2: four are held (until the idle timeout), two are closed at once.
             python3 - "$P" <<'PY'
@@ -27,7 +27,7 @@ let restartWithExtra = """
                 s = socket.socket(); s.bind(("127.0.0.2", 0)); s.connect(("127.0.0.1", port))
                 s.sendall(b"GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n")
                 held.append(s)
-            time.sleep(0.5)
+            started = time.time()
             def closed(s, wait):
                 s.settimeout(wait)
                 try:
@@ -36,18 +36,20 @@ let restartWithExtra = """
                     return False
                 except ConnectionResetError:
                     return True
-            refused = sum(closed(s, 0.2) for s in held)
-            assert refused == 2, f"{refused} of 6 closed at once, expected the 2 past the per-client cap"
+            # The two past the per-client cap are closed at once (polled: the machine may be busy).
+            open_ones = list(held)
+            while time.time() - started < 5 and len(open_ones) > 4:
+                open_ones = [s for s in open_ones if not closed(s, 0.05)]
+            assert len(open_ones) == 4, f"{6 - len(open_ones)} of 6 closed at once, expected the 2 past the per-client cap"
             # Someone else is answered meanwhile.
             c = socket.create_connection(("127.0.0.1", port)); c.sendall(b"GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
             assert b"200" in c.recv(100)
-            # The idle timeout closes the half-sent ones (Hummingbird counts a connection active only once its
-            # request head is whole).
-            start = time.time()
-            assert all(closed(s, 6) for s in held), "half-sent requests still open after the idle timeout"
-            assert time.time() - start < 6
+            # The idle timeout (8 s) closes the half-sent ones: Hummingbird counts a connection active only once
+            # its request head is whole.
+            assert all(closed(s, 30) for s in open_ones), "half-sent requests still open after the idle timeout"
+            assert time.time() - started >= 7, "closed before the idle timeout"
             PY
-            $C localhost:$P/metrics | grep -q 'extentdb_limit_hits_total{limit="http_connections_per_client"} [1-9]'
+            $C localhost:$P/metrics > limits-metrics.txt; grep -q 'extentdb_limit_hits_total{limit="http_connections_per_client"} [1-9]' limits-metrics.txt
             echo ok
             """, prologue: startTenantServer, in: makeTenantsWorkspace)
     }
@@ -77,7 +79,7 @@ let restartWithExtra = """
             sleep 1
             test "$($C -o /dev/null -w '%{http_code}' -H "$T" "localhost:$P/v1/images/$id/export?format=raw")" = 503
             # Within the write timeout (and its check) the stalled exports are cut and the slots are free again.
-            for _ in $(seq 40); do
+            for _ in $(seq 120); do
                 code=$($C -o out.raw -w '%{http_code}' -H "$T" "localhost:$P/v1/images/$id/export?format=raw")
                 test "$code" = 200 && break
                 sleep 0.25
@@ -85,7 +87,7 @@ let restartWithExtra = """
             kill -9 $HOLDER
             test "$code" = 200 || { echo "still $code"; exit 1; }
             cmp out.raw root/vmB/big.raw
-            $C localhost:$P/metrics | grep -q 'extentdb_limit_hits_total{limit="export_stalled"} [1-9]'
+            $C localhost:$P/metrics > limits-metrics.txt; grep -q 'extentdb_limit_hits_total{limit="export_stalled"} [1-9]' limits-metrics.txt
             # One client gets two slots, its share, while two remain for others.
             SLOW=()
             for n in 1 2; do curl -s --limit-rate 1M -H "$T" "localhost:$P/v1/images/$id/export?format=raw" -o share.$n.raw & SLOW+=($!); done
@@ -111,14 +113,15 @@ let restartWithExtra = """
             held = []
             for _ in range(2):
                 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.recv(18); held.append(s)
+            open("holding", "w").close()
             time.sleep(20)
             PY
             HOLDER=$!
-            sleep 0.5
+            for _ in $(seq 200); do test -e holding && break; sleep 0.05; done
             if LIBNBD_DEBUG=1 nbdinfo "nbd+unix:///vmB/disk.qcow2$U" > info.txt 2> err.txt; then echo "a third session was served"; exit 1; fi
             grep -q 'too many connections (2 open, the limit)' err.txt || { grep -i error err.txt; exit 1; }
             # The idle limit frees them.
-            sleep 3
+            for _ in $(seq 100); do nbdinfo "nbd+unix:///vmB/disk.qcow2$U" > info.txt 2>/dev/null && break; sleep 0.2; done
             nbdinfo "nbd+unix:///vmB/disk.qcow2$U" > info.txt
             kill -9 $HOLDER
             $C localhost:$P/metrics > metrics.txt
@@ -135,7 +138,7 @@ let restartWithExtra = """
             id=$(scan "$PWD/root/vmB/disk.qcow2" | sed 's/.*"image_id":\\([0-9]*\\).*/\\1/')
             $C -D headers.txt -o /dev/null -H "$T" -H 'Range: bytes=99999999-' "localhost:$P/v1/images/$id/export?format=raw"
             grep -qi '^content-range: bytes \\*/4194304' headers.txt || { cat headers.txt; exit 1; }
-            if $X serve --listen 127.internal.example:0 --root root --db other.sqlite 2> err.txt; then echo "listened"; exit 1; fi
+            if $X serve --listen 127.internal.example:0 --insecure-no-auth --root root --db other.sqlite 2> err.txt; then echo "listened"; exit 1; fi
             grep -q 'only a loopback address may go without a token' err.txt
             $X serve --help > help.txt
             for flag in --idle-timeout --write-timeout --max-connections --max-connections-per-client --nbd-max-sessions \\
@@ -200,7 +203,7 @@ let restartWithExtra = """
             kill -0 $PID || { echo "the service died"; tail serve.log; exit 1; }
             for _ in $(seq 50); do test "$($C -o /dev/null -w '%{http_code}' localhost:$P/healthz)" = 200 && break; sleep 0.2; done
             test "$($C -o /dev/null -w '%{http_code}' localhost:$P/healthz)" = 200
-            $C localhost:$P/metrics | grep -q 'extentdb_limit_hits_total{limit="http_connections"} [1-9]'
+            $C localhost:$P/metrics > limits-metrics.txt; grep -q 'extentdb_limit_hits_total{limit="http_connections"} [1-9]' limits-metrics.txt
             echo ok
             """, prologue: startTenantServer, in: makeTenantsWorkspace)
     }

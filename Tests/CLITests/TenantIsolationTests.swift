@@ -134,7 +134,7 @@ let startTenantServer =
             m = os.memfd_create("vm-ram"); os.write(m, b"M" * 1048576)
             open("gone", "wb").write(b"D" * 1048576); d = os.open("gone", os.O_RDONLY); os.unlink("gone")
             print(os.getpid(), m, d, flush=True); time.sleep(60)' > fds &
-            for _ in $(seq 100); do test -s fds && break; sleep 0.05; done
+            for _ in $(seq 400); do test -s fds && break; sleep 0.05; done
             read pid memfd deleted < fds
             cd vm
             for fd in $memfd $deleted; do

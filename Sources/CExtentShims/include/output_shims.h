@@ -20,4 +20,7 @@ void extentdb_install_signal_cleanup(void);
 int extentdb_set_cleanup_path(const char *path);
 /// Tells the handlers whether a progress line is drawn on standard error (to be cleared on a signal).
 void extentdb_set_progress_shown(int shown);
+/// Makes SIGTERM and SIGINT end the process with status 0 after the cleanup (a server told to stop), instead
+/// of 128 + the signal; SIGHUP keeps 129.
+void extentdb_set_signal_stops_cleanly(int on);
 #endif

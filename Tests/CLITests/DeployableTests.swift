@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+
+@testable import TestSupport
+
+/// What a service manager and a backup agent expect of extentdb's servers.
+@Suite(.serialized) struct DeployableTests {
+    @Test("extentdb nbd stops on SIGTERM and SIGINT with status 0 and removes its socket, as qemu-nbd does")
+    func nbdStopsCleanly() throws {
+        let directory = try makeTenantsWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try script(
+            """
+            set -u
+            for signal in TERM INT; do
+                $X nbd root/vmB/disk.qcow2 --socket "$PWD/run/one.sock" 2> nbd.log &
+                pid=$!
+                for _ in $(seq 200); do test -S run/one.sock && break; sleep 0.05; done
+                kill -$signal $pid
+                status=0; wait $pid || status=$?
+                echo "$signal $status"
+                test -e run/one.sock && echo "socket left"
+            done
+            true
+            """, database: directory.appendingPathComponent("index.sqlite").path, in: directory)
+        #expect(result.stdout == "TERM 0\nINT 0\n", "\(result.stdout)\n\(result.stderr)")
+    }
+
+    @Test("nbdinfo --list keeps working after an indexed image is deleted: the deleted one is not announced")
+    func listAfterDeletion() throws {
+        try expectServeScript(
+            """
+            qemu-img create -q -f qcow2 root/vmA/disk.qcow2 1M
+            for image in vmA/disk.qcow2 vmB/disk.qcow2; do scan "$PWD/root/$image" | grep -q succeeded; done
+            rm root/vmA/disk.qcow2
+            nbdinfo --list "nbd+unix://?socket=$PWD/run/nbd.sock" > list.txt
+            grep -q 'export="vmB/disk.qcow2"' list.txt
+            ! grep -q 'vmA/disk.qcow2' list.txt
+            echo ok
+            """, prologue: startTenantServer, in: makeTenantsWorkspace)
+    }
+
+    @Test("serve without --token-file refuses to start and names the flag; --insecure-no-auth serves loopback only")
+    func authenticationByDefault() throws {
+        let directory = try makeTenantsWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try script(
+            """
+            if timeout 10 $X serve --listen 127.0.0.1:0 --root root --db index.sqlite 2> refused.txt; then echo started; fi
+            grep -c -- '--token-file' refused.txt
+            $X serve --listen 127.0.0.1:0 --insecure-no-auth --root root --db index.sqlite --watch-interval 0 < /dev/null > /dev/null 2> open.txt &
+            pid=$!
+            for _ in $(seq 200); do grep -q 'listening on' open.txt && break; sleep 0.05; done
+            port=$(grep -o 'listening on 127.0.0.1:[0-9]*' open.txt | cut -d: -f2)
+            curl -s -o /dev/null -w '%{http_code}\n' "localhost:$port/v1/images"
+            kill -9 $pid
+            wait $pid 2>/dev/null
+            true
+            """, database: directory.appendingPathComponent("index.sqlite").path, in: directory)
+        #expect(result.stdout == "1\n200\n", "\(result.stdout)\n\(result.stderr)")
+    }
+}
