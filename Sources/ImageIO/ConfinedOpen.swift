@@ -39,11 +39,10 @@ public final class DirectoryAnchor: @unchecked Sendable {
             guard fd >= 0 else { throw IOError(path: canonicalPath, operation: "dup", errno: Errno(rawValue: errno)) }
             return try DirectoryAnchor(adopting: fd, path: canonicalPath)
         }
+        let named = (canonicalPath == "/" ? "" : canonicalPath) + "/" + relative
         let fd = extentdb_openat2(descriptor, relative, ConfinedOpen.pathOnly | O_DIRECTORY | O_CLOEXEC, resolution.bits)
-        guard fd >= 0 else {
-            throw IOError(path: canonicalPath + "/" + relative, operation: "open directory", errno: Errno(rawValue: errno))
-        }
-        return try DirectoryAnchor(adopting: fd, path: canonicalPath + "/" + relative)
+        guard fd >= 0 else { throw IOError(path: named, operation: "open directory", errno: Errno(rawValue: errno)) }
+        return try DirectoryAnchor(adopting: fd, path: named)
     }
 
     deinit { Glibc.close(descriptor) }

@@ -71,7 +71,9 @@ public struct FileIdentity: Sendable, Equatable, Codable {
     }
 
     /// The path the kernel records for an open descriptor (`/proc/self/fd/N`): what was really opened,
-    /// with every symbolic link resolved. Nil when /proc is not mounted or the file was deleted.
+    /// with every symbolic link resolved. Nil when /proc is not mounted, the file was deleted (a memfd
+    /// reads as deleted too), or the name is not UTF-8 or longer than 4,096 bytes: such a location cannot be
+    /// established, and callers that judge files by where they lie refuse them.
     public static func pathOfDescriptor(_ descriptor: Int32) -> String? {
         var buffer = [CChar](repeating: 0, count: 4097)
         let count = readlink("/proc/self/fd/\(descriptor)", &buffer, 4096)

@@ -37,8 +37,10 @@ enum Console {
         output.write("\n")
     }
 
-    static func flushStandardOutput() {
-        try? output.flush()
+    /// Flushes standard output; a failed write (a full disk, a closed pipe) is an error, never a silent
+    /// exit 0 with nothing written.
+    static func flushStandardOutput() throws {
+        try output.flush()
     }
 
     static var standardErrorIsTerminal: Bool { isatty(2) == 1 }

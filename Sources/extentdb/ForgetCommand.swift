@@ -22,7 +22,7 @@ struct ForgetCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try index.openStore()
+        let store = try index.openStore(existing: true)
         guard !store.isReadOnly else { throw CommandFailure(StoreError.readOnly(index.resolvedPath).description) }
         var candidates: [String: String] = [:]  // recorded path -> as given
         for path in paths {
@@ -32,7 +32,7 @@ struct ForgetCommand: ParsableCommand {
         }
         let forgotten = Set(try store.forget(paths: Array(candidates.keys)))
         let unknown = paths.filter { given in !candidates.contains { forgotten.contains($0.key) && $0.value == given } }
-        LifecycleOutput.print(output, ["forgotten": forgotten.sorted(), "not_indexed": unknown], human: {
+        try LifecycleOutput.print(output, ["forgotten": forgotten.sorted(), "not_indexed": unknown], human: {
             for path in forgotten.sorted() { Console.print("forgot \(TerminalText.name(path))") }
             for path in unknown { Console.error("extentdb: \(path): not in the index") }
             Console.print("\(Plural.count(forgotten.count, "image")) forgotten")
@@ -55,11 +55,11 @@ struct PruneCommand: ParsableCommand {
     var output: OutputFormat = .human
 
     func run() throws {
-        let store = try index.openStore()
+        let store = try index.openStore(existing: true)
         if !dryRun, store.isReadOnly { throw CommandFailure(StoreError.readOnly(index.resolvedPath).description) }
         let gone = try store.knownImagePaths().filter { !FileManager.default.fileExists(atPath: $0) }
         let forgotten = dryRun ? gone : try store.forget(paths: gone)
-        LifecycleOutput.print(output, [dryRun ? "would_forget" : "forgotten": forgotten], human: {
+        try LifecycleOutput.print(output, [dryRun ? "would_forget" : "forgotten": forgotten], human: {
             for path in forgotten { Console.print("\(dryRun ? "would forget" : "forgot") \(TerminalText.name(path))") }
             Console.print("\(Plural.count(forgotten.count, "image")) \(dryRun ? "would be " : "")forgotten")
         })
@@ -68,7 +68,7 @@ struct PruneCommand: ParsableCommand {
 
 /// Output of the index-maintenance commands: a JSON object, or human lines.
 enum LifecycleOutput {
-    static func print(_ format: OutputFormat, _ object: [String: Any], human: () -> Void) {
+    static func print(_ format: OutputFormat, _ object: [String: Any], human: () -> Void) throws {
         switch format {
         case .json:
             if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]) {
@@ -77,6 +77,6 @@ enum LifecycleOutput {
         case .human:
             human()
         }
-        Console.flushStandardOutput()
+        try Console.flushStandardOutput()
     }
 }

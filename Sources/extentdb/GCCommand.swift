@@ -33,7 +33,7 @@ struct GCCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try index.openStore()
+        let store = try index.openStore(existing: true)
         guard !store.isReadOnly else { throw CommandFailure(StoreError.readOnly(index.resolvedPath).description) }
         let cutoff = keepDays.map { Int64((Date().timeIntervalSince1970 - $0 * 86_400) * 1e9) }
         let result = try store.collectGarbage(keep: keep ?? (keepDays == nil ? ImageIndexer.defaultKeepScans : nil), olderThanNanoseconds: cutoff)
@@ -44,7 +44,7 @@ struct GCCommand: ParsableCommand {
             object["bytes_before"] = sizes?.before
             object["bytes_after"] = sizes?.after
         }
-        LifecycleOutput.print(output, object, human: {
+        try LifecycleOutput.print(output, object, human: {
             Console.print("\(Plural.count(result.scansDeleted, "scan")) deleted, \(Plural.count(result.imagesForgotten, "unused layer record")) removed")
             if let sizes { Console.print("index: \(Units.bytes(sizes.before)) -> \(Units.bytes(sizes.after))") }
         })
@@ -61,10 +61,10 @@ struct VacuumCommand: ParsableCommand {
     var output: OutputFormat = .human
 
     func run() throws {
-        let store = try index.openStore()
+        let store = try index.openStore(existing: true)
         guard !store.isReadOnly else { throw CommandFailure(StoreError.readOnly(index.resolvedPath).description) }
         let sizes = try store.vacuum()
-        LifecycleOutput.print(output, ["bytes_before": sizes.before, "bytes_after": sizes.after], human: {
+        try LifecycleOutput.print(output, ["bytes_before": sizes.before, "bytes_after": sizes.after], human: {
             Console.print("index: \(Units.bytes(sizes.before)) -> \(Units.bytes(sizes.after))")
         })
     }
@@ -81,14 +81,14 @@ struct CheckCommand: ParsableCommand {
     var output: OutputFormat = .human
 
     func run() throws {
-        let store = try index.openStore()
+        let store = try index.openStore(existing: true)
         let check = try store.check()
         let object: [String: Any] = [
             "path": index.resolvedPath, "healthy": check.isHealthy, "integrity": check.integrityProblems.isEmpty ? ["ok"] : check.integrityProblems,
             "schema": check.appliedMigrations, "expected_schema": check.knownMigrations, "orphans": check.orphans,
             "read_only": store.isReadOnly,
         ]
-        LifecycleOutput.print(output, object, human: {
+        try LifecycleOutput.print(output, object, human: {
             Console.print("index: \(index.resolvedPath)\(store.isReadOnly ? " (read-only)" : "")")
             Console.print("integrity: " + (check.integrityProblems.isEmpty ? "ok" : check.integrityProblems.joined(separator: "; ")))
             Console.print("schema: \(check.appliedMigrations.last ?? "none")" + (check.appliedMigrations == check.knownMigrations ? " (current)" : " (expected \(check.knownMigrations.last ?? ""))"))

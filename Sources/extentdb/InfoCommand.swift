@@ -72,7 +72,7 @@ struct InfoCommand: ParsableCommand {
         case .human:
             report.printHuman()
         }
-        Console.flushStandardOutput()
+        try Console.flushStandardOutput()
         if report.error != nil { throw ExitCode(ExitStatus.failure) }
     }
 }

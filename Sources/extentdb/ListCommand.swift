@@ -36,7 +36,7 @@ struct ListCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try index.openStore()
+        let store = try index.openStore(existing: true)
         let filter = PathFilter(paths)
         let failures = try store.failures()
         let counts = try store.scanCounts()
@@ -86,7 +86,7 @@ struct ListCommand: ParsableCommand {
             }
             Console.print(Plural.count(entries.count, "image"))
         }
-        Console.flushStandardOutput()
+        try Console.flushStandardOutput()
     }
 }
 

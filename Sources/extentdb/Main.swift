@@ -35,13 +35,13 @@ enum Main {
         }
         do {
             try command.run()
-            Console.flushStandardOutput()
+            try Console.flushStandardOutput()
             exit(0)
         } catch let error as ExitCode {
-            Console.flushStandardOutput()
+            flushOrFail(json: json)
             exit(error.rawValue)
         } catch {
-            Console.flushStandardOutput()
+            flushOrFail(json: json)
             switch Extentdb.exitCode(for: error) {
             case .success:
                 print(Extentdb.fullMessage(for: error))
@@ -54,6 +54,16 @@ enum Main {
                 Console.error(ErrorReport(error).rendered(json: json))
                 exit(ExitStatus.failure)
             }
+        }
+    }
+
+    /// Flushes standard output before an exit; a failed write ends the process with status 1 and says why.
+    static func flushOrFail(json: Bool) {
+        do {
+            try Console.flushStandardOutput()
+        } catch {
+            Console.error(ErrorReport(error).rendered(json: json))
+            exit(ExitStatus.failure)
         }
     }
 }

@@ -69,7 +69,7 @@ enum MapTableWriter {
             pending = extent
         }
         if let held = pending { printRow(held, files: files) }
-        Console.flushStandardOutput()
+        try Console.flushStandardOutput()
     }
 
     /// One table row: offset, length, depth, status, host offset and the file that supplies it.

@@ -29,7 +29,12 @@ struct IndexOptions: ParsableArguments {
         db == nil && (ProcessInfo.processInfo.environment["EXTENTDB_DB"] ?? "").isEmpty
     }
 
-    func openStore() throws -> IndexStore {
+    /// Opens the index, creating it unless `existing` (commands that only read or maintain an index: a
+    /// mistyped `--db` must not leave a new, empty index behind and report "0 images").
+    func openStore(existing: Bool = false) throws -> IndexStore {
+        if existing, !FileManager.default.fileExists(atPath: resolvedPath) {
+            throw CommandFailure("no index at \(resolvedPath): nothing was scanned into it (check --db, or run 'extentdb scan')")
+        }
         do {
             return try IndexStore(path: resolvedPath, createsPrivately: isDefaultLocation)
         } catch let error as StoreError {

@@ -84,7 +84,7 @@ struct ReportCommand: ParsableCommand {
             }
         } else {
             Console.output.write(text)
-            Console.flushStandardOutput()
+            try Console.flushStandardOutput()
         }
     }
 }
@@ -144,7 +144,7 @@ struct DiffCommand: ParsableCommand {
                     "0x\(String(change.start, radix: 16)) +0x\(String(change.length, radix: 16)): \(label(change.before)) -> \(label(change.after))")
             }
             if diff.changes.count > 200 { Console.print("... \(diff.changes.count - 200) more (use --output json)") }
-            Console.flushStandardOutput()
+            try Console.flushStandardOutput()
         }
     }
 

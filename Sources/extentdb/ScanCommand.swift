@@ -101,11 +101,11 @@ struct ScanCommand: ParsableCommand {
         }
         if showProgress { Console.endProgress() }
         let all = results.withLock { $0.compactMap { $0 } } + skippedFiles
-        report(all, notRecognised: notRecognised)
+        try report(all, notRecognised: notRecognised)
         if all.contains(where: { $0.error != nil }) { throw ExitCode(ExitStatus.failure) }
     }
 
-    private func report(_ results: [Result], notRecognised: Int) {
+    private func report(_ results: [Result], notRecognised: Int) throws {
         let scanned = results.filter { $0.action == "scanned" }.count
         let unchanged = results.filter { $0.action == "unchanged" }.count
         let failed = results.filter { $0.error != nil }
@@ -164,7 +164,7 @@ struct ScanCommand: ParsableCommand {
                         + "raw files under a chain are scanned as its layers)")
             }
         }
-        Console.flushStandardOutput()
+        try Console.flushStandardOutput()
     }
 
     /// Expands directories into the image files under them (by content), keeping explicit files as given.

@@ -240,7 +240,8 @@ let startTenantServer =
         let result = try script(
             """
             ln -s "$PWD/planted/dir/index.sqlite" link.sqlite
-            $X list --db link.sqlite; echo "status $?"
+            qemu-img create -q -f qcow2 vm/a.qcow2 1M
+            $X scan vm/a.qcow2 --db link.sqlite > /dev/null; echo "status $?"
             test -e planted && echo created
             true
             """, database: directory.appendingPathComponent("unused.sqlite").path, in: directory)

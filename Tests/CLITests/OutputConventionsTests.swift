@@ -1,0 +1,42 @@
+import Foundation
+import Testing
+
+@testable import TestSupport
+
+/// What users expect of a command-line tool's output: a write that fails is an error, and a command that
+/// only reads an index does not create one.
+@Suite(.serialized) struct OutputConventionsTests {
+    @Test("with standard output on /dev/full, list, info, map, report, check and scan exit 1 and say so")
+    func writeErrorsAreErrors() throws {
+        let directory = try makeTenantsWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try script(
+            """
+            $X scan root/vmB/disk.qcow2 > /dev/null
+            for command in "list" "info root/vmB/disk.qcow2" "map root/vmB/disk.qcow2" "report" "check" "scan root/vmB/disk.qcow2"; do
+                status=0; $X $command > /dev/full 2> err.txt || status=$?
+                echo "$command: $status $(grep -c 'No space left on device' err.txt)"
+            done
+            """, database: directory.appendingPathComponent("index.sqlite").path, in: directory)
+        let expected = ["list", "info root/vmB/disk.qcow2", "map root/vmB/disk.qcow2", "report", "check", "scan root/vmB/disk.qcow2"]
+            .map { "\($0): 1 1" }.joined(separator: "\n") + "\n"
+        #expect(result.stdout == expected, "\(result.stdout)\n\(result.stderr)")
+    }
+
+    @Test("a command that only reads the index says there is none, exits 1 and creates nothing")
+    func noIndexNoCreation() throws {
+        let directory = try makeTenantsWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try script(
+            """
+            for command in list check gc prune vacuum "forget root/vmB/disk.qcow2"; do
+                status=0; $X $command --db typo/x.sqlite 2> err.txt || status=$?
+                echo "$command: $status $(grep -c 'no index at' err.txt)"
+            done
+            test -e typo && echo created
+            true
+            """, database: directory.appendingPathComponent("index.sqlite").path, in: directory)
+        let expected = ["list", "check", "gc", "prune", "vacuum", "forget root/vmB/disk.qcow2"].map { "\($0): 1 1" }.joined(separator: "\n") + "\n"
+        #expect(result.stdout == expected, "\(result.stdout)\n\(result.stderr)")
+    }
+}
