@@ -1,5 +1,6 @@
 import Logging
 import NBD
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -24,19 +25,40 @@ struct NBDConnection {
     func run(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
         let raw = channel.channel
         let deadline = raw.eventLoop.scheduleTask(in: handshakeLimit) { raw.close(promise: nil) }
-        observer?.connectionOpened()
-        defer { observer?.connectionClosed() }
+        let session = SessionFigures(inner: observer)
+        var counted = self
+        counted.observer = session
+        session.connectionOpened()
+        let started = ContinuousClock.now
+        let client = raw.remoteAddress?.ipAddress ?? "local"
+        defer {
+            session.connectionClosed()
+            // The access log's record of an NBD session: who read which export, how much, for how long.
+            if let export = session.export {
+                let elapsed = ContinuousClock.now - started
+                logger.info(
+                    "nbd session",
+                    metadata: [
+                        "client": "\(client)", "export": "\(export)", "bytes": "\(session.bytesRead)",
+                        "seconds": "\(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)",
+                    ])
+            }
+        }
         do {
             try await channel.executeThenClose { inbound, outbound in
-                try await serve(inbound: inbound, outbound: outbound, negotiated: { deadline.cancel() })
+                try await counted.serve(inbound: inbound, outbound: outbound, negotiated: { deadline.cancel() }, session: session)
             }
+        } catch let error as ChannelError where error == .ioOnClosedChannel || error == .alreadyClosed || error == .eof {
+            // A client that went away: the normal end of a connection.
+            logger.debug("connection closed by the client")
         } catch {
             logger.notice("connection closed: \(error)")
         }
     }
 
     private func serve(
-        inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, negotiated: () -> Void
+        inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, negotiated: () -> Void,
+        session figures: SessionFigures
     ) async throws {
         let exports = NegotiatedExports(catalog: catalog)
         var negotiation = NBDNegotiation(exports: exports)
@@ -92,6 +114,7 @@ struct NBDConnection {
                     negotiated()
                     let agreed = negotiation
                     guard let name = agreed.chosen?.name, let export = exports.image(named: name) else { return }
+                    figures.export = name
                     session = try await NIOThreadPool.singleton.runIfActive { startSession(agreed, export: export) }
                 case .close(let reply):
                     if reply.readableBytes > 0 { try await outbound.write(reply) }
@@ -111,4 +134,32 @@ struct NBDConnection {
         }
         return ExportSession(export: export, negotiation: negotiation, staleReason: staleReason, observer: observer)
     }
+}
+
+/// One connection's figures for the access log, passing every event on to the server's observer.
+final class SessionFigures: NBDServerObserver, @unchecked Sendable {
+    private let inner: (any NBDServerObserver)?
+    private let lock = NIOLock()
+    private var read: UInt64 = 0
+    private var name: String?
+
+    init(inner: (any NBDServerObserver)?) {
+        self.inner = inner
+    }
+
+    var bytesRead: UInt64 { lock.withLock { read } }
+    var export: String? {
+        get { lock.withLock { name } }
+        set { lock.withLock { name = newValue } }
+    }
+
+    func connectionOpened() { inner?.connectionOpened() }
+    func connectionClosed() { inner?.connectionClosed() }
+    func read(bytes: Int) {
+        lock.withLock { read += UInt64(max(bytes, 0)) }
+        inner?.read(bytes: bytes)
+    }
+    func blockStatusAnswered() { inner?.blockStatusAnswered() }
+    func requestFailed() { inner?.requestFailed() }
+    func limitHit(_ limit: String) { inner?.limitHit(limit) }
 }

@@ -62,6 +62,7 @@ func buildRouter(service: IndexService) -> Router<ServiceRequestContext> {
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
     }
     let v1 = router.group("v1")
+    v1.add(middleware: AccessLogMiddleware(logger: service.logger))
     if let token = service.configuration.token { v1.add(middleware: BearerAuthMiddleware(token: token)) }
     ImageRoutes(service: service).register(on: v1)
     ExportRoute(service: service).register(on: v1)

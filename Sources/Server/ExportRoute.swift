@@ -2,6 +2,8 @@ import AllocationIndex
 import Export
 import Foundation
 import Hummingbird
+import Logging
+import NIOConcurrencyHelpers
 import Scanner
 
 /// `GET /v1/images/{id}/export?format=raw|qcow2|vhd|xva[&base={id}]`: the bytes `extentdb export` writes,
@@ -54,17 +56,29 @@ struct ExportRoute {
         let service = service
         let metrics = service.metrics
         let length = job.streamLength.map { Int(clamping: $0) }
-        let logger = context.logger
+        let logger = service.logger
+        let sent = NIOLockedValueBox<UInt64>(0)
+        let started = ContinuousClock.now
         let body = PipeStream.body(
             contentLength: length, pool: service.blockingPool,
             produce: { descriptor in
                 let output = ExportOutput(descriptor: descriptor, name: "HTTP response")
-                output.progress = { metrics.exported(bytes: $0) }
+                output.progress = { bytes in
+                    metrics.exported(bytes: bytes)
+                    sent.withLockedValue { $0 += bytes }
+                }
                 try job.run(to: output)
             },
             done: { error in
                 service.endExport(client: client)
-                if let error { logger.info("export ended early", metadata: ["image": "\(indexed.image.path)", "reason": "\(error)"]) }
+                // The access log's record of who read which disk, with what was really sent.
+                var metadata: Logger.Metadata = [
+                    "client": "\(client)", "image": "\(indexed.image.path)", "format": "\(format.rawValue)",
+                    "bytes": "\(sent.withLockedValue { $0 })", "seconds": "\(AccessLogMiddleware.seconds(since: started))",
+                    "result": "\(error == nil ? "complete" : "ended early")",
+                ]
+                if let error { metadata["reason"] = "\(error)" }
+                logger.info("export", metadata: metadata)
             })
         return Response(status: status, headers: headers, body: body)
     }

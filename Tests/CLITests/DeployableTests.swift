@@ -59,4 +59,23 @@ import Testing
             """, database: directory.appendingPathComponent("index.sqlite").path, in: directory)
         #expect(result.stdout == "1\n200\n", "\(result.stdout)\n\(result.stderr)")
     }
+
+    @Test("the access log records who read which disk: every /v1 request, every export with its bytes, every NBD session")
+    func accessLog() throws {
+        try expectServeScript(
+            """
+            id=$(scan "$PWD/root/vmB/disk.qcow2" | sed 's/.*"image_id":\\([0-9]*\\).*/\\1/')
+            $C -H "$T" "localhost:$P/v1/images/$id/export?format=raw" -o out.raw
+            nbdcopy "nbd+unix:///vmB/disk.qcow2?socket=$PWD/run/nbd.sock" nbd.raw
+            $C -o /dev/null -H "$T" "localhost:$P/v1/images/999999"
+            sleep 0.5
+            grep ' \\[Server\\] export$' serve.log | grep 'bytes=4194304' | grep 'client=127.0.0.1' | grep 'format=raw' | grep -q 'result=complete' \\
+                || { grep export serve.log; exit 1; }
+            grep ' \\[Server\\] access$' serve.log | grep "uri=/v1/images/$id/export?format=raw" | grep -q 'status=200'
+            grep ' \\[Server\\] access$' serve.log | grep 'uri=/v1/images/999999' | grep -q 'status=404'
+            grep 'nbd session$' serve.log | grep 'export=vmB/disk.qcow2' | grep -q 'bytes=4194304' || { grep 'nbd session' serve.log; exit 1; }
+            ! grep -q 'I/O on closed channel' serve.log
+            echo ok
+            """, prologue: startTenantServer, in: makeTenantsWorkspace)
+    }
 }

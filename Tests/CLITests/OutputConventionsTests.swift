@@ -18,7 +18,8 @@ import Testing
                 echo "$command: $status $(grep -c 'No space left on device' err.txt)"
             done
             """, database: directory.appendingPathComponent("index.sqlite").path, in: directory)
-        let expected = ["list", "info root/vmB/disk.qcow2", "map root/vmB/disk.qcow2", "report", "check", "scan root/vmB/disk.qcow2"]
+        let expected =
+            ["list", "info root/vmB/disk.qcow2", "map root/vmB/disk.qcow2", "report", "check", "scan root/vmB/disk.qcow2"]
             .map { "\($0): 1 1" }.joined(separator: "\n") + "\n"
         #expect(result.stdout == expected, "\(result.stdout)\n\(result.stderr)")
     }
@@ -36,7 +37,8 @@ import Testing
             test -e typo && echo created
             true
             """, database: directory.appendingPathComponent("index.sqlite").path, in: directory)
-        let expected = ["list", "check", "gc", "prune", "vacuum", "forget root/vmB/disk.qcow2"].map { "\($0): 1 1" }.joined(separator: "\n") + "\n"
+        let expected =
+            ["list", "check", "gc", "prune", "vacuum", "forget root/vmB/disk.qcow2"].map { "\($0): 1 1" }.joined(separator: "\n") + "\n"
         #expect(result.stdout == expected, "\(result.stdout)\n\(result.stderr)")
     }
 }

@@ -1,0 +1,38 @@
+import Hummingbird
+import Logging
+
+/// One structured line per `/v1` request on the service's log (standard error; journald under systemd):
+/// who asked what, the answer's status and size, and how long it took. Streamed exports add a line of their
+/// own when they end, with the bytes actually sent (``ExportRoute``).
+struct AccessLogMiddleware: RouterMiddleware {
+    typealias Context = ServiceRequestContext
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = ContinuousClock.now
+        do {
+            let response = try await next(request, context)
+            log(request, context, status: Int(response.status.code), bytes: response.headers[.contentLength], since: started)
+            return response
+        } catch {
+            log(request, context, status: Int(APIError.from(error).status.code), bytes: nil, since: started)
+            throw error
+        }
+    }
+
+    private func log(_ request: Request, _ context: Context, status: Int, bytes: String?, since started: ContinuousClock.Instant) {
+        var metadata: Logger.Metadata = [
+            "client": "\(context.clientKey)", "method": "\(request.method.rawValue)", "uri": "\(request.uri.description)",
+            "status": "\(status)", "seconds": "\(AccessLogMiddleware.seconds(since: started))",
+        ]
+        if let bytes { metadata["bytes"] = "\(bytes)" }
+        logger.info("access", metadata: metadata)
+    }
+
+    /// Seconds since `started`, to the millisecond.
+    static func seconds(since started: ContinuousClock.Instant) -> String {
+        let elapsed = ContinuousClock.now - started
+        let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+        return "\(milliseconds / 1000).\(String(repeating: "0", count: 3 - String(milliseconds % 1000).count))\(milliseconds % 1000)"
+    }
+}
