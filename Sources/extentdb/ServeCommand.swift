@@ -62,6 +62,13 @@ struct ServeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Also serve them over NBD on TCP at this loopback HOST:PORT (NBD has no authentication).", valueName: "host:port"))
     var nbdListen: String?
 
+    @Option(help: ArgumentHelp("How log lines are written: text, or json (one JSON object per line, for a log shipper).", valueName: "format"))
+    var logFormat: LogFormat = .text
+
+    enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+        case text, json
+    }
+
     @Option(help: ArgumentHelp("HTTP connections open at once; past it new ones are closed at once.", valueName: "n"))
     var maxConnections = 512
 
@@ -126,7 +133,7 @@ struct ServeCommand: ParsableCommand {
         configuration.maximumScanExtents = maxScanExtents
         configuration.nbdSocket = nbdSocket
         configuration.nbdListen = nbdListen
-        var logger = Logger(label: "extentdb.serve")
+        var logger = logFormat == .json ? Logger(label: "extentdb.serve") { JSONLogHandler(label: $0) } : Logger(label: "extentdb.serve")
         logger.logLevel = .info
         let app: any ApplicationRunner
         do {

@@ -78,4 +78,25 @@ import Testing
             echo ok
             """, prologue: startTenantServer, in: makeTenantsWorkspace)
     }
+
+    @Test("--log-format json writes every log line as one JSON object, the access log's fields as keys")
+    func jsonLog() throws {
+        try expectServeScript(
+            """
+            EXTRA="--log-format json"
+            \(restartWithExtra)
+            id=$(scan "$PWD/root/vmB/disk.qcow2" | sed 's/.*"image_id":\\([0-9]*\\).*/\\1/')
+            $C -H "$T" "localhost:$P/v1/images/$id/export?format=raw" -o out.raw
+            sleep 0.5
+            python3 - serve.log <<'PY'
+            import json, sys
+            events = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+            assert events and all({"time", "level", "label", "message"} <= set(e) for e in events), events[:3]
+            access = [e for e in events if e["message"] == "access" and e.get("status") == "200" and "/export" in e.get("uri", "")]
+            exports = [e for e in events if e["message"] == "export" and e.get("result") == "complete"]
+            assert access and exports and exports[0]["bytes"] == "4194304", (access, exports)
+            PY
+            echo ok
+            """, prologue: startTenantServer, in: makeTenantsWorkspace)
+    }
 }
