@@ -17,6 +17,12 @@ public final class ConnectionLimiter: Sendable {
         case total(Int)
         case perClient(Int)
 
+        /// The per-client cap refused it (not the total).
+        public var isPerClient: Bool {
+            if case .perClient = self { return true }
+            return false
+        }
+
         public var description: String {
             switch self {
             case .total(let limit): return "too many connections (\(limit) open, the limit); try again later"

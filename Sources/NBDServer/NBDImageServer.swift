@@ -107,7 +107,7 @@ public struct NBDImageServer: Sendable {
                     let client = connection.channel.remoteAddress?.ipAddress ?? "local"
                     let refusal = limiter?.admit(client: client)
                     if let refusal {
-                        observer?.limitHit(refusal == .total(limiter?.total ?? 0) ? "sessions" : "sessions_per_client")
+                        observer?.limitHit(refusal.isPerClient ? "sessions_per_client" : "sessions")
                         logger.warning("NBD connection refused: \(refusal)")
                     }
                     group.addTask {

@@ -117,7 +117,7 @@ final class ChainBoundary {
             let parent = PathResolver.directory(of: attempt.relative)
             let base = attempt.anchor
             let next = ChainDirectory(lexicalPath: PathResolver.directory(of: source.path)) { () throws(IOError) in
-                try base.directory(parent == "." ? "." : parent)
+                try base.directory(parent)
             }
             return Opened(source: source, givenPath: source.path, directory: next)
         }

@@ -3,10 +3,14 @@ import Synchronization
 
 /// A scan stopped before it finished: it ran past its time limit, or was cancelled.
 public struct ScanStopped: Error, Sendable, CustomStringConvertible {
+    /// Which bound stopped it.
+    public enum Kind: String, Sendable {
+        case cancelled, timeLimit, extentLimit
+    }
+
+    public var kind: Kind
     public var reason: String
     public var description: String { "scan stopped: \(reason)" }
-    /// The reason of a scan stopped by ``ScanProgress/cancel()``.
-    public static let cancelledReason = "it was cancelled"
 }
 
 /// How far a running scan has got, for callers that report it (the service's scan jobs): the metadata
@@ -48,8 +52,10 @@ public final class ScanProgress: Sendable {
 
     /// Throws when the scan was cancelled or is past its deadline; called between chunks of tables.
     func checkpoint() throws(ScanStopped) {
-        if cancelled.load(ordering: .relaxed) { throw ScanStopped(reason: ScanStopped.cancelledReason) }
-        if deadline != UInt64.max, DispatchTime.now().uptimeNanoseconds > deadline { throw ScanStopped(reason: limitText) }
+        if cancelled.load(ordering: .relaxed) { throw ScanStopped(kind: .cancelled, reason: "it was cancelled") }
+        if deadline != UInt64.max, DispatchTime.now().uptimeNanoseconds > deadline {
+            throw ScanStopped(kind: .timeLimit, reason: limitText)
+        }
     }
 
     /// A layer is about to read `count` tables.
@@ -61,7 +67,7 @@ public final class ScanProgress: Sendable {
     /// called after each table.
     func check(extents: Int) throws(ScanStopped) {
         if extents > extentLimit {
-            throw ScanStopped(reason: "the image maps more than \(extentLimit) extents, the limit for one scan")
+            throw ScanStopped(kind: .extentLimit, reason: "the image maps more than \(extentLimit) extents, the limit for one scan")
         }
         try checkpoint()
     }
@@ -71,7 +77,7 @@ public final class ScanProgress: Sendable {
     func advance(_ count: Int, extents: Int) throws(ScanStopped) {
         read.wrappingAdd(UInt64(max(count, 0)), ordering: .relaxed)
         if extents > extentLimit {
-            throw ScanStopped(reason: "the image maps more than \(extentLimit) extents, the limit for one scan")
+            throw ScanStopped(kind: .extentLimit, reason: "the image maps more than \(extentLimit) extents, the limit for one scan")
         }
         try checkpoint()
     }

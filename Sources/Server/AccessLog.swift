@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import Logging
 
@@ -31,8 +32,6 @@ struct AccessLogMiddleware: RouterMiddleware {
 
     /// Seconds since `started`, to the millisecond.
     static func seconds(since started: ContinuousClock.Instant) -> String {
-        let elapsed = ContinuousClock.now - started
-        let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
-        return "\(milliseconds / 1000).\(String(repeating: "0", count: 3 - String(milliseconds % 1000).count))\(milliseconds % 1000)"
+        String(format: "%.3f", (ContinuousClock.now - started) / .seconds(1))
     }
 }

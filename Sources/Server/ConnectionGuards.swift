@@ -19,7 +19,7 @@ final class ConnectionCap: ChannelInboundHandler, RemovableChannelHandler {
     func channelActive(context: ChannelHandlerContext) {
         let key = context.remoteAddress?.ipAddress ?? "local"
         if let refusal = limiter.admit(client: key) {
-            metrics.limitHit(refusal == .total(limiter.total) ? "http_connections" : "http_connections_per_client")
+            metrics.limitHit(refusal.isPerClient ? "http_connections_per_client" : "http_connections")
             context.close(promise: nil)
             return
         }

@@ -38,14 +38,18 @@ extension IndexService {
     func freshImage(id: Int64, checkHeaders: Bool = false) async throws -> IndexedScan {
         let now = Date().timeIntervalSince1970
         let indexed: IndexedScan
+        // The trust check decodes the scan's record; a cached scan passed it when it was cached.
+        let covered: Bool
         if !checkHeaders, let cached = cache.scan(imageID: id, now: now) {
             indexed = cached
+            covered = true
         } else {
             indexed = try indexedImage(id: id)
-            cache.remember(indexed, imageID: id, now: now)
+            covered = indexer.trustShortfall(of: indexed) == nil
+            if covered { cache.remember(indexed, imageID: id, now: now) }
         }
         let freshness = checkHeaders ? ImageIndexer.freshnessWithHeaders(of: indexed) : ImageIndexer.freshness(of: indexed)
-        if freshness.isFresh && indexer.trustShortfall(of: indexed) == nil { return indexed }
+        if freshness.isFresh && covered { return indexed }
         let path = indexed.image.path
         // An id names the file it was indexed from: its recorded path is canonical, so a symbolic link on it
         // now means the file was replaced by a pointer to another one (another tenant's disk, perhaps).

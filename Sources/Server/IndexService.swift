@@ -53,19 +53,24 @@ public final class IndexService: Sendable {
     /// when this client already runs its share (``ServerConfiguration/exportsPerClient``): one client cannot
     /// take every slot.
     func beginExport(client: String) throws {
-        let refusal: String? = activeExports.withLockedValue { state in
-            guard state.total < configuration.concurrentExports else { return "\(configuration.concurrentExports) exports are already running" }
+        let refusal: (limit: String, detail: String)? = activeExports.withLockedValue { state in
+            guard state.total < configuration.concurrentExports else {
+                return ("exports", "\(configuration.concurrentExports) exports are already running")
+            }
             let mine = state.byClient[client, default: 0]
             guard mine < configuration.exportsPerClient else {
-                return "this client already runs \(configuration.exportsPerClient) exports, its share; try again when one ends"
+                return (
+                    "exports_per_client",
+                    "this client already runs \(configuration.exportsPerClient) exports, its share; try again when one ends"
+                )
             }
             state.total += 1
             state.byClient[client] = mine + 1
             return nil
         }
         if let refusal {
-            metrics.limitHit(refusal.contains("share") ? "exports_per_client" : "exports")
-            throw APIError(.serviceUnavailable, "busy", refusal)
+            metrics.limitHit(refusal.limit)
+            throw APIError(.serviceUnavailable, "busy", refusal.detail)
         }
     }
 

@@ -178,13 +178,12 @@ public final class ScanJobs: Sendable {
             }
         } catch {
             metrics.scanFinished(seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9, succeeded: false)
-            if let stopped = error as? ScanStopped {
-                metrics.limitHit(stopped.reason.contains("extents") ? "scan_extents" : "scan_time")
-            }
+            let stopped = (error as? ScanStopped)?.kind
+            if stopped == .timeLimit { metrics.limitHit("scan_time") }
+            if stopped == .extentLimit { metrics.limitHit("scan_extents") }
             logger.warning("scan failed", metadata: ["path": "\(pending.path)", "error": "\(error)"])
-            let cancelled = (error as? ScanStopped)?.reason == ScanStopped.cancelledReason
             finish(pending.id) {
-                $0.state = cancelled ? .cancelled : .failed
+                $0.state = stopped == .cancelled ? .cancelled : .failed
                 $0.error = "\(error)"
             }
         }
