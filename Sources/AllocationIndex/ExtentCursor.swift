@@ -99,7 +99,8 @@ public final class ExtentCursor {
         if let start = nextChunkStart {
             return try Row.fetchAll(
                 db,
-                sql: "SELECT start, extent_count, runs FROM extent_chunks WHERE scan_id = (SELECT coalesce(extents_scan_id, id) FROM scans WHERE id = ?) AND start >= ? AND start < ? ORDER BY start LIMIT ?",
+                sql:
+                    "SELECT start, extent_count, runs FROM extent_chunks WHERE scan_id = (SELECT coalesce(extents_scan_id, id) FROM scans WHERE id = ?) AND start >= ? AND start < ? ORDER BY start LIMIT ?",
                 arguments: [scanID, start, Int64(upper), Self.chunksPerLoad])
         }
         return try Row.fetchAll(

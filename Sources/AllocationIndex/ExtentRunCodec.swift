@@ -78,7 +78,9 @@ public enum ExtentRunCodec {
                 guard length > 0 else { throw damaged("length", at: lengthPosition, "zero") }
                 let (end, overflow) = guest.addingReportingOverflow(length)
                 guard !overflow, end <= maximumGuestEnd else {
-                    throw damaged("length", at: lengthPosition, "\(length) bytes from guest offset \(guest) end past \(maximumGuestEnd), the largest disk the index holds")
+                    throw damaged(
+                        "length", at: lengthPosition,
+                        "\(length) bytes from guest offset \(guest) end past \(maximumGuestEnd), the largest disk the index holds")
                 }
                 guard position < raw.count else { throw damaged("flags", at: position, "past the end of the blob (\(raw.count) bytes)") }
                 let flags = raw[position]
@@ -133,7 +135,9 @@ public enum ExtentRunCodec {
             guard position < raw.count else {
                 throw StoreError.corruptChunk("extent \(extent) \(field) at blob byte \(start): varint runs past the end of the blob")
             }
-            guard shift < 64 else { throw StoreError.corruptChunk("extent \(extent) \(field) at blob byte \(start): varint longer than 64 bits") }
+            guard shift < 64 else {
+                throw StoreError.corruptChunk("extent \(extent) \(field) at blob byte \(start): varint longer than 64 bits")
+            }
             let byte = raw[position]
             position += 1
             value |= UInt64(byte & 0x7F) << shift

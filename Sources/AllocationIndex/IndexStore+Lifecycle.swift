@@ -32,7 +32,9 @@ extension IndexStore {
     // MARK: Unchanged rescans
 
     /// The scan holding chunks equal to `chunks` when it is the image's previous scan, else nil.
-    static func chunkOwnerWithSameExtents(as chunks: [PackedChunk], imageID: Int64, excluding scanID: Int64, _ db: Database) throws -> Int64? {
+    static func chunkOwnerWithSameExtents(as chunks: [PackedChunk], imageID: Int64, excluding scanID: Int64, _ db: Database) throws
+        -> Int64?
+    {
         guard
             let previous = try Int64.fetchOne(
                 db, sql: "SELECT coalesce(extents_scan_id, id) FROM scans WHERE image_id = ? AND id <> ? ORDER BY id DESC LIMIT 1",
@@ -40,7 +42,8 @@ extension IndexStore {
         else { return nil }
         let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM extent_chunks WHERE scan_id = ?", arguments: [previous]) ?? -1
         guard count == chunks.count else { return nil }
-        let rows = try Row.fetchCursor(db, sql: "SELECT start, length, runs FROM extent_chunks WHERE scan_id = ? ORDER BY start", arguments: [previous])
+        let rows = try Row.fetchCursor(
+            db, sql: "SELECT start, length, runs FROM extent_chunks WHERE scan_id = ? ORDER BY start", arguments: [previous])
         var index = 0
         while let row = try rows.next() {
             let chunk = chunks[index]
@@ -56,7 +59,8 @@ extension IndexStore {
     /// scanned before `olderThanNanoseconds`. Chunks a surviving scan shares are handed to it first.
     @discardableResult
     static func pruneHistory(imageID: Int64, keep: Int?, olderThanNanoseconds: Int64?, _ db: Database) throws -> Int {
-        let scans = try Row.fetchAll(db, sql: "SELECT id, scanned_at_ns FROM scans WHERE image_id = ? ORDER BY id DESC", arguments: [imageID])
+        let scans = try Row.fetchAll(
+            db, sql: "SELECT id, scanned_at_ns FROM scans WHERE image_id = ? ORDER BY id DESC", arguments: [imageID])
         var doomed: [Int64] = []
         for (position, row) in scans.enumerated() where position > 0 {
             let id: Int64 = row[0]
@@ -205,7 +209,10 @@ extension IndexStore {
                     "scans sharing extents that are gone",
                     "SELECT count(*) FROM scans WHERE extents_scan_id IS NOT NULL AND extents_scan_id NOT IN (SELECT scan_id FROM extent_chunks)"
                 ),
-                ("images whose latest scan is gone", "SELECT count(*) FROM images WHERE latest_scan_id IS NOT NULL AND latest_scan_id NOT IN (SELECT id FROM scans)"),
+                (
+                    "images whose latest scan is gone",
+                    "SELECT count(*) FROM images WHERE latest_scan_id IS NOT NULL AND latest_scan_id NOT IN (SELECT id FROM scans)"
+                ),
                 (
                     "scans with no extents",
                     "SELECT count(*) FROM scans WHERE extents_scan_id IS NULL AND id NOT IN (SELECT scan_id FROM extent_chunks) AND virtual_size > 0"

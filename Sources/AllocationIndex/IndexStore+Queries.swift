@@ -146,9 +146,12 @@ extension IndexStore {
                 }
             }
             let scanIDs = images.compactMap(\.latestScanId)
-            let scans = Dictionary(uniqueKeysWithValues: try ScanRecord.fetchAll(db, keys: scanIDs).compactMap { scan in scan.id.map { ($0, scan) } })
+            let scans = Dictionary(
+                uniqueKeysWithValues: try ScanRecord.fetchAll(db, keys: scanIDs).compactMap { scan in scan.id.map { ($0, scan) } })
             var layers: [Int64: [ScanLayerRecord]] = [:]
-            for layer in try ScanLayerRecord.filter(scanIDs.contains(ScanLayerRecord.Columns.scanId)).order(ScanLayerRecord.Columns.depth).fetchAll(db) {
+            for layer in try ScanLayerRecord.filter(scanIDs.contains(ScanLayerRecord.Columns.scanId)).order(ScanLayerRecord.Columns.depth)
+                .fetchAll(db)
+            {
                 layers[layer.scanId, default: []].append(layer)
             }
             return images.compactMap { image in

@@ -192,60 +192,63 @@ extension IndexStore {
     public func save(_ scan: NewScan, beforeCommit: (@Sendable (Database) throws -> Void)? = nil) throws -> IndexedScan {
         precondition(!scan.layers.isEmpty, "a scan has at least one layer")
         try ScanCounts.checkTiling(scan.extents, virtualSize: scan.layers[0].virtualSize)
-        return try reportingFullDisk { try writer.write { db in
-            var imageIDs: [Int64] = Array(repeating: 0, count: scan.layers.count)
-            for depth in stride(from: scan.layers.count - 1, through: 0, by: -1) {
-                let below = depth + 1 < scan.layers.count ? imageIDs[depth + 1] : nil
-                imageIDs[depth] = try upsertImage(scan.layers[depth], backingImageID: below, db)
+        return try reportingFullDisk {
+            try writer.write { db in
+                var imageIDs: [Int64] = Array(repeating: 0, count: scan.layers.count)
+                for depth in stride(from: scan.layers.count - 1, through: 0, by: -1) {
+                    let below = depth + 1 < scan.layers.count ? imageIDs[depth + 1] : nil
+                    imageIDs[depth] = try upsertImage(scan.layers[depth], backingImageID: below, db)
+                }
+                // Encode the chunks first: their totals add up to the scan's.
+                let chunks = Self.packChunks(scan.extents)
+                let totals = chunks.reduce(into: ExtentTotals()) { $0.merge($1.totals) }
+                let statistics = DataExtentStatistics(scan.extents)
+                var record = ScanRecord(
+                    id: nil, imageId: imageIDs[0], scannedAtNs: scan.scannedAtNanoseconds,
+                    durationNs: Int64(scan.durationNanoseconds), toolVersion: scan.toolVersion,
+                    virtualSize: Int64(scan.layers[0].virtualSize), chainDepth: Int64(scan.layers.count),
+                    extentCount: Int64(ScanCounts.displayRows(scan.extents)), dataBytes: Int64(totals.data),
+                    ownDataBytes: Int64(totals.ownData),
+                    zeroBytes: Int64(totals.zero), compressedBytes: Int64(totals.compressed), ownZeroBytes: Int64(totals.ownZero),
+                    dataExtentCount: Int64(statistics.count), dataExtentLargest: Int64(statistics.largest),
+                    dataExtentMedian: Int64(statistics.median),
+                    dataExtentHistogram: String(decoding: try JSONEncoder().encode(statistics.histogram), as: UTF8.self),
+                    warningsJson: String(decoding: try JSONEncoder().encode(scan.warnings), as: UTF8.self),
+                    trustJson: scan.trust.json)
+                record.id = try Int64.fetchOne(db, sql: Self.nextIDSQL(table: "scans"))
+                try record.insert(db)
+                guard let scanID = record.id else { throw StoreError.notFound("inserted scan id") }
+                for (depth, layer) in scan.layers.enumerated() {
+                    try ScanLayerRecord(
+                        scanId: scanID, depth: Int64(depth), path: layer.path, format: layer.format,
+                        device: Int64(bitPattern: layer.device), inode: Int64(bitPattern: layer.inode),
+                        fileSize: Int64(layer.fileSize), mtimeNs: layer.mtimeNanoseconds, ctimeNs: layer.ctimeNanoseconds,
+                        headerChecksum: layer.headerChecksum,
+                        clusterSize: layer.clusterSize.map { Int64($0) }, dataPath: layer.dataPath,
+                        dataDevice: layer.dataIdentity.map { Int64(bitPattern: $0.device) },
+                        dataInode: layer.dataIdentity.map { Int64(bitPattern: $0.inode) },
+                        dataFileSize: layer.dataIdentity.map { Int64($0.size) }, dataMtimeNs: layer.dataIdentity?.mtimeNanoseconds,
+                        dataCtimeNs: layer.dataIdentity?.ctimeNanoseconds
+                    ).insert(db)
+                }
+                if let owner = try Self.chunkOwnerWithSameExtents(as: chunks, imageID: imageIDs[0], excluding: scanID, db) {
+                    // An unchanged rescan: the scan is recorded, its extents are the earlier scan's chunks.
+                    try db.execute(sql: "UPDATE scans SET extents_scan_id = ? WHERE id = ?", arguments: [owner, scanID])
+                } else {
+                    try insertChunks(chunks, scanID: scanID, db)
+                }
+                try Self.clearFailure(path: scan.layers[0].path, db)
+                try db.execute(
+                    sql: "UPDATE images SET latest_scan_id = ?, allows_outside_backing = ? WHERE id = ?",
+                    arguments: [scanID, scan.allowsOutsideBacking, imageIDs[0]])
+                try beforeCommit?(db)
+                if let keep = scan.keepScans {
+                    try Self.pruneHistory(imageID: imageIDs[0], keep: keep, olderThanNanoseconds: nil, db)
+                }
+                guard let stored = try Self.indexedScan(scanID: scanID, db) else { throw StoreError.notFound("scan \(scanID)") }
+                return stored
             }
-            // Encode the chunks first: their totals add up to the scan's.
-            let chunks = Self.packChunks(scan.extents)
-            let totals = chunks.reduce(into: ExtentTotals()) { $0.merge($1.totals) }
-            let statistics = DataExtentStatistics(scan.extents)
-            var record = ScanRecord(
-                id: nil, imageId: imageIDs[0], scannedAtNs: scan.scannedAtNanoseconds,
-                durationNs: Int64(scan.durationNanoseconds), toolVersion: scan.toolVersion,
-                virtualSize: Int64(scan.layers[0].virtualSize), chainDepth: Int64(scan.layers.count),
-                extentCount: Int64(ScanCounts.displayRows(scan.extents)), dataBytes: Int64(totals.data), ownDataBytes: Int64(totals.ownData),
-                zeroBytes: Int64(totals.zero), compressedBytes: Int64(totals.compressed), ownZeroBytes: Int64(totals.ownZero),
-                dataExtentCount: Int64(statistics.count), dataExtentLargest: Int64(statistics.largest),
-                dataExtentMedian: Int64(statistics.median),
-                dataExtentHistogram: String(decoding: try JSONEncoder().encode(statistics.histogram), as: UTF8.self),
-                warningsJson: String(decoding: try JSONEncoder().encode(scan.warnings), as: UTF8.self),
-                trustJson: scan.trust.json)
-            record.id = try Int64.fetchOne(db, sql: Self.nextIDSQL(table: "scans"))
-            try record.insert(db)
-            guard let scanID = record.id else { throw StoreError.notFound("inserted scan id") }
-            for (depth, layer) in scan.layers.enumerated() {
-                try ScanLayerRecord(
-                    scanId: scanID, depth: Int64(depth), path: layer.path, format: layer.format,
-                    device: Int64(bitPattern: layer.device), inode: Int64(bitPattern: layer.inode),
-                    fileSize: Int64(layer.fileSize), mtimeNs: layer.mtimeNanoseconds, ctimeNs: layer.ctimeNanoseconds,
-                    headerChecksum: layer.headerChecksum,
-                    clusterSize: layer.clusterSize.map { Int64($0) }, dataPath: layer.dataPath,
-                    dataDevice: layer.dataIdentity.map { Int64(bitPattern: $0.device) },
-                    dataInode: layer.dataIdentity.map { Int64(bitPattern: $0.inode) },
-                    dataFileSize: layer.dataIdentity.map { Int64($0.size) }, dataMtimeNs: layer.dataIdentity?.mtimeNanoseconds,
-                    dataCtimeNs: layer.dataIdentity?.ctimeNanoseconds
-                ).insert(db)
-            }
-            if let owner = try Self.chunkOwnerWithSameExtents(as: chunks, imageID: imageIDs[0], excluding: scanID, db) {
-                // An unchanged rescan: the scan is recorded, its extents are the earlier scan's chunks.
-                try db.execute(sql: "UPDATE scans SET extents_scan_id = ? WHERE id = ?", arguments: [owner, scanID])
-            } else {
-                try insertChunks(chunks, scanID: scanID, db)
-            }
-            try Self.clearFailure(path: scan.layers[0].path, db)
-            try db.execute(
-                sql: "UPDATE images SET latest_scan_id = ?, allows_outside_backing = ? WHERE id = ?",
-                arguments: [scanID, scan.allowsOutsideBacking, imageIDs[0]])
-            try beforeCommit?(db)
-            if let keep = scan.keepScans {
-                try Self.pruneHistory(imageID: imageIDs[0], keep: keep, olderThanNanoseconds: nil, db)
-            }
-            guard let stored = try Self.indexedScan(scanID: scanID, db) else { throw StoreError.notFound("scan \(scanID)") }
-            return stored
-        } }
+        }
     }
 
     /// Runs a write, turning SQLite's "database or disk is full" into ``StoreError/full(path:detail:)``.

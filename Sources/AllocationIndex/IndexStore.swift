@@ -81,7 +81,8 @@ public final class IndexStore: Sendable {
 
     /// The tables an extentdb index may hold (GRDB's migration table included).
     static let ownTables: Set<String> = [
-        "grdb_migrations", "images", "scans", "scan_layers", "extent_chunks", "scan_failures", "id_high_water", "sqlite_sequence", "sqlite_stat1",
+        "grdb_migrations", "images", "scans", "scan_layers", "extent_chunks", "scan_failures", "id_high_water", "sqlite_sequence",
+        "sqlite_stat1",
     ]
 
     /// Refuses a file that is not SQLite or belongs to another program, reading it read-only.
@@ -94,7 +95,9 @@ public final class IndexStore: Sendable {
             do {
                 try checkIsOursOnce(path, configuration: configuration)
                 return
-            } catch StoreError.unreadable(_, let reason) where attempt < openAttempts && (reason.contains("locked") || reason.contains("busy")) {
+            } catch StoreError.unreadable(_, let reason)
+                where attempt < openAttempts && (reason.contains("locked") || reason.contains("busy"))
+            {
                 // Another process is creating or migrating the file right now: look again shortly.
                 attempt += 1
                 usleep(UInt32(min(attempt, 20) * 20_000))
@@ -128,7 +131,9 @@ public final class IndexStore: Sendable {
     static func readOnlyLocation(_ path: String) -> String {
         let manager = FileManager.default
         if manager.fileExists(atPath: path + "-wal") && manager.fileExists(atPath: path + "-shm") { return path }
-        if manager.isWritableFile(atPath: (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent) {
+        if manager.isWritableFile(
+            atPath: (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent)
+        {
             return path
         }
         let absolute = path.hasPrefix("/") ? path : manager.currentDirectoryPath + "/" + path

@@ -28,7 +28,8 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
         case .cannotCreateDirectory(let path): return "cannot create index directory \(path)"
         case .notFound(let what): return "\(what) is not in the index"
         case .danglingLink(let path):
-            return "\(path) is a symbolic link to a file that does not exist; refusing to create an index through it (remove the link, or name the index file itself)"
+            return
+                "\(path) is a symbolic link to a file that does not exist; refusing to create an index through it (remove the link, or name the index file itself)"
         case .invalidScan(let detail): return "refusing to record a scan: \(detail)"
         case let .foreignDatabase(path, id, tables):
             return "\(path) is not an extentdb index (application_id 0x\(String(UInt32(bitPattern: id), radix: 16)), tables: "

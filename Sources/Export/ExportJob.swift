@@ -87,7 +87,9 @@ public struct ExportJob: Sendable {
                 (name: backingName(for: base.path), format: base.format == .vhd ? "vpc" : base.format.rawValue)
             }
             var chosen = request.clusterSize ?? 65536
-            if request.clusterSize == nil, let fitting = QCOW2StreamWriter.smallestClusterSize(virtualSize: plan.virtualSize), fitting != chosen {
+            if request.clusterSize == nil, let fitting = QCOW2StreamWriter.smallestClusterSize(virtualSize: plan.virtualSize),
+                fitting != chosen
+            {
                 chosen = fitting
                 notice("using \(fitting)-byte clusters: with 65536 the L1 table would exceed qemu's 32 MiB limit")
             }
@@ -116,7 +118,8 @@ public struct ExportJob: Sendable {
     func vhdParent() throws -> VHDStreamWriter.Parent? {
         guard let base = plan.base else { return nil }
         guard base.format == .vhd, let vhd = base.metadata?.vhd else {
-            throw ExportError.plan("a differencing VHD needs a VHD parent; \(base.path) is \(base.format.rawValue) (export as qcow2 instead)")
+            throw ExportError.plan(
+                "a differencing VHD needs a VHD parent; \(base.path) is \(base.format.rawValue) (export as qcow2 instead)")
         }
         let identity = try FileIdentity(path: base.path)
         let name = String(base.path.split(separator: "/").last ?? "")
@@ -129,14 +132,17 @@ public struct ExportJob: Sendable {
     /// The 16 bytes of a UUID written as text (dashes ignored; bad digits read as zero).
     public static func uuidBytes(_ text: String) -> [UInt8] {
         let hex = Array(text.replacingOccurrences(of: "-", with: "").utf8)
-        return stride(from: 0, to: min(hex.count, 32), by: 2).map { UInt8(String(decoding: hex[$0..<$0 + 2], as: UTF8.self), radix: 16) ?? 0 }
+        return stride(from: 0, to: min(hex.count, 32), by: 2).map {
+            UInt8(String(decoding: hex[$0..<$0 + 2], as: UTF8.self), radix: 16) ?? 0
+        }
     }
 
     /// The changed extents of an incremental raw export, in qemu-img map's list shape.
     public static func changedExtentsJSON(_ changed: [Extent]) -> String {
         var text = "["
         for (index, extent) in changed.enumerated() {
-            text += (index == 0 ? "" : ",\n") + "{ \"start\": \(extent.start), \"length\": \(extent.length), \"depth\": \(extent.depth), "
+            text +=
+                (index == 0 ? "" : ",\n") + "{ \"start\": \(extent.start), \"length\": \(extent.length), \"depth\": \(extent.depth), "
                 + "\"zero\": \(extent.zero || !extent.data), \"data\": \(extent.data && !extent.zero)}"
         }
         return text + "]\n"

@@ -108,7 +108,8 @@ public final class ExportOutput {
                 let code = extentdb_errno()
                 if code == EINTR || code == EAGAIN { continue }
                 if (code == EINVAL || code == ENOSYS) && remaining == count { return false }
-                throw ExportError.output("\(name): write failed at byte \(position + (count - remaining)): \(String(cString: strerror(code)))")
+                throw ExportError.output(
+                    "\(name): write failed at byte \(position + (count - remaining)): \(String(cString: strerror(code)))")
             }
             if sent == 0 { throw ExportError.output("\(name): source ended at offset \(inOffset) while sending") }
             remaining -= UInt64(sent)

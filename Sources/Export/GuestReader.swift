@@ -46,7 +46,8 @@ public final class GuestReader {
         guard let expected = plan.layers[depth].dataIdentity, now.matches(expected) else {
             source.close()
             throw ExportError.data(
-                path: path, offset: 0, reason: "the file changed since it was scanned (device, inode, size or mtime); rescan and export again")
+                path: path, offset: 0,
+                reason: "the file changed since it was scanned (device, inode, size or mtime); rescan and export again")
         }
         sources[depth] = source
         return source
@@ -61,7 +62,8 @@ public final class GuestReader {
             return
         }
         guard let offset = extent.offset else {
-            throw ExportError.data(path: plan.layers[depth].path, offset: 0, reason: "data extent at guest offset \(extent.start) has no host offset")
+            throw ExportError.data(
+                path: plan.layers[depth].path, offset: 0, reason: "data extent at guest offset \(extent.start) has no host offset")
         }
         let host = offset + (guestStart - extent.start)
         let source = try source(depth: depth)
@@ -73,7 +75,8 @@ public final class GuestReader {
             throw ExportError.data(path: source.path, offset: host, reason: "\(error)")
         }
         guard got == target.count else {
-            throw ExportError.data(path: source.path, offset: host, reason: "file ends after \(got) of \(target.count) bytes (truncated image?)")
+            throw ExportError.data(
+                path: source.path, offset: host, reason: "file ends after \(got) of \(target.count) bytes (truncated image?)")
         }
     }
 
@@ -99,7 +102,9 @@ public final class GuestReader {
                 }
             }
             guard status == 0 else {
-                throw ExportError.data(path: source.path, offset: descriptor.hostOffset, reason: "compressed cluster (\(layer.compression)) does not decompress to \(clusterSize) bytes")
+                throw ExportError.data(
+                    path: source.path, offset: descriptor.hostOffset,
+                    reason: "compressed cluster (\(layer.compression)) does not decompress to \(clusterSize) bytes")
             }
             clusterCache = (depth, descriptor.hostOffset, cluster)
         }
@@ -156,7 +161,8 @@ public final class GuestStream {
             guard let extent = current, extent.start <= position else {
                 // Past the indexed map (or a gap): zeros.
                 let stop = current.map { min($0.start, end) } ?? end
-                UnsafeMutableRawBufferPointer(rebasing: buffer[Int(position - start)..<Int(stop - start)]).initializeMemory(as: UInt8.self, repeating: 0)
+                UnsafeMutableRawBufferPointer(rebasing: buffer[Int(position - start)..<Int(stop - start)]).initializeMemory(
+                    as: UInt8.self, repeating: 0)
                 position = stop
                 continue
             }

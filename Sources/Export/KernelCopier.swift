@@ -48,7 +48,10 @@ final class KernelCopier {
         var done: UInt64 = 0
         while done < count {
             let piece = min(Self.pieceBytes, count - done)
-            jobs.append(Job(source: source, sourcePath: sourcePath, sourceOffset: sourceOffset + done, targetOffset: targetOffset + done, count: piece))
+            jobs.append(
+                Job(
+                    source: source, sourcePath: sourcePath, sourceOffset: sourceOffset + done, targetOffset: targetOffset + done,
+                    count: piece))
             done += piece
         }
         queuedBytes += count
@@ -100,17 +103,23 @@ final class KernelCopier {
             let code = extentdb_errno()
             if copied < 0 && code == EINTR { continue }
             if copied == 0 {
-                throw ExportError.data(path: job.sourcePath, offset: UInt64(inOffset), reason: "file ends after \(job.count - remaining) of \(job.count) bytes (truncated image?)")
+                throw ExportError.data(
+                    path: job.sourcePath, offset: UInt64(inOffset),
+                    reason: "file ends after \(job.count - remaining) of \(job.count) bytes (truncated image?)")
             }
             guard code == EXDEV || code == EINVAL || code == ENOSYS || code == EOPNOTSUPP else {
                 throw ExportError.output("\(name): copy_file_range failed at byte \(outOffset): \(String(cString: strerror(code)))")
             }
-            try copyByHand(source: job.source, sourcePath: job.sourcePath, from: UInt64(inOffset), into: target, at: UInt64(outOffset), count: remaining, name: name)
+            try copyByHand(
+                source: job.source, sourcePath: job.sourcePath, from: UInt64(inOffset), into: target, at: UInt64(outOffset),
+                count: remaining, name: name)
             return
         }
     }
 
-    private static func copyByHand(source: Int32, sourcePath: String, from: UInt64, into target: Int32, at: UInt64, count: UInt64, name: String) throws {
+    private static func copyByHand(
+        source: Int32, sourcePath: String, from: UInt64, into target: Int32, at: UInt64, count: UInt64, name: String
+    ) throws {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
         defer { buffer.deallocate() }
         guard let base = buffer.baseAddress else { return }
@@ -124,7 +133,9 @@ final class KernelCopier {
             while written < got {
                 let result = pwrite(target, base + written, got - written, off_t(at + done + UInt64(written)))
                 if result < 0 && errno == EINTR { continue }
-                guard result > 0 else { throw ExportError.output("\(name): write failed at byte \(at + done): \(String(cString: strerror(errno)))") }
+                guard result > 0 else {
+                    throw ExportError.output("\(name): write failed at byte \(at + done): \(String(cString: strerror(errno)))")
+                }
                 written += result
             }
             done += UInt64(got)

@@ -33,7 +33,9 @@ public struct RawExporter {
         var changed = ExtentListBuilder()
         let origin = plan.range.lowerBound
         // Plain data into a file is copied by the kernel, two ranges at a time; progress follows completion.
-        let copier = output.isRegularFile && !reader.logsReads ? KernelCopier(target: output.descriptor, name: output.name, kernelCopy: kernelCopy) : nil
+        let copier =
+            output.isRegularFile && !reader.logsReads
+            ? KernelCopier(target: output.descriptor, name: output.name, kernelCopy: kernelCopy) : nil
         while let extent = try cursor.next() {
             let role = plan.role(of: extent)
             if role != .unchanged, plan.baseDepth != nil {

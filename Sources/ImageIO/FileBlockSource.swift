@@ -58,7 +58,9 @@ public final class FileBlockSource: @unchecked Sendable {
             throw IOError(path: path, operation: "open", detail: "is a symbolic link, which is not followed here")
         }
         guard kind == .regular || (kind == .blockDevice && rules.allowsBlockDevice) else {
-            throw IOError(path: path, operation: "open", detail: "not a regular file (\(FileIdentity.describe(mode: vetted.st_mode))); refusing to read it")
+            throw IOError(
+                path: path, operation: "open",
+                detail: "not a regular file (\(FileIdentity.describe(mode: vetted.st_mode))); refusing to read it")
         }
         var fd = Glibc.open("/proc/self/fd/\(handle)", O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         if fd < 0 && errno == ENOENT {
@@ -87,7 +89,9 @@ public final class FileBlockSource: @unchecked Sendable {
         let accepted = identity.kind == .regular || (identity.kind == .blockDevice && rules.allowsBlockDevice)
         guard accepted else {
             Glibc.close(fd)
-            throw IOError(path: path, operation: "open", detail: "not a regular file (\(FileIdentity.describe(mode: info.st_mode))); refusing to read it")
+            throw IOError(
+                path: path, operation: "open",
+                detail: "not a regular file (\(FileIdentity.describe(mode: info.st_mode))); refusing to read it")
         }
         let located = FileIdentity.pathOfDescriptor(fd)
         if located == nil && rules.requiresKnownLocation {

@@ -21,7 +21,8 @@ public struct FileIdentity: Sendable, Equatable, Codable {
     }
 
     public init(
-        device: UInt64, inode: UInt64, size: UInt64, modificationTimeNanoseconds: Int64, allocatedBytes: UInt64, changeTimeNanoseconds: Int64 = 0
+        device: UInt64, inode: UInt64, size: UInt64, modificationTimeNanoseconds: Int64, allocatedBytes: UInt64,
+        changeTimeNanoseconds: Int64 = 0
     ) {
         self.changeTimeNanoseconds = changeTimeNanoseconds
         self.device = device

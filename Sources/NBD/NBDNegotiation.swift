@@ -48,7 +48,8 @@ public struct NBDNegotiation: Sendable {
             clientFlags = flags
             return .reply(ByteBuffer())
         case let .oversizedOption(code, length):
-            return .reply(replies(code, [.error(type: NBDOptionReplyType.errorTooBig, message: "option data of \(length) bytes is too large")]))
+            return .reply(
+                replies(code, [.error(type: NBDOptionReplyType.errorTooBig, message: "option data of \(length) bytes is too large")]))
         case .request:
             return .close(ByteBuffer())
         case .option(let option):

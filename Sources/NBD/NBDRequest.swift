@@ -57,8 +57,9 @@ public struct NBDRequest: Sendable, Equatable {
             let found = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) ?? 0
             throw .badMagic(field: "request", found: UInt64(found))
         }
-        guard let (_, flags, type, cookie, offset, length) = buffer.readMultipleIntegers(
-            as: (UInt32, UInt16, UInt16, UInt64, UInt64, UInt32).self)
+        guard
+            let (_, flags, type, cookie, offset, length) = buffer.readMultipleIntegers(
+                as: (UInt32, UInt16, UInt16, UInt64, UInt64, UInt32).self)
         else { return nil }
         return NBDRequest(flags: flags, type: type, cookie: cookie, offset: offset, length: length)
     }

@@ -88,7 +88,8 @@ public struct NBDImageServer: Sendable {
                     throw failure
                 }
             } else {
-                server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
+                server = try await bootstrap.bind(
+                    unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
             }
             bound = address
         case let .tcp(host, port):

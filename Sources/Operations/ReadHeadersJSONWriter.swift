@@ -23,7 +23,9 @@ public enum ReadHeadersJSONWriter {
     /// Writes the JSON object and a newline, then flushes `sink`.
     ///
     /// - Throws: a store error, or ``OutputError`` when the sink's descriptor cannot be written.
-    public static func write(store: IndexStore, indexed: IndexedScan, style: ReadHeadersStyle, clusterBits bits: UInt64, sink: inout ByteSink) throws {
+    public static func write(
+        store: IndexStore, indexed: IndexedScan, style: ReadHeadersStyle, clusterBits bits: UInt64, sink: inout ByteSink
+    ) throws {
         // A scan read from the store always has its row id; without one there is nothing to list.
         let scanID = indexed.scan.id ?? -1
         var ranges = DataClusterRanges(clusterBits: bits)

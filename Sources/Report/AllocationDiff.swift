@@ -24,7 +24,9 @@ public struct AllocationDiff: Sendable {
                 self.init(depth: 0, present: false, zero: true, data: false, offset: nil)
                 return
             }
-            self.init(depth: extent.depth, present: extent.present, zero: extent.zero, data: extent.data, offset: extent.offset.map { $0 + (position - extent.start) })
+            self.init(
+                depth: extent.depth, present: extent.present, zero: extent.zero, data: extent.data,
+                offset: extent.offset.map { $0 + (position - extent.start) })
         }
 
         init(depth: UInt32, present: Bool, zero: Bool, data: Bool, offset: UInt64?) {

@@ -118,7 +118,8 @@ extension Report {
             """
         func cell(_ value: UInt64) -> String { "<td data-value=\"\(value)\">\(ByteUnits.format(value))</td>" }
         for image in images {
-            html += "<tr data-filter=\"\(escape(image.path + " " + image.format + " " + image.state))\"><td class=\"path\">\(escape(image.path))</td>"
+            html +=
+                "<tr data-filter=\"\(escape(image.path + " " + image.format + " " + image.state))\"><td class=\"path\">\(escape(image.path))</td>"
                 + "<td class=\"text\">\(escape(image.format))</td>"
                 + cell(image.virtualSize) + cell(image.diskUsage) + cell(image.allocatedBytes) + cell(image.zeroBytes)
                 + cell(image.chainAllocatedBytes)
@@ -129,7 +130,8 @@ extension Report {
         }
         html += "</tbody>\n<tfoot>\n"
         for total in (totals.directories.count > 1 ? totals.directories : []) + [totals.overall] {
-            html += "<tr class=\"total\"><td class=\"text\">\(escape(total.directory.map { "total \($0)/" } ?? "total"))</td>"
+            html +=
+                "<tr class=\"total\"><td class=\"text\">\(escape(total.directory.map { "total \($0)/" } ?? "total"))</td>"
                 + "<td class=\"text\">\(total.imageCount) \(total.imageCount == 1 ? "image" : "images")</td>"
                 + cell(total.virtualSize) + cell(total.diskUsage) + cell(total.allocatedBytes) + cell(total.zeroBytes)
                 + cell(total.chainAllocatedBytes) + "<td>\(String(format: "%.1f%%", total.usedFraction * 100))</td>"
@@ -174,7 +176,8 @@ extension Report {
             let x = width * Double(quarter) / 4
             let anchor = quarter == 0 ? "start" : quarter == 4 ? "end" : "middle"
             svg += String(format: "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"#667\"/>", x, height, x, height + 4)
-            svg += "<text x=\"\(Int(x))\" y=\"\(Int(height) + 15)\" font-size=\"11\" text-anchor=\"\(anchor)\">"
+            svg +=
+                "<text x=\"\(Int(x))\" y=\"\(Int(height) + 15)\" font-size=\"11\" text-anchor=\"\(anchor)\">"
                 + "\(ByteUnits.format(strip.virtualSize / 4 * UInt64(quarter) + (quarter == 4 ? strip.virtualSize % 4 : 0)))</text>"
         }
         return (svg, Int(height) + 18)
@@ -195,16 +198,25 @@ extension Report {
         for (offset, count) in buckets.enumerated() {
             let barHeight = count == 0 ? 0 : max(1, height * log2(Double(count) + 1) / log2(Double(peak) + 1))
             let x = Double(offset) * barWidth
-            svg += String(format: "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#2f6fde\"><title>%@: %llu extents</title></rect>",
+            svg += String(
+                format:
+                    "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#2f6fde\"><title>%@: %llu extents</title></rect>",
                 x + 2, height - barHeight, barWidth - 4, barHeight, ByteUnits.format(UInt64(1) << UInt64(first + offset)), count)
             if count > 0 {
-                svg += String(format: "<text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" text-anchor=\"middle\">%llu</text>", x + barWidth / 2, max(9, height - barHeight - 2), count)
+                svg += String(
+                    format: "<text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" text-anchor=\"middle\">%llu</text>", x + barWidth / 2,
+                    max(9, height - barHeight - 2), count)
             }
             if offset % 2 == 0 {
-                svg += String(format: "<text x=\"%.1f\" y=\"%.0f\" font-size=\"9\">%@</text>", x, height + 12, ByteUnits.format(UInt64(1) << UInt64(first + offset)).replacingOccurrences(of: " ", with: ""))
+                svg += String(
+                    format: "<text x=\"%.1f\" y=\"%.0f\" font-size=\"9\">%@</text>", x, height + 12,
+                    ByteUnits.format(UInt64(1) << UInt64(first + offset)).replacingOccurrences(of: " ", with: ""))
             }
         }
-        return (svg + "<text x=\"0\" y=\"\(Int(height) + 26)\" font-size=\"10\">data extents by size (bar height: log of the count)</text>", Int(height) + 30)
+        return (
+            svg + "<text x=\"0\" y=\"\(Int(height) + 26)\" font-size=\"10\">data extents by size (bar height: log of the count)</text>",
+            Int(height) + 30
+        )
     }
 
     /// Allocated bytes across scans.
@@ -214,9 +226,12 @@ extension Report {
         let height = 70.0
         let peak = Double(max(points.map(\.chainAllocatedBytes).max() ?? 1, 1))
         let coordinates = points.enumerated().map { index, point in
-            String(format: "%.1f,%.1f", Double(index) / Double(points.count - 1) * (width - 10) + 5, height - Double(point.allocatedBytes) / peak * (height - 10) - 5)
+            String(
+                format: "%.1f,%.1f", Double(index) / Double(points.count - 1) * (width - 10) + 5,
+                height - Double(point.allocatedBytes) / peak * (height - 10) - 5)
         }.joined(separator: " ")
-        let svg = "<title>allocated bytes per scan</title>"
+        let svg =
+            "<title>allocated bytes per scan</title>"
             + "<rect x=\"0\" y=\"0\" width=\"\(Int(width))\" height=\"\(Int(height))\" fill=\"#f6f7fb\"/>"
             + "<polyline fill=\"none\" stroke=\"#2f6fde\" stroke-width=\"2\" points=\"\(coordinates)\"/>"
             + "<text x=\"\(Int(width) + 4)\" y=\"10\" font-size=\"10\">\(ByteUnits.format(UInt64(peak)))</text>"
@@ -240,7 +255,8 @@ extension Report {
         guard !failures.isEmpty else { return "" }
         var html = "<h2>Failed scans (\(failures.count))</h2>\n<ul class=\"failures\">\n"
         for failure in failures {
-            html += "<li data-filter=\"\(escape(failure.path + " failed"))\"><span class=\"failed\">failed</span> "
+            html +=
+                "<li data-filter=\"\(escape(failure.path + " failed"))\"><span class=\"failed\">failed</span> "
                 + "\(escape(failure.path)) at \(escape(ImageReport.timestamp(failure.failedAtNanoseconds))): \(escape(failure.message))</li>\n"
         }
         return html + "</ul>\n"

@@ -175,7 +175,9 @@ public struct Report: Codable, Sendable {
     ]
 
     /// Builds the report for images at `paths` or under `directories` (everything when both are empty).
-    public init(store: IndexStore, paths: [String] = [], directories: [String] = [], sort: String = "path", top: Int? = nil, history: Bool = false) throws {
+    public init(
+        store: IndexStore, paths: [String] = [], directories: [String] = [], sort: String = "path", top: Int? = nil, history: Bool = false
+    ) throws {
         let entries = try store.scannedImages(matching: paths, directories: directories)
         var images = try entries.map { entry in
             ImageReport(entry, history: history ? try store.scans(path: entry.image.path) : nil)

@@ -18,7 +18,9 @@ public enum ByteUnits {
 extension Report {
     /// Aligned columns with human units, then per-directory and overall totals.
     public func table() -> String {
-        let header = ["IMAGE", "FORMAT", "VIRTUAL", "ON DISK", "ALLOCATED", "ZERO", "CHAIN DATA", "USED", "EXTENTS", "LAYERS", "DELTA", "STATE"]
+        let header = [
+            "IMAGE", "FORMAT", "VIRTUAL", "ON DISK", "ALLOCATED", "ZERO", "CHAIN DATA", "USED", "EXTENTS", "LAYERS", "DELTA", "STATE",
+        ]
         var rows: [[String]] = images.map { image in
             [
                 image.path, image.format, ByteUnits.format(image.virtualSize), ByteUnits.format(image.diskUsage),
@@ -32,7 +34,8 @@ extension Report {
             rows.append([
                 total.directory.map { "total \($0)/" } ?? "total (\(total.imageCount) \(total.imageCount == 1 ? "image" : "images"))", "",
                 ByteUnits.format(total.virtualSize), ByteUnits.format(total.diskUsage), ByteUnits.format(total.allocatedBytes),
-                ByteUnits.format(total.zeroBytes), ByteUnits.format(total.chainAllocatedBytes), String(format: "%.1f%%", total.usedFraction * 100),
+                ByteUnits.format(total.zeroBytes), ByteUnits.format(total.chainAllocatedBytes),
+                String(format: "%.1f%%", total.usedFraction * 100),
                 "\(total.extentCount)", "", ByteUnits.format(total.deltaBytes), total.staleCount > 0 ? "\(total.staleCount) stale" : "",
             ])
         }
@@ -55,7 +58,8 @@ extension Report {
         for image in withHistory {
             text += image.path + "\n"
             for point in image.history ?? [] {
-                text += "  scan #\(point.scanId)  \(point.scannedAt)  allocated \(ByteUnits.format(point.allocatedBytes))"
+                text +=
+                    "  scan #\(point.scanId)  \(point.scannedAt)  allocated \(ByteUnits.format(point.allocatedBytes))"
                     + "  chain data \(ByteUnits.format(point.chainAllocatedBytes))\n"
             }
         }

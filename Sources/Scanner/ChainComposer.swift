@@ -24,7 +24,9 @@ public enum ChainComposer {
         return builder.extents
     }
 
-    private static func compose(_ layers: [LayerMap], depth: Int, from lower: UInt64, to upper: UInt64, into builder: inout ExtentListBuilder) {
+    private static func compose(
+        _ layers: [LayerMap], depth: Int, from lower: UInt64, to upper: UInt64, into builder: inout ExtentListBuilder
+    ) {
         let layer = layers[depth]
         var index = layer.firstRun(endingAfter: lower)
         var covered = lower

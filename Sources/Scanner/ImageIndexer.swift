@@ -144,7 +144,9 @@ public struct ImageIndexer: Sendable {
         if let previous, let indexed = ImageFormat(rawValue: previous.image.format) {
             if indexed != .raw && probed.format != indexed {
                 throw ImageError.chain(
-                    path, "indexed as \(indexed.rawValue), now reads as \(probed.foreign ?? probed.format.rawValue); pass --image-format to re-pin")
+                    path,
+                    "indexed as \(indexed.rawValue), now reads as \(probed.foreign ?? probed.format.rawValue); pass --image-format to re-pin"
+                )
             }
             options.pinnedFormat = indexed
         } else if path.lowercased().hasSuffix(".raw"), probed.format != .raw || probed.foreign != nil {

@@ -24,7 +24,8 @@ enum LayerOpener {
         let detected = probe.format
         if declaredFormat != .raw, let foreign = probe.foreign {
             throw ImageError.chain(
-                canonical, "\(foreign) is not supported (extentdb reads raw, qcow2 and vhd); pass --image-format raw to read its bytes as a raw disk")
+                canonical,
+                "\(foreign) is not supported (extentdb reads raw, qcow2 and vhd); pass --image-format raw to read its bytes as a raw disk")
         }
         let format = declaredFormat ?? detected
         if declaredFormat == .qcow2 && detected != .qcow2 {
@@ -43,7 +44,8 @@ enum LayerOpener {
             return Opened(layer: try openRaw(source: source, canonical: canonical, identity: identity, withMap: withMap))
         case .vhd:
             return Opened(
-                layer: try openVHD(source: source, givenPath: givenPath, canonical: canonical, identity: identity, withMap: withMap, options: options))
+                layer: try openVHD(
+                    source: source, givenPath: givenPath, canonical: canonical, identity: identity, withMap: withMap, options: options))
         }
     }
 
@@ -78,13 +80,15 @@ enum LayerOpener {
         let footer = reader.footer
         let header = reader.header
         let directory = PathResolver.directory(of: givenPath)
-        var metadata = ImageMetadata(format: .vhd, virtualSize: footer.currentSize, clusterSize: header.map { UInt64($0.blockSize) }, fileSize: source.size)
+        var metadata = ImageMetadata(
+            format: .vhd, virtualSize: footer.currentSize, clusterSize: header.map { UInt64($0.blockSize) }, fileSize: source.size)
         var locators: [LocatorSummary]?
         if footer.diskType == .differencing, let header {
             let paths = try reader.locatorPaths()
             let candidates = VHDParentLocator.candidates(locators: paths, parentName: header.parentName, directory: directory)
             locators = paths.map { locator in
-                LocatorSummary(code: locator.code, path: locator.path, resolvedPath: VHDParentLocator.resolve(locator.path, directory: directory))
+                LocatorSummary(
+                    code: locator.code, path: locator.path, resolvedPath: VHDParentLocator.resolve(locator.path, directory: directory))
             }
             // Only candidates the boundary may open are probed for existence: whether a path outside exists
             // is nobody's business, so an outside candidate goes to the boundary, which refuses it with the
@@ -97,7 +101,8 @@ enum LayerOpener {
             // `info` (no map) shows the disk's own header even when its parent is missing.
             guard let chosen = existing ?? candidates.first(where: { !reachable($0.resolved) }) ?? (withMap ? nil : candidates.first) else {
                 let tried = candidates.map { "\($0.source) \($0.resolved)" }.joined(separator: ", ")
-                throw ImageError.chain(canonical, "parent of differencing VHD not found (tried: \(tried.isEmpty ? "no usable parent locator" : tried))")
+                throw ImageError.chain(
+                    canonical, "parent of differencing VHD not found (tried: \(tried.isEmpty ? "no usable parent locator" : tried))")
             }
             metadata.backing = BackingReference(
                 name: chosen.name, resolvedPath: chosen.resolved, declaredFormat: "vpc",
@@ -157,25 +162,32 @@ enum LayerOpener {
         let snapshots = try reader.snapshots()
         let hasExternalData = header.incompatibleFeatures.contains(.externalDataFile)
         if hasExternalData && reader.extensions.externalDataFile == nil {
-            throw ImageError.format(canonical, .invalid(field: "incompatible_features", offset: 72, reason: "external data file bit set but no data file name extension"))
+            throw ImageError.format(
+                canonical,
+                .invalid(field: "incompatible_features", offset: 72, reason: "external data file bit set but no data file name extension"))
         }
         metadata.qcow2 = QCOW2Details(
             version: header.version, clusterBits: header.clusterBits, refcountBits: 1 << UInt64(header.refcountOrder),
             l1Size: header.l1Size, l1TableOffset: header.l1TableOffset, extendedL2: header.hasExtendedL2,
             compressionType: header.compressionType == .zstd ? "zstd" : "zlib", encrypted: header.cryptMethod != 0,
-            encryption: header.cryptMethod == 0 ? nil : (header.cryptMethod == 1 ? "aes" : header.cryptMethod == 2 ? "luks" : "method \(header.cryptMethod)"),
+            encryption: header.cryptMethod == 0
+                ? nil : (header.cryptMethod == 1 ? "aes" : header.cryptMethod == 2 ? "luks" : "method \(header.cryptMethod)"),
             dirty: header.incompatibleFeatures.contains(.dirty), lazyRefcounts: header.compatibleFeatures & 1 != 0,
             externalDataFile: reader.extensions.externalDataFile,
             externalDataFileRaw: header.autoclearFeatures.contains(.rawExternalData),
             hasBitmaps: reader.extensions.hasBitmaps,
             snapshots: snapshots.map {
-                SnapshotSummary(id: $0.id, name: $0.name, dateSeconds: $0.dateSeconds, vmStateSize: $0.vmStateSize, diskSize: $0.diskSize, l1Size: $0.l1Size)
+                SnapshotSummary(
+                    id: $0.id, name: $0.name, dateSeconds: $0.dateSeconds, vmStateSize: $0.vmStateSize, diskSize: $0.diskSize,
+                    l1Size: $0.l1Size)
             })
         if header.incompatibleFeatures.contains(.dirty) {
             metadata.warnings.append("image is marked dirty (incompatible feature bit 0): refcounts may be stale; mapped anyway")
         }
         if !reader.extensions.unknownTypes.isEmpty {
-            metadata.warnings.append("ignored unknown header extensions: " + reader.extensions.unknownTypes.map { "0x" + String($0, radix: 16) }.joined(separator: ", "))
+            metadata.warnings.append(
+                "ignored unknown header extensions: "
+                    + reader.extensions.unknownTypes.map { "0x" + String($0, radix: 16) }.joined(separator: ", "))
         }
         var dataSource: FileBlockSource?
         if hasExternalData, let name = reader.extensions.externalDataFile {
@@ -186,13 +198,16 @@ enum LayerOpener {
             // files (a link to `/etc/shadow` or a block device would otherwise be exported).
             if withMap {
                 dataSource = try boundary.openNamed(
-                    resolved, name: name, role: "external data file", referrer: canonical, directory: chainDirectory).source
+                    resolved, name: name, role: "external data file", referrer: canonical, directory: chainDirectory
+                ).source
             }
         }
         defer { dataSource?.close() }
         var map = LayerMap(virtualSize: header.size, runs: [])
         if withMap {
-            map = try mapQCOW2(reader: reader, identity: identity, dataSource: dataSource ?? source, canonical: canonical, hasExternalData: hasExternalData, progress: options.progress)
+            map = try mapQCOW2(
+                reader: reader, identity: identity, dataSource: dataSource ?? source, canonical: canonical,
+                hasExternalData: hasExternalData, progress: options.progress)
         }
         return ScannedLayer(
             path: canonical, format: .qcow2, identity: identity, headerChecksum: HeaderChecksum.fnv1a64(reader.headerBytes),
@@ -225,7 +240,8 @@ enum RawLayerMapper {
             guard segment.lowerBound < size else { break }  // past the disk (a fixed VHD's footer)
             let start = max(segment.lowerBound, position)
             if start > position {
-                builder.append(Extent(start: position, length: start - position, depth: 0, present: true, zero: true, data: false, offset: position))
+                builder.append(
+                    Extent(start: position, length: start - position, depth: 0, present: true, zero: true, data: false, offset: position))
             }
             let end = min(segment.upperBound, size)
             guard end > start else { continue }
@@ -233,7 +249,8 @@ enum RawLayerMapper {
             position = end
         }
         if position < size {
-            builder.append(Extent(start: position, length: size - position, depth: 0, present: true, zero: true, data: false, offset: position))
+            builder.append(
+                Extent(start: position, length: size - position, depth: 0, present: true, zero: true, data: false, offset: position))
         }
         return LayerMap(virtualSize: size, runs: builder.extents)
     }

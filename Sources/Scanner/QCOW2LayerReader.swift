@@ -29,7 +29,7 @@ struct QCOW2LayerReader {
             var backingName: String?
             if header.backingFileOffset != 0 && header.backingFileSize > 0 {
                 let start = Int(header.backingFileOffset)
-                let bytes = headerBytes[start ..< start + Int(header.backingFileSize)]
+                let bytes = headerBytes[start..<start + Int(header.backingFileSize)]
                 backingName = String(decoding: bytes, as: UTF8.self)
             }
             return (header, headerBytes, extensions, backingName)
@@ -57,7 +57,8 @@ struct QCOW2LayerReader {
                 let unpadded = 40 + extraSize + idSize + nameSize
                 let total = (unpadded + 7) & ~7
                 guard offset + unpadded <= source.size else {
-                    throw FormatError.truncated(field: "snapshot table entry", offset: offset, needed: unpadded, available: source.size - min(offset, source.size))
+                    throw FormatError.truncated(
+                        field: "snapshot table entry", offset: offset, needed: unpadded, available: source.size - min(offset, source.size))
                 }
                 let entry = try source.read(at: offset, count: Int(min(total, source.size - offset)))
                 var reader = ByteReader(entry, baseOffset: offset)
@@ -73,7 +74,8 @@ struct QCOW2LayerReader {
     /// - Parameter dataFileSize: size of the file data clusters live in (external data file or this file).
     /// - Parameter progress: told the L1 entries to walk, then each chunk of them walked.
     func layerMap(dataFileSize: UInt64, hasExternalData: Bool, progress: ScanProgress? = nil) throws -> LayerMap {
-        let decoder = QCOW2L2Decoder(header: header, imageFileSize: source.size, dataFileSize: dataFileSize, hasExternalData: hasExternalData)
+        let decoder = QCOW2L2Decoder(
+            header: header, imageFileSize: source.size, dataFileSize: dataFileSize, hasExternalData: hasExternalData)
         var runs = ExtentListBuilder()
         let virtualSize = header.size
         let bytesPerTable = header.bytesPerL2Table
@@ -100,38 +102,44 @@ struct QCOW2LayerReader {
                         let guestEnd = min(guestStart + bytesPerTable, virtualSize)
                         let entry = UInt64.loadBigEndian(from: entries, at: index * 8)
                         guard let tableOffset = try decoder.l2TableOffset(l1Entry: entry, entryOffset: entryOffset) else {
-                                runs.append(Extent(start: guestStart, length: guestEnd - guestStart, depth: 0, present: false, zero: false, data: false))
-                                continue
-                            }
-                            if let first = tablesSeen.updateValue(chunkStart + index, forKey: tableOffset) {
-                                throw FormatError.invalid(
-                                    field: "L1 entry \(chunkStart + index)", offset: entryOffset,
-                                    reason: "L2 table at \(tableOffset) is already used by L1 entry \(first)")
-                            }
-                            // A table lying wholly in a hole of the file reads as zeros: every entry
-                            // unallocated. It is not read, so a hostile L1 pointing at thousands of tables
-                            // in a sparse file's hole costs nothing, and the reads of a scan are bounded by
-                            // what the file really holds.
-                            if tableOffset + UInt64(clusterSize) <= source.size,
-                                !source.mayHoldData(in: tableOffset..<tableOffset + UInt64(clusterSize))
-                            {
-                                runs.append(Extent(start: guestStart, length: guestEnd - guestStart, depth: 0, present: false, zero: false, data: false))
-                                continue
-                            }
-                            let got = try source.read(at: tableOffset, into: l2Buffer)
-                            guard got == clusterSize else {
-                                throw FormatError.truncated(field: "L2 table", offset: tableOffset, needed: UInt64(clusterSize), available: UInt64(got))
-                            }
-                            try decoder.decode(
-                                table: UnsafeRawBufferPointer(l2Buffer), tableOffset: tableOffset, guestStart: guestStart, into: &runs,
-                                hostClusters: &hostClusters)
-                            try progress?.check(extents: runs.extents.count)
-                            guard hostClusters <= clusterCapacity else {
-                                throw FormatError.invalid(
-                                    field: "L2 table", offset: tableOffset,
-                                    reason: "the active tables map more than the \(clusterCapacity) clusters the \(hasExternalData ? "data file" : "file") "
-                                        + "can hold (\(dataFileSize) bytes): host clusters are shared")
-                            }
+                            runs.append(
+                                Extent(start: guestStart, length: guestEnd - guestStart, depth: 0, present: false, zero: false, data: false)
+                            )
+                            continue
+                        }
+                        if let first = tablesSeen.updateValue(chunkStart + index, forKey: tableOffset) {
+                            throw FormatError.invalid(
+                                field: "L1 entry \(chunkStart + index)", offset: entryOffset,
+                                reason: "L2 table at \(tableOffset) is already used by L1 entry \(first)")
+                        }
+                        // A table lying wholly in a hole of the file reads as zeros: every entry
+                        // unallocated. It is not read, so a hostile L1 pointing at thousands of tables
+                        // in a sparse file's hole costs nothing, and the reads of a scan are bounded by
+                        // what the file really holds.
+                        if tableOffset + UInt64(clusterSize) <= source.size,
+                            !source.mayHoldData(in: tableOffset..<tableOffset + UInt64(clusterSize))
+                        {
+                            runs.append(
+                                Extent(start: guestStart, length: guestEnd - guestStart, depth: 0, present: false, zero: false, data: false)
+                            )
+                            continue
+                        }
+                        let got = try source.read(at: tableOffset, into: l2Buffer)
+                        guard got == clusterSize else {
+                            throw FormatError.truncated(
+                                field: "L2 table", offset: tableOffset, needed: UInt64(clusterSize), available: UInt64(got))
+                        }
+                        try decoder.decode(
+                            table: UnsafeRawBufferPointer(l2Buffer), tableOffset: tableOffset, guestStart: guestStart, into: &runs,
+                            hostClusters: &hostClusters)
+                        try progress?.check(extents: runs.extents.count)
+                        guard hostClusters <= clusterCapacity else {
+                            throw FormatError.invalid(
+                                field: "L2 table", offset: tableOffset,
+                                reason:
+                                    "the active tables map more than the \(clusterCapacity) clusters the \(hasExternalData ? "data file" : "file") "
+                                    + "can hold (\(dataFileSize) bytes): host clusters are shared")
+                        }
                     }
                 }
                 chunkStart += chunkCount
@@ -154,4 +162,3 @@ enum HeaderChecksum {
         return "fnv1a64:" + String(repeating: "0", count: 16 - hex.count) + hex
     }
 }
-

@@ -20,9 +20,13 @@ enum QCOW2PreallocationProbe {
         guard tableBytes > 0 else { return false }
         return try attributing(to: source.path) {
             guard tableBytes <= QCOW2Refcount.maxTableBytes else {
-                throw FormatError.outOfBounds(field: "refcount_table_clusters", offset: 56, value: UInt64(header.refcountTableClusters), limit: QCOW2Refcount.maxTableBytes / clusterSize)
+                throw FormatError.outOfBounds(
+                    field: "refcount_table_clusters", offset: 56, value: UInt64(header.refcountTableClusters),
+                    limit: QCOW2Refcount.maxTableBytes / clusterSize)
             }
-            try header.checkTable(field: "refcount_table_offset", headerOffset: 48, offset: header.refcountTableOffset, bytes: tableBytes, fileSize: source.size)
+            try header.checkTable(
+                field: "refcount_table_offset", headerOffset: 48, offset: header.refcountTableOffset, bytes: tableBytes,
+                fileSize: source.size)
             let refcountBits = 1 << Int(header.refcountOrder)
             let entriesPerBlock = clusterSize * 8 / UInt64(refcountBits)
             let neededBlocks = (endCluster + entriesPerBlock - 1) / entriesPerBlock
@@ -32,11 +36,13 @@ enum QCOW2PreallocationProbe {
             var block = [UInt8](repeating: 0, count: Int(clusterSize))
             for tableIndex in 0..<Int(tableEntries) {
                 let entryOffset = header.refcountTableOffset + UInt64(tableIndex) * 8
-                let blockOffset = table.withUnsafeBytes { UInt64.loadBigEndian(from: $0, at: tableIndex * 8) } & QCOW2Refcount.blockOffsetMask
+                let blockOffset =
+                    table.withUnsafeBytes { UInt64.loadBigEndian(from: $0, at: tableIndex * 8) } & QCOW2Refcount.blockOffsetMask
                 guard blockOffset != 0 else { continue }
                 let blockEnd = blockOffset.addingReportingOverflow(clusterSize)
                 guard blockOffset % clusterSize == 0, !blockEnd.overflow, blockEnd.partialValue <= source.size else {
-                    throw FormatError.outOfBounds(field: "refcount table entry", offset: entryOffset, value: blockOffset, limit: source.size)
+                    throw FormatError.outOfBounds(
+                        field: "refcount table entry", offset: entryOffset, value: blockOffset, limit: source.size)
                 }
                 let got = try block.withUnsafeMutableBytes { try source.read(at: blockOffset, into: $0) }
                 guard got == Int(clusterSize) else {

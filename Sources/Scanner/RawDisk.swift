@@ -38,7 +38,8 @@ enum RawDisk {
         if let last = layer.map.runs.last, last.end == fileEnd {
             var builder = ExtentListBuilder()
             builder.extents = layer.map.runs
-            builder.append(Extent(start: fileEnd, length: size - fileEnd, depth: 0, present: true, zero: true, data: false, offset: fileEnd))
+            builder.append(
+                Extent(start: fileEnd, length: size - fileEnd, depth: 0, present: true, zero: true, data: false, offset: fileEnd))
             padded.map.runs = builder.extents
         }
         return padded

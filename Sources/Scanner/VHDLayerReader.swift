@@ -82,7 +82,8 @@ struct VHDLayerReader {
             }
             let headerOffset = footer.dataOffset
             guard headerOffset <= size, size - headerOffset >= UInt64(VHDDynamicHeader.size) else {
-                throw FormatError.outOfBounds(field: "VHD footer data offset", offset: (usedCopy ? 0 : size - 512) + 16, value: headerOffset, limit: size)
+                throw FormatError.outOfBounds(
+                    field: "VHD footer data offset", offset: (usedCopy ? 0 : size - 512) + 16, value: headerOffset, limit: size)
             }
             let headerBytes = try source.readExactly(at: headerOffset, count: VHDDynamicHeader.size, field: "VHD dynamic header")
             let header = try VHDDynamicHeader(parsing: headerBytes[...], fileOffset: headerOffset)
@@ -99,11 +100,15 @@ struct VHDLayerReader {
             guard ["W2ru", "W2ku", "MacX"].contains(locator.code), locator.dataLength > 0 else { continue }
             try attributing(to: source.path) {
                 guard locator.dataLength <= Self.maxLocatorBytes else {
-                    throw FormatError.outOfBounds(field: "VHD parent locator platform data length", offset: locator.entryOffset + 8, value: UInt64(locator.dataLength), limit: UInt64(Self.maxLocatorBytes))
+                    throw FormatError.outOfBounds(
+                        field: "VHD parent locator platform data length", offset: locator.entryOffset + 8,
+                        value: UInt64(locator.dataLength), limit: UInt64(Self.maxLocatorBytes))
                 }
                 let end = locator.dataOffset.addingReportingOverflow(UInt64(locator.dataLength))
                 guard !end.overflow, end.partialValue <= source.size else {
-                    throw FormatError.outOfBounds(field: "VHD parent locator platform data offset", offset: locator.entryOffset + 16, value: locator.dataOffset, limit: source.size)
+                    throw FormatError.outOfBounds(
+                        field: "VHD parent locator platform data offset", offset: locator.entryOffset + 16, value: locator.dataOffset,
+                        limit: source.size)
                 }
                 let data = try source.readExactly(at: locator.dataOffset, count: Int(locator.dataLength), field: "VHD parent locator data")
                 if let path = VHDText.locatorPath(code: locator.code, data: data[...]), !path.isEmpty {
@@ -146,7 +151,8 @@ struct VHDLayerReader {
                 }
                 let blockRange = bitmapOffset..<(bitmapOffset + header.bitmapBytes + blockSize)
                 if let clash = metadata.first(where: { $0.range.overlaps(blockRange) }) {
-                    throw FormatError.invalid(field: "VHD BAT entry \(index)", offset: entryOffset, reason: "block at \(bitmapOffset) overlaps the \(clash.name)")
+                    throw FormatError.invalid(
+                        field: "VHD BAT entry \(index)", offset: entryOffset, reason: "block at \(bitmapOffset) overlaps the \(clash.name)")
                 }
                 allocated.append((index, bitmapOffset))
             }
@@ -184,7 +190,9 @@ struct VHDLayerReader {
                 }
                 let host = dataOffset + UInt64(run.first) * 512
                 guard host + UInt64(run.count) * 512 <= fileEnd else {
-                    throw FormatError.truncated(field: "VHD block \(block.block) data", offset: host, needed: UInt64(run.count) * 512, available: fileEnd > host ? fileEnd - host : 0)
+                    throw FormatError.truncated(
+                        field: "VHD block \(block.block) data", offset: host, needed: UInt64(run.count) * 512,
+                        available: fileEnd > host ? fileEnd - host : 0)
                 }
                 builder.append(Extent(start: start, length: length, depth: 0, present: true, zero: false, data: true, offset: host))
             }

@@ -80,7 +80,9 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try error.response(from: request, context: context)
         } catch {
             let api = APIError.from(error)
-            if api.status.code >= 500 { context.logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(api.detail)"]) }
+            if api.status.code >= 500 {
+                context.logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(api.detail)"])
+            }
             return try api.response(from: request, context: context)
         }
     }

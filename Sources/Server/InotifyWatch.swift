@@ -68,7 +68,9 @@ final class InotifyWatch {
             var watch: Int32 = 0
             var mask: UInt32 = 0
             var name = [CChar](repeating: 0, count: 4096)
-            while buffer.withUnsafeBytes({ extentdb_inotify_next($0.baseAddress, Int(count), &offset, &watch, &mask, &name, name.count) }) == 0 {
+            while buffer.withUnsafeBytes({ extentdb_inotify_next($0.baseAddress, Int(count), &offset, &watch, &mask, &name, name.count) })
+                == 0
+            {
                 if mask & UInt32(EXTENTDB_IN_Q_OVERFLOW) != 0 { overflowed = true }
                 if mask & UInt32(EXTENTDB_IN_IGNORED) != 0 {
                     directories.removeValue(forKey: watch)

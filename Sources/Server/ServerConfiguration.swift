@@ -92,7 +92,8 @@ public struct ServerConfiguration: Sendable {
     /// 16 characters.
     public static func readToken(file path: String) throws(Invalid) -> String {
         guard let data = FileManager.default.contents(atPath: path) else { throw Invalid("--token-file \(path): cannot read it") }
-        let token = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).first.map(String.init)?
+        let token =
+            String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).first.map(String.init)?
             .trimmingCharacters(in: .whitespaces) ?? ""
         guard token.count >= 16 else { throw Invalid("--token-file \(path): the token must be at least 16 characters") }
         return token
@@ -163,7 +164,9 @@ public struct ServerConfiguration: Sendable {
         }
         for (value, flag) in [
             (maximumConnections, "--max-connections"), (maximumConnectionsPerClient, "--max-connections-per-client"),
-            (nbdMaximumSessions, "--nbd-max-sessions"), (concurrentExports, "--max-exports"), (exportsPerClient, "--max-exports-per-client"), (maximumQueuedScans, "--max-queued-scans"), (maximumScanExtents, "--max-scan-extents"),
+            (nbdMaximumSessions, "--nbd-max-sessions"), (concurrentExports, "--max-exports"),
+            (exportsPerClient, "--max-exports-per-client"), (maximumQueuedScans, "--max-queued-scans"),
+            (maximumScanExtents, "--max-scan-extents"),
         ] where value < 1 {
             throw Invalid("\(flag) must be at least 1")
         }

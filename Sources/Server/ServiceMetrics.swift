@@ -71,10 +71,18 @@ public final class ServiceMetrics: Sendable {
         let metrics: ServiceMetrics
         func connectionOpened() {
             metrics.nbdConnections.increment()
-            metrics.nbdActive.record(Double(metrics.nbdActiveCount.withLockedValue { $0 += 1; return $0 }))
+            metrics.nbdActive.record(
+                Double(
+                    metrics.nbdActiveCount.withLockedValue {
+                        $0 += 1; return $0
+                    }))
         }
         func connectionClosed() {
-            metrics.nbdActive.record(Double(metrics.nbdActiveCount.withLockedValue { $0 -= 1; return $0 }))
+            metrics.nbdActive.record(
+                Double(
+                    metrics.nbdActiveCount.withLockedValue {
+                        $0 -= 1; return $0
+                    }))
         }
         func read(bytes: Int) {
             metrics.nbdReads.increment()

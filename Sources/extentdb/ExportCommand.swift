@@ -68,9 +68,10 @@ struct ExportCommand: ParsableCommand {
     @Option(help: "Length of the guest range (raw only).")
     var length: ByteCount?
 
-    @Option(help: ArgumentHelp(
-        "qcow2 cluster size in bytes (default: 65536, or the smallest size whose L1 table fits qemu's 32 MiB limit).",
-        valueName: "bytes"))
+    @Option(
+        help: ArgumentHelp(
+            "qcow2 cluster size in bytes (default: 65536, or the smallest size whose L1 table fits qemu's 32 MiB limit).",
+            valueName: "bytes"))
     var clusterSize: ByteCount?
 
     @Option(help: "XVA chunk name prefix.")

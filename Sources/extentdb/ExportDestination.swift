@@ -40,7 +40,8 @@ final class ExportDestination {
         }
         let position = lseek(1, 0, SEEK_CUR)
         if position != 0 {
-            throw CommandFailure("standard output is a file positioned at byte \(position); an image must start at byte 0: use --to FILE or >")
+            throw CommandFailure(
+                "standard output is a file positioned at byte \(position); an image must start at byte 0: use --to FILE or >")
         }
     }
 

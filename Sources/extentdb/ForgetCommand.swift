@@ -32,11 +32,13 @@ struct ForgetCommand: ParsableCommand {
         }
         let forgotten = Set(try store.forget(paths: Array(candidates.keys)))
         let unknown = paths.filter { given in !candidates.contains { forgotten.contains($0.key) && $0.value == given } }
-        try LifecycleOutput.print(output, ["forgotten": forgotten.sorted(), "not_indexed": unknown], human: {
-            for path in forgotten.sorted() { Console.print("forgot \(TerminalText.name(path))") }
-            for path in unknown { Console.error("extentdb: \(path): not in the index") }
-            Console.print("\(Plural.count(forgotten.count, "image")) forgotten")
-        })
+        try LifecycleOutput.print(
+            output, ["forgotten": forgotten.sorted(), "not_indexed": unknown],
+            human: {
+                for path in forgotten.sorted() { Console.print("forgot \(TerminalText.name(path))") }
+                for path in unknown { Console.error("extentdb: \(path): not in the index") }
+                Console.print("\(Plural.count(forgotten.count, "image")) forgotten")
+            })
         if !unknown.isEmpty { throw ExitCode(ExitStatus.failure) }
     }
 }
@@ -59,10 +61,12 @@ struct PruneCommand: ParsableCommand {
         if !dryRun, store.isReadOnly { throw CommandFailure(StoreError.readOnly(index.resolvedPath).description) }
         let gone = try store.knownImagePaths().filter { !FileManager.default.fileExists(atPath: $0) }
         let forgotten = dryRun ? gone : try store.forget(paths: gone)
-        try LifecycleOutput.print(output, [dryRun ? "would_forget" : "forgotten": forgotten], human: {
-            for path in forgotten { Console.print("\(dryRun ? "would forget" : "forgot") \(TerminalText.name(path))") }
-            Console.print("\(Plural.count(forgotten.count, "image")) \(dryRun ? "would be " : "")forgotten")
-        })
+        try LifecycleOutput.print(
+            output, [dryRun ? "would_forget" : "forgotten": forgotten],
+            human: {
+                for path in forgotten { Console.print("\(dryRun ? "would forget" : "forgot") \(TerminalText.name(path))") }
+                Console.print("\(Plural.count(forgotten.count, "image")) \(dryRun ? "would be " : "")forgotten")
+            })
     }
 }
 
@@ -71,7 +75,9 @@ enum LifecycleOutput {
     static func print(_ format: OutputFormat, _ object: [String: Any], human: () -> Void) throws {
         switch format {
         case .json:
-            if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]) {
+            if let data = try? JSONSerialization.data(
+                withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+            {
                 Console.print(String(decoding: data, as: UTF8.self))
             }
         case .human:

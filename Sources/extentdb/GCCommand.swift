@@ -36,7 +36,8 @@ struct GCCommand: ParsableCommand {
         let store = try index.openStore(existing: true)
         guard !store.isReadOnly else { throw CommandFailure(StoreError.readOnly(index.resolvedPath).description) }
         let cutoff = keepDays.map { Int64((Date().timeIntervalSince1970 - $0 * 86_400) * 1e9) }
-        let result = try store.collectGarbage(keep: keep ?? (keepDays == nil ? ImageIndexer.defaultKeepScans : nil), olderThanNanoseconds: cutoff)
+        let result = try store.collectGarbage(
+            keep: keep ?? (keepDays == nil ? ImageIndexer.defaultKeepScans : nil), olderThanNanoseconds: cutoff)
         var object: [String: Any] = ["scans_deleted": result.scansDeleted, "layer_records_deleted": result.imagesForgotten]
         var sizes: (before: UInt64, after: UInt64)?
         if vacuum {
@@ -44,10 +45,14 @@ struct GCCommand: ParsableCommand {
             object["bytes_before"] = sizes?.before
             object["bytes_after"] = sizes?.after
         }
-        try LifecycleOutput.print(output, object, human: {
-            Console.print("\(Plural.count(result.scansDeleted, "scan")) deleted, \(Plural.count(result.imagesForgotten, "unused layer record")) removed")
-            if let sizes { Console.print("index: \(Units.bytes(sizes.before)) -> \(Units.bytes(sizes.after))") }
-        })
+        try LifecycleOutput.print(
+            output, object,
+            human: {
+                Console.print(
+                    "\(Plural.count(result.scansDeleted, "scan")) deleted, \(Plural.count(result.imagesForgotten, "unused layer record")) removed"
+                )
+                if let sizes { Console.print("index: \(Units.bytes(sizes.before)) -> \(Units.bytes(sizes.after))") }
+            })
     }
 }
 
@@ -64,9 +69,11 @@ struct VacuumCommand: ParsableCommand {
         let store = try index.openStore(existing: true)
         guard !store.isReadOnly else { throw CommandFailure(StoreError.readOnly(index.resolvedPath).description) }
         let sizes = try store.vacuum()
-        try LifecycleOutput.print(output, ["bytes_before": sizes.before, "bytes_after": sizes.after], human: {
-            Console.print("index: \(Units.bytes(sizes.before)) -> \(Units.bytes(sizes.after))")
-        })
+        try LifecycleOutput.print(
+            output, ["bytes_before": sizes.before, "bytes_after": sizes.after],
+            human: {
+                Console.print("index: \(Units.bytes(sizes.before)) -> \(Units.bytes(sizes.after))")
+            })
     }
 }
 
@@ -84,16 +91,22 @@ struct CheckCommand: ParsableCommand {
         let store = try index.openStore(existing: true)
         let check = try store.check()
         let object: [String: Any] = [
-            "path": index.resolvedPath, "healthy": check.isHealthy, "integrity": check.integrityProblems.isEmpty ? ["ok"] : check.integrityProblems,
+            "path": index.resolvedPath, "healthy": check.isHealthy,
+            "integrity": check.integrityProblems.isEmpty ? ["ok"] : check.integrityProblems,
             "schema": check.appliedMigrations, "expected_schema": check.knownMigrations, "orphans": check.orphans,
             "read_only": store.isReadOnly,
         ]
-        try LifecycleOutput.print(output, object, human: {
-            Console.print("index: \(index.resolvedPath)\(store.isReadOnly ? " (read-only)" : "")")
-            Console.print("integrity: " + (check.integrityProblems.isEmpty ? "ok" : check.integrityProblems.joined(separator: "; ")))
-            Console.print("schema: \(check.appliedMigrations.last ?? "none")" + (check.appliedMigrations == check.knownMigrations ? " (current)" : " (expected \(check.knownMigrations.last ?? ""))"))
-            Console.print("orphan rows: " + (check.orphans.isEmpty ? "none" : check.orphans.joined(separator: ", ")))
-        })
+        try LifecycleOutput.print(
+            output, object,
+            human: {
+                Console.print("index: \(index.resolvedPath)\(store.isReadOnly ? " (read-only)" : "")")
+                Console.print("integrity: " + (check.integrityProblems.isEmpty ? "ok" : check.integrityProblems.joined(separator: "; ")))
+                Console.print(
+                    "schema: \(check.appliedMigrations.last ?? "none")"
+                        + (check.appliedMigrations == check.knownMigrations
+                            ? " (current)" : " (expected \(check.knownMigrations.last ?? ""))"))
+                Console.print("orphan rows: " + (check.orphans.isEmpty ? "none" : check.orphans.joined(separator: ", ")))
+            })
         if !check.isHealthy { throw ExitCode(ExitStatus.failure) }
     }
 }

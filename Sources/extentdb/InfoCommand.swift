@@ -34,10 +34,12 @@ struct InfoCommand: ParsableCommand {
         var report = InfoReport(path: canonical)
         var indexed = try store.latestScan(path: canonical)
         let freshness = indexed.map(ImageIndexer.freshness(of:))
-        report.index = .init(indexed: indexed != nil, scanId: indexed?.scan.id, fresh: freshness.map(\.isFresh), staleReason: {
-            if case .stale(let reason) = freshness { return reason }
-            return nil
-        }())
+        report.index = .init(
+            indexed: indexed != nil, scanId: indexed?.scan.id, fresh: freshness.map(\.isFresh),
+            staleReason: {
+                if case .stale(let reason) = freshness { return reason }
+                return nil
+            }())
         if store.isReadOnly, freshness != .fresh {
             report.index.staleReason = "read-only index, not rescanned" + (report.index.staleReason.map { ": \($0)" } ?? "")
         } else if !noRescan, freshness != .fresh {
@@ -60,7 +62,9 @@ struct InfoCommand: ParsableCommand {
             report.metadata = try? JSONDecoder.snakeCase.decode(ImageMetadata.self, from: Data(indexed.image.metadataJson.utf8))
         }
         if report.metadata == nil {
-            report.metadata = try ChainScanner.inspect(path: canonical, format: chain.imageFormat ?? indexed.flatMap { ImageFormat(rawValue: $0.image.format) }).metadata
+            report.metadata = try ChainScanner.inspect(
+                path: canonical, format: chain.imageFormat ?? indexed.flatMap { ImageFormat(rawValue: $0.image.format) }
+            ).metadata
         }
         report.allocatedOnDisk = (try? FileIdentity(path: canonical))?.allocatedBytes
         switch output {
@@ -171,7 +175,11 @@ struct InfoReport: Encodable {
                 line("dirty:", "\(qcow2.dirty)")
                 line("lazy refcounts:", "\(qcow2.lazyRefcounts)")
                 line("data file:", qcow2.externalDataFile.map { $0 + (qcow2.externalDataFileRaw ? " (raw)" : "") })
-                line("  resolved to:", qcow2.externalDataFileResolved.map { $0 + (qcow2.externalDataFileEscapes == true ? " (outside the image's directory)" : "") })
+                line(
+                    "  resolved to:",
+                    qcow2.externalDataFileResolved.map {
+                        $0 + (qcow2.externalDataFileEscapes == true ? " (outside the image's directory)" : "")
+                    })
                 line("bitmaps:", qcow2.hasBitmaps ? "yes" : nil)
                 if !qcow2.snapshots.isEmpty {
                     Console.print("snapshots:")

@@ -85,14 +85,17 @@ enum MapTableWriter {
         let mapped = extent.offset.map { "0x" + String($0, radix: 16) } ?? "-"
         let file = extent.present ? TerminalText.name(files[extent.depth] ?? "-") : "-"
         Console.output.write(
-            row(["0x" + String(extent.start, radix: 16), "0x" + String(extent.length, radix: 16), "\(extent.depth)", status, mapped, file]) + "\n")
+            row(["0x" + String(extent.start, radix: 16), "0x" + String(extent.length, radix: 16), "\(extent.depth)", status, mapped, file])
+                + "\n")
     }
 
     static let widths = [18, 18, 5, 12, 18, 0]
 
     static func row(_ cells: [String]) -> String {
-        zip(cells, widths).map { cell, width in width == 0 ? cell : cell.padding(toLength: max(width, cell.count), withPad: " ", startingAt: 0) }
-            .joined(separator: " ")
+        zip(cells, widths).map { cell, width in
+            width == 0 ? cell : cell.padding(toLength: max(width, cell.count), withPad: " ", startingAt: 0)
+        }
+        .joined(separator: " ")
     }
 }
 
@@ -105,7 +108,8 @@ enum IndexedImage {
         _ path: String, store: IndexStore, chain: ChainOptions, rescan: Bool, checkHeaders: Bool = false, quiet: Bool = false
     ) throws -> IndexedScan {
         do {
-            let lookup = try ImageIndexer(store: store, options: chain.scanOptions).lookup(path: path, rescan: rescan, checkHeaders: checkHeaders)
+            let lookup = try ImageIndexer(store: store, options: chain.scanOptions).lookup(
+                path: path, rescan: rescan, checkHeaders: checkHeaders)
             if let reason = lookup.rescannedBecause, !quiet {
                 Console.error("extentdb: \(lookup.indexed.image.path): rescanned first (\(reason))")
             }

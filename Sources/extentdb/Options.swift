@@ -77,7 +77,8 @@ struct ChainOptions: ParsableArguments {
 
     @Option(
         name: .customLong("trust-root"),
-        help: ArgumentHelp("A directory whose images any image may name as its backing file, parent or data file (repeatable).", valueName: "dir"))
+        help: ArgumentHelp(
+            "A directory whose images any image may name as its backing file, parent or data file (repeatable).", valueName: "dir"))
     var trustRoots: [String] = []
 
     func validate() throws {

@@ -132,16 +132,20 @@ struct DiffCommand: ParsableCommand {
             sink.write("\"newly_allocated_bytes\": \(diff.newlyAllocatedBytes), \"freed_bytes\": \(diff.freedBytes), \"changes\": [")
             for (index, change) in diff.changes.enumerated() {
                 sink.write(index == 0 ? "\n" : ",\n")
-                sink.write("{ \"start\": \(change.start), \"length\": \(change.length), \"before\": \(side(change.before)), \"after\": \(side(change.after))}")
+                sink.write(
+                    "{ \"start\": \(change.start), \"length\": \(change.length), \"before\": \(side(change.before)), \"after\": \(side(change.after))}"
+                )
             }
             sink.write("]}\n")
             try sink.flush()
         case .human:
-            Console.print("scan #\(before) -> scan #\(after): \(diff.changes.count) ranges differ, \(Units.bytes(diff.changedBytes)) in all")
+            Console.print(
+                "scan #\(before) -> scan #\(after): \(diff.changes.count) ranges differ, \(Units.bytes(diff.changedBytes)) in all")
             Console.print("newly allocated: \(Units.bytes(diff.newlyAllocatedBytes)), freed: \(Units.bytes(diff.freedBytes))")
             for change in diff.changes.prefix(200) {
                 Console.print(
-                    "0x\(String(change.start, radix: 16)) +0x\(String(change.length, radix: 16)): \(label(change.before)) -> \(label(change.after))")
+                    "0x\(String(change.start, radix: 16)) +0x\(String(change.length, radix: 16)): \(label(change.before)) -> \(label(change.after))"
+                )
             }
             if diff.changes.count > 200 { Console.print("... \(diff.changes.count - 200) more (use --output json)") }
             try Console.flushStandardOutput()
@@ -157,7 +161,9 @@ struct DiffCommand: ParsableCommand {
         let latest = try IndexedImage.load(images[0], store: store, chain: chain, rescan: true)
         let known = Set(try store.scans(path: latest.image.path).compactMap(\.id))
         for scan in scans where !known.contains(scan) {
-            throw CommandFailure("scan #\(scan) is not a scan of \(latest.image.path) (its scans: \(known.sorted().map { "#\($0)" }.joined(separator: ", ")))")
+            throw CommandFailure(
+                "scan #\(scan) is not a scan of \(latest.image.path) (its scans: \(known.sorted().map { "#\($0)" }.joined(separator: ", ")))"
+            )
         }
         return scans.count == 2 ? (scans[0], scans[1]) : (scans[0], latest.scan.id ?? 0)
     }

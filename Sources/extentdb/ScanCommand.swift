@@ -136,7 +136,9 @@ struct ScanCommand: ParsableCommand {
                     "not_recognised": notRecognised,
                 ],
             ]
-            if let data = try? JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]) {
+            if let data = try? JSONSerialization.data(
+                withJSONObject: summary, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+            {
                 Console.print(String(decoding: data, as: UTF8.self))
             }
         case .human:

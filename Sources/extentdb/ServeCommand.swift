@@ -48,21 +48,27 @@ struct ServeCommand: ParsableCommand {
     @Flag(help: "Serve without --token-file, on a loopback address only: any local user can then read every disk.")
     var insecureNoAuth = false
 
-    @Option(help: ArgumentHelp("Seconds between stat sweeps of the roots (inotify reports changes sooner); 0 turns watching off.", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "Seconds between stat sweeps of the roots (inotify reports changes sooner); 0 turns watching off.", valueName: "seconds"))
     var watchInterval: Double = 30
 
     @Option(help: ArgumentHelp("Seconds an image's writes must settle before it is rescanned.", valueName: "seconds"))
     var debounce: Double = 1
 
-    @Option(help: ArgumentHelp(
-        "Also serve every indexed image under the roots over NBD on this Unix socket (mode 0600), named by its path relative to its root.",
-        valueName: "path"))
+    @Option(
+        help: ArgumentHelp(
+            "Also serve every indexed image under the roots over NBD on this Unix socket (mode 0600), named by its path relative to its root.",
+            valueName: "path"))
     var nbdSocket: String?
 
-    @Option(help: ArgumentHelp("Also serve them over NBD on TCP at this loopback HOST:PORT (NBD has no authentication).", valueName: "host:port"))
+    @Option(
+        help: ArgumentHelp(
+            "Also serve them over NBD on TCP at this loopback HOST:PORT (NBD has no authentication).", valueName: "host:port"))
     var nbdListen: String?
 
-    @Option(help: ArgumentHelp("How log lines are written: text, or json (one JSON object per line, for a log shipper).", valueName: "format"))
+    @Option(
+        help: ArgumentHelp("How log lines are written: text, or json (one JSON object per line, for a log shipper).", valueName: "format"))
     var logFormat: LogFormat = .text
 
     enum LogFormat: String, ExpressibleByArgument, CaseIterable {
@@ -75,10 +81,12 @@ struct ServeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("HTTP connections open at once from one client address.", valueName: "n"))
     var maxConnectionsPerClient = 64
 
-    @Option(help: ArgumentHelp("Seconds a client may take to send a request's headers, or stay idle between requests.", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp("Seconds a client may take to send a request's headers, or stay idle between requests.", valueName: "seconds"))
     var idleTimeout: Double = 30
 
-    @Option(help: ArgumentHelp("Seconds a response (an export) may make no progress before its connection is closed.", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp("Seconds a response (an export) may make no progress before its connection is closed.", valueName: "seconds"))
     var writeTimeout: Double = 60
 
     @Option(help: ArgumentHelp("Exports streamed at once; past it an export answers 503.", valueName: "n"))
@@ -99,7 +107,8 @@ struct ServeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Scans queued or running at once; past it POST /v1/scans answers 503.", valueName: "n"))
     var maxQueuedScans = 1000
 
-    @Option(help: ArgumentHelp("Extents one scan may map (about 170 bytes of memory each); a chain mapping more is refused.", valueName: "n"))
+    @Option(
+        help: ArgumentHelp("Extents one scan may map (about 170 bytes of memory each); a chain mapping more is refused.", valueName: "n"))
     var maxScanExtents = 8_000_000
 
     func validate() throws {
@@ -116,7 +125,8 @@ struct ServeCommand: ParsableCommand {
             throw CommandFailure("\(error)")
         }
         var configuration = ServerConfiguration(
-            host: address.host, port: address.port, roots: roots, token: token, databasePath: index.resolvedPath, watchInterval: watchInterval)
+            host: address.host, port: address.port, roots: roots, token: token, databasePath: index.resolvedPath,
+            watchInterval: watchInterval)
         configuration.debounce = debounce
         configuration.trustRoots = trustRoots
         configuration.allowsNoAuthentication = insecureNoAuth

@@ -19,7 +19,8 @@ func syntheticExtents(count: Int, seed: UInt64 = 42) -> [Extent] {
         let length = (next() % 64 + 1) * 4096
         switch next() % 4 {
         case 0:
-            builder.append(Extent(start: start, length: length, depth: UInt32(next() % 3), present: true, zero: false, data: true, offset: host))
+            builder.append(
+                Extent(start: start, length: length, depth: UInt32(next() % 3), present: true, zero: false, data: true, offset: host))
             host += length + (next() % 2) * 65536
         case 1: builder.append(Extent(start: start, length: length, depth: 0, present: true, zero: true, data: false))
         case 2: builder.append(Extent(start: start, length: length, depth: 0, present: true, zero: false, data: true, compressed: true))
@@ -128,7 +129,9 @@ struct Crash: Error {}
         let extents = syntheticExtents(count: IndexStore.extentsPerChunk * 2 + 5)
         let scanID = try #require(try store.save(newScan(extents: extents)).scan.id)
         let size = extents.last!.end
-        for (lower, upper) in [(0, 1), (size / 3, size / 3 + 12345), (size / 2, size), (size - 1, size), (4096, 4096 * 1000)] as [(UInt64, UInt64)] {
+        for (lower, upper) in [(0, 1), (size / 3, size / 3 + 12345), (size / 2, size), (size - 1, size), (4096, 4096 * 1000)]
+            as [(UInt64, UInt64)]
+        {
             let expected = extents.compactMap { $0.clipped(to: lower, upper) }
             #expect(try store.extents(scanID: scanID, from: lower, to: upper) == expected, "range \(lower)..<\(upper)")
         }
@@ -177,7 +180,9 @@ struct Crash: Error {}
         let store = try IndexStore()
         try store.save(newScan(path: "/images/a.qcow2", extents: syntheticExtents(count: 10, seed: 1)))
         let marks = try store.writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT name, last FROM id_high_water ORDER BY name").map { [$0[0] as String, String($0[1] as Int64)] }
+            try Row.fetchAll(db, sql: "SELECT name, last FROM id_high_water ORDER BY name").map {
+                [$0[0] as String, String($0[1] as Int64)]
+            }
         }
         #expect(marks == [["images", "1"], ["scans", "1"]])
     }
@@ -196,7 +201,10 @@ struct Crash: Error {}
         let store = try IndexStore()
         #expect(throws: DatabaseError.self) {
             try store.writer.write { db in
-                try db.execute(sql: "INSERT INTO extent_chunks (scan_id, start, length, extent_count, data_bytes, own_data_bytes, zero_bytes, compressed_bytes, runs) VALUES (999, 0, 0, 1, 0, 0, 0, 0, x'00')")
+                try db.execute(
+                    sql:
+                        "INSERT INTO extent_chunks (scan_id, start, length, extent_count, data_bytes, own_data_bytes, zero_bytes, compressed_bytes, runs) VALUES (999, 0, 0, 1, 0, 0, 0, 0, x'00')"
+                )
             }
         }
     }

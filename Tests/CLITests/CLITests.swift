@@ -86,7 +86,8 @@ func makeWorkspace() throws -> URL {
         let directory = try makeWorkspace()
         defer { try? FileManager.default.removeItem(at: directory) }
         let db = directory.appendingPathComponent("index.sqlite").path
-        let ranged = try extentdb(["map", "--output", "json", "--offset", "4194304", "--length", "131072", "top.qcow2"], database: db, directory: directory)
+        let ranged = try extentdb(
+            ["map", "--output", "json", "--offset", "4194304", "--length", "131072", "top.qcow2"], database: db, directory: directory)
         let entries = try JSONSerialization.jsonObject(with: Data(ranged.stdout.utf8)) as? [[String: Any]]
         #expect(entries?.count == 1)
         #expect(entries?.first?["start"] as? Int == 4_194_304)
@@ -118,7 +119,8 @@ func makeWorkspace() throws -> URL {
         #expect(result.status == 0, "\(result.stderr)")
         let info = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
         let chain = info?["chain"] as? [[String: Any]]
-        #expect(chain?.map { ($0["path"] as? String)?.split(separator: "/").last.map(String.init) } == ["top.qcow2", "mid.qcow2", "base.raw"])
+        #expect(
+            chain?.map { ($0["path"] as? String)?.split(separator: "/").last.map(String.init) } == ["top.qcow2", "mid.qcow2", "base.raw"])
         let metadata = info?["metadata"] as? [String: Any]
         let qcow2 = metadata?["qcow2"] as? [String: Any]
         #expect(qcow2?["extended_l2"] as? Bool == true)
@@ -133,10 +135,13 @@ func makeWorkspace() throws -> URL {
         let missing = try extentdb(["map", "nope.qcow2"], database: db, directory: directory)
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("nope.qcow2"))
-        try shell("cp mid.qcow2 bad.qcow2 && printf '\\x00\\x00\\x00\\x28' | dd of=bad.qcow2 bs=1 seek=20 conv=notrunc 2>/dev/null", in: directory)
+        try shell(
+            "cp mid.qcow2 bad.qcow2 && printf '\\x00\\x00\\x00\\x28' | dd of=bad.qcow2 bs=1 seek=20 conv=notrunc 2>/dev/null", in: directory
+        )
         let bad = try extentdb(["scan", "bad.qcow2"], database: db, directory: directory)
         #expect(bad.status == 1)
-        #expect(bad.stderr.contains("bad.qcow2") && bad.stderr.contains("cluster_bits") && bad.stderr.contains("offset 20"), "\(bad.stderr)")
+        #expect(
+            bad.stderr.contains("bad.qcow2") && bad.stderr.contains("cluster_bits") && bad.stderr.contains("offset 20"), "\(bad.stderr)")
         let usage = try extentdb(["map"], database: db, directory: directory)
         #expect(usage.status == 2)
         let unknown = try extentdb(["frobnicate"], database: db, directory: directory)
@@ -157,7 +162,8 @@ func makeWorkspace() throws -> URL {
         let stale = try extentdb(["map", "--no-rescan", "top.qcow2"], database: db, directory: directory)
         #expect(stale.status == 1)
         #expect(stale.stderr.contains("stale") && stale.stderr.contains("mid.qcow2"), "\(stale.stderr)")
-        let rescanned = try extentdb(["map", "--output", "json", "--offset", "20971520", "--length", "65536", "top.qcow2"], database: db, directory: directory)
+        let rescanned = try extentdb(
+            ["map", "--output", "json", "--offset", "20971520", "--length", "65536", "top.qcow2"], database: db, directory: directory)
         #expect(rescanned.stdout.contains("\"depth\": 1, \"present\": true, \"zero\": false, \"data\": true"))
     }
 }
@@ -208,21 +214,30 @@ func makeWorkspace() throws -> URL {
         defer { try? FileManager.default.removeItem(at: directory) }
         let db = directory.appendingPathComponent("index.sqlite").path
         // Corrupt the top's L1 so the (re)scan fails: nothing may appear at --to.
-        try shell("cp top.qcow2 broken.qcow2 && printf '\\xff\\xff\\xff\\xff' | dd of=broken.qcow2 bs=1 seek=36 conv=notrunc 2>/dev/null", in: directory)
+        try shell(
+            "cp top.qcow2 broken.qcow2 && printf '\\xff\\xff\\xff\\xff' | dd of=broken.qcow2 bs=1 seek=36 conv=notrunc 2>/dev/null",
+            in: directory)
         let failed = try extentdb(["export", "broken.qcow2", "--format", "qcow2", "--to", "out.qcow2"], database: db, directory: directory)
         #expect(failed.status == 1)
         #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("out.qcow2").path))
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains("partial") }
         #expect(leftovers.isEmpty)
-        let notAncestor = try extentdb(["export", "mid.qcow2", "--base", "top.qcow2", "--format", "raw", "--to", "x.raw"], database: db, directory: directory)
+        let notAncestor = try extentdb(
+            ["export", "mid.qcow2", "--base", "top.qcow2", "--format", "raw", "--to", "x.raw"], database: db, directory: directory)
         #expect(notAncestor.status == 1 && notAncestor.stderr.contains("not a backing file"), "\(notAncestor.stderr)")
-        let delta = try extentdb(["export", "top.qcow2", "--base", "mid.qcow2", "--format", "raw", "--to", "d.raw", "--extents", "d.json"], database: db, directory: directory)
+        let delta = try extentdb(
+            ["export", "top.qcow2", "--base", "mid.qcow2", "--format", "raw", "--to", "d.raw", "--extents", "d.json"], database: db,
+            directory: directory)
         #expect(delta.status == 0, "\(delta.stderr)")
-        let changed = try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("d.json"))) as? [[String: Any]]
+        let changed =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("d.json"))) as? [[String: Any]]
         #expect(changed?.map { $0["start"] as? Int } == [8_388_608, 16_777_216])
-        let overlay = try extentdb(["export", "top.qcow2", "--base", "mid.qcow2", "--format", "qcow2", "--to", "overlay.qcow2"], database: db, directory: directory)
+        let overlay = try extentdb(
+            ["export", "top.qcow2", "--base", "mid.qcow2", "--format", "qcow2", "--to", "overlay.qcow2"], database: db, directory: directory
+        )
         #expect(overlay.status == 0, "\(overlay.stderr)")
-        try shell("qemu-img compare -q overlay.qcow2 top.qcow2 && qemu-img info overlay.qcow2 | grep -q 'backing file: mid.qcow2'", in: directory)
+        try shell(
+            "qemu-img compare -q overlay.qcow2 top.qcow2 && qemu-img info overlay.qcow2 | grep -q 'backing file: mid.qcow2'", in: directory)
         let usage = try extentdb(["export", "top.qcow2", "--format", "qcow2", "--offset", "5"], database: db, directory: directory)
         #expect(usage.status == 2)
     }
@@ -251,7 +266,9 @@ func makeWorkspace() throws -> URL {
         #expect(try extentdb(["report", "/nonexistent/dir"], database: db).status == 1)
 
         let scans = try extentdb(["report", "--output", "json", "--history", "mid.qcow2"], database: db, directory: directory)
-        let before = ((try JSONSerialization.jsonObject(with: Data(scans.stdout.utf8)) as? [String: Any])?["images"] as? [[String: Any]])?.first?["scan_id"] as? Int
+        let before =
+            ((try JSONSerialization.jsonObject(with: Data(scans.stdout.utf8)) as? [String: Any])?["images"] as? [[String: Any]])?.first?[
+                "scan_id"] as? Int
         try shell("qemu-io -f qcow2 -c 'write -P 5 12M 64k' mid.qcow2 >/dev/null", in: directory)
         let diff = try extentdb(["diff", "mid.qcow2", "--scan", "\(before ?? 0)", "--output", "json"], database: db, directory: directory)
         #expect(diff.status == 0, "\(diff.stderr)")

@@ -36,7 +36,8 @@ import Testing
         let binary = productsDirectory.appendingPathComponent("extentdb").path
         var environment = ProcessInfo.processInfo.environment
         environment["CONCURRENCY_SMALL"] = "1"
-        let result = try runProcess(URL(fileURLWithPath: "/bin/bash"), [script, "5", "8", binary], environment: environment, in: directory.url)
+        let result = try runProcess(
+            URL(fileURLWithPath: "/bin/bash"), [script, "5", "8", binary], environment: environment, in: directory.url)
         #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
         #expect(result.stdout.contains("all results equal to the serial ones, no lock errors"), "\(result.stdout)")
     }

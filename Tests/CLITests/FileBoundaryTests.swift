@@ -160,7 +160,8 @@ func makeTenantWorkspace() throws -> URL {
         #expect(made.status == 0, "\(made.stderr)")
         let result = try script("\(addressSpaceLimit(kib: 4_000_000)) $X scan vm/shared.qcow2", database: db, in: directory)
         #expect(result.status == 1, "\(result.stderr)")
-        #expect(result.stderr.contains("host clusters are shared") || result.stderr.contains("is already used by L1 entry"), "\(result.stderr)")
+        #expect(
+            result.stderr.contains("host clusters are shared") || result.stderr.contains("is already used by L1 entry"), "\(result.stderr)")
     }
 
     @Test("a VHD whose current size is 2^64-1 fails alone: the good images of its directory are still indexed")

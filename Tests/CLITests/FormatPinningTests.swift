@@ -90,7 +90,9 @@ import Testing
             $X scan . --output json > ../scan.json; echo "dir $?"
             $X scan -f raw disk.vhdx >/dev/null; echo "pinned $?"
             """, database: db, in: directory)
-        for line in ["disk.vhdx 1", "disk.vmdk 1", "disk.vdi 1", "disk.qed 1", "disk.hdd 1", "disk.qcow1 1", "disk.luks 1", "dir 0", "pinned 0"] {
+        for line in [
+            "disk.vhdx 1", "disk.vmdk 1", "disk.vdi 1", "disk.qed 1", "disk.hdd 1", "disk.qcow1 1", "disk.luks 1", "dir 0", "pinned 0",
+        ] {
             #expect(result.stdout.contains(line), "\(line): \(result.stdout)\n\(result.stderr)")
         }
         for name in ["VHDX", "VMDK", "VDI", "QED", "Parallels", "qcow (version 1)", "LUKS"] {

@@ -56,7 +56,11 @@ struct FullFileSystemTests {
             #expect(result.status == 1)
             #expect(result.stderr.contains("cannot write the index \(db): its file system is full"), "\(result.stderr)")
             #expect(!result.stderr.contains("Fatal error"))
-            let queue = try DatabaseQueue(path: db, configuration: { var c = Configuration(); c.readonly = true; return c }())
+            let queue = try DatabaseQueue(
+                path: db,
+                configuration: {
+                    var c = Configuration(); c.readonly = true; return c
+                }())
             try queue.read { db in
                 #expect(try String.fetchOne(db, sql: "PRAGMA integrity_check") == "ok")
                 let scanned = try String.fetchAll(db, sql: "SELECT path FROM images WHERE latest_scan_id IS NOT NULL")
@@ -89,13 +93,17 @@ struct FullFileSystemTests {
                     let result = try script(
                         "\(setup) && $X export data.qcow2 --format \(format) --to full/out.\(format)", database: db, in: directory.url)
                     #expect(result.status == 1, "\(format): \(result.stderr)")
-                    #expect(result.stderr.contains("full/out.\(format): ") && result.stderr.contains("No space left on device"), "\(format): \(result.stderr)")
+                    #expect(
+                        result.stderr.contains("full/out.\(format): ") && result.stderr.contains("No space left on device"),
+                        "\(format): \(result.stderr)")
                     let left = try FileManager.default.contentsOfDirectory(atPath: mountPoint).filter { $0 != "filler" }
                     #expect(left.isEmpty, "\(format): left behind \(left)")
                 }
             }
             // The index (elsewhere) is intact and the export works where there is room.
-            let ok = try script("$X export data.qcow2 --format raw --to out.raw && qemu-img compare -q -f raw -F qcow2 out.raw data.qcow2", database: db, in: directory.url)
+            let ok = try script(
+                "$X export data.qcow2 --format raw --to out.raw && qemu-img compare -q -f raw -F qcow2 out.raw data.qcow2", database: db,
+                in: directory.url)
             #expect(ok.status == 0, "\(ok.stderr)")
         }
     }

@@ -51,7 +51,8 @@ func extentdbMetadata(_ path: String, database: String, in directory: URL) throw
 func extentdbGuestBytes(_ path: String, database: String, in directory: URL) throws -> [UInt8]? {
     let out = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-guest-\(UUID().uuidString).raw")
     defer { try? FileManager.default.removeItem(at: out) }
-    let result = try extentdb(["export", path, "--trust-root", ".", "--format", "raw", "--to", out.path], database: database, directory: directory)
+    let result = try extentdb(
+        ["export", path, "--trust-root", ".", "--format", "raw", "--to", out.path], database: database, directory: directory)
     guard result.status == 0 else {
         Issue.record("export of \(path) failed: \(result.stderr)")
         return nil

@@ -51,7 +51,8 @@ import Testing
         let database = work.path("index.sqlite")
         for fixture in try Self.servedFixtures() {
             let image = fixtures.appendingPathComponent(fixture.file).path
-            let server = try NBDServerProcess(extentdb: image, database: database, in: work.url, arguments: ["--trust-root", fixtures.path])
+            let server = try NBDServerProcess(
+                extentdb: image, database: database, in: work.url, arguments: ["--trust-root", fixtures.path])
             defer { server.stop() }
             let format = Self.qemuFormat(fixture.file)
             // In the fixtures' directory: qemu-img opens a qcow2 data file relative to where it runs.
@@ -112,7 +113,8 @@ import Testing
         try child.write(to: work.path("child.vhd"))
         let guest = Data(child.guestBytes(parent: parent.guestBytes()))
         let database = work.path("index.sqlite")
-        let exported = try extentdb(["export", "child.vhd", "--format", "raw", "--to", "export.raw"], database: database, directory: work.url)
+        let exported = try extentdb(
+            ["export", "child.vhd", "--format", "raw", "--to", "export.raw"], database: database, directory: work.url)
         #expect(exported.status == 0, "\(exported.stderr)")
 
         let server = try NBDServerProcess(extentdb: "child.vhd", database: database, in: work.url)
@@ -164,7 +166,9 @@ import Testing
         #expect(result.stdout.contains("second read error 5"), "\(result.stdout)")
     }
 
-    @Test("hostile clients (garbage, drip-fed and abandoned handshakes, oversized options, reads past the end, unknown commands, writes, huge reads, abrupt disconnects) leave the server serving")
+    @Test(
+        "hostile clients (garbage, drip-fed and abandoned handshakes, oversized options, reads past the end, unknown commands, writes, huge reads, abrupt disconnects) leave the server serving"
+    )
     func hostileClients() throws {
         let work = try TemporaryDirectory()
         defer { work.cleanup() }
@@ -191,7 +195,8 @@ import Testing
         let work = try TemporaryDirectory()
         defer { work.cleanup() }
         _ = try bash("truncate -s 1M disk.raw", in: work.url)
-        let both = try extentdb(["nbd", "disk.raw", "--socket", "s", "--listen", "127.0.0.1:0"], database: work.path("i.sqlite"), directory: work.url)
+        let both = try extentdb(
+            ["nbd", "disk.raw", "--socket", "s", "--listen", "127.0.0.1:0"], database: work.path("i.sqlite"), directory: work.url)
         #expect(both.status == 2)
         let neither = try extentdb(["nbd", "disk.raw"], database: work.path("i.sqlite"), directory: work.url)
         #expect(neither.status == 2)
@@ -202,7 +207,9 @@ import Testing
 
         let process = Process()
         process.executableURL = productsDirectory.appendingPathComponent("extentdb")
-        process.arguments = ["nbd", "disk.raw", "--image-format", "raw", "--listen", "127.0.0.1:0", "--export-name", "vm1", "--db", work.path("i.sqlite")]
+        process.arguments = [
+            "nbd", "disk.raw", "--image-format", "raw", "--listen", "127.0.0.1:0", "--export-name", "vm1", "--db", work.path("i.sqlite"),
+        ]
         process.currentDirectoryURL = work.url
         let log = work.url.appendingPathComponent("tcp.log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -219,8 +226,10 @@ import Testing
             usleep(100_000)
             text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         }
-        let port = try #require(text.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }, "\(text)")
-        let size = try bash("nbdinfo --size 'nbd://127.0.0.1:\(port)/vm1' && ! nbdinfo --size 'nbd://127.0.0.1:\(port)/other'", in: work.url)
+        let port = try #require(
+            text.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }, "\(text)")
+        let size = try bash(
+            "nbdinfo --size 'nbd://127.0.0.1:\(port)/vm1' && ! nbdinfo --size 'nbd://127.0.0.1:\(port)/other'", in: work.url)
         #expect(size.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1048576", "\(size.stderr)")
         #expect(size.status == 0, "\(size.stderr)")
     }

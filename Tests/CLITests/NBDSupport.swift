@@ -19,7 +19,8 @@ final class NBDServerProcess {
         log = directory.appendingPathComponent("nbd-\(UUID().uuidString.prefix(8)).log")
         var environment = ProcessInfo.processInfo.environment
         environment["EXTENTDB_DB"] = database
-        try start(productsDirectory.appendingPathComponent("extentdb"), ["nbd", image, "--socket", socket] + arguments, environment, directory)
+        try start(
+            productsDirectory.appendingPathComponent("extentdb"), ["nbd", image, "--socket", socket] + arguments, environment, directory)
         try waitUntil { (try? String(contentsOf: self.log, encoding: .utf8))?.contains("serving") == true }
     }
 
@@ -29,7 +30,8 @@ final class NBDServerProcess {
         socket = directory.appendingPathComponent("qemu-\(UUID().uuidString.prefix(8)).sock").path
         log = directory.appendingPathComponent("qemu-\(UUID().uuidString.prefix(8)).log")
         try start(
-            URL(fileURLWithPath: "/usr/bin/qemu-nbd"), ["-r", "-A", "-t", "-f", format, "-k", socket, image], ProcessInfo.processInfo.environment,
+            URL(fileURLWithPath: "/usr/bin/qemu-nbd"), ["-r", "-A", "-t", "-f", format, "-k", socket, image],
+            ProcessInfo.processInfo.environment,
             workingDirectory ?? directory)
         try waitUntil { Self.accepts(self.socket) }
     }
@@ -44,7 +46,9 @@ final class NBDServerProcess {
         let bytes = Array(path.utf8.prefix(107)) + [0]
         withUnsafeMutableBytes(of: &address.sun_path) { raw in raw.copyBytes(from: bytes) }
         return withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
+            }
         }
     }
 
@@ -118,14 +122,18 @@ func nbdinfoMap(_ uri: String, context: String, in directory: URL) throws -> [Ma
     guard result.status == 0 else { throw CommandFailed(command: "nbdinfo --map=\(context)", status: result.status, stderr: result.stderr) }
     let rows = result.stdout.split(separator: "\n").compactMap { line -> MapRow? in
         let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-        guard fields.count >= 3, let offset = UInt64(fields[0]), let length = UInt64(fields[1]), let value = UInt32(fields[2]) else { return nil }
+        guard fields.count >= 3, let offset = UInt64(fields[0]), let length = UInt64(fields[1]), let value = UInt32(fields[2]) else {
+            return nil
+        }
         return MapRow(offset: offset, length: length, value: value)
     }
     return merged(rows)
 }
 
 /// What `extentdb map --output json` says each context should report.
-func expectedMaps(_ image: String, database: String, in directory: URL, arguments: [String] = []) throws -> (allocation: [MapRow], depth: [MapRow]) {
+func expectedMaps(_ image: String, database: String, in directory: URL, arguments: [String] = []) throws -> (
+    allocation: [MapRow], depth: [MapRow]
+) {
     let result = try extentdb(["map", "--output", "json", image] + arguments, database: database, directory: directory)
     guard result.status == 0 else { throw CommandFailed(command: "extentdb map", status: result.status, stderr: result.stderr) }
     let list = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]] ?? []

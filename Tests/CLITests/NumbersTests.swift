@@ -111,6 +111,7 @@ struct ImageNumbers {
         #expect(after.scan["scan_id"] as? Int == second)
         #expect(after.state["replaced_scan_id"] as? Int == first)
         let history = try extentdb(["report", "--output", "json", "--history", "mid.qcow2"], database: db, directory: directory)
-        #expect(history.stdout.contains("\"scan_id\" : \(second)") || history.stdout.contains("\"scan_id\": \(second)"), "\(history.stdout)")
+        #expect(
+            history.stdout.contains("\"scan_id\" : \(second)") || history.stdout.contains("\"scan_id\": \(second)"), "\(history.stdout)")
     }
 }

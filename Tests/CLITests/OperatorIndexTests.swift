@@ -162,7 +162,9 @@ import Testing
             """, database: db, in: directory)
         #expect(result.stdout.contains("1 image: 1 scanned"), "\(result.stdout)\n\(result.stderr)")
         #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("other.sqlite").path))
-        #expect(result.stdout.contains("[{ \"start\": 1048576, \"length\": 65536, \"depth\": 0, \"present\": true, \"zero\": false, \"data\": true"))
+        #expect(
+            result.stdout.contains(
+                "[{ \"start\": 1048576, \"length\": 65536, \"depth\": 0, \"present\": true, \"zero\": false, \"data\": true"))
         #expect(result.stdout.contains("exit 1"))
         let line = try #require(result.stderr.split(separator: "\n").last)
         let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
@@ -195,7 +197,8 @@ import Testing
             $X --generate-completion-script bash | head -1
             """, database: db, in: directory)
         #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
-        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("report.json"))) as? [String: Any]
+        let report =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("report.json"))) as? [String: Any]
         let images = report?["images"] as? [[String: Any]] ?? []
         let raw = try #require(images.first { ($0["path"] as? String)?.hasSuffix("disk.raw") == true })
         #expect(raw["zero_bytes"] as? Int == 0)

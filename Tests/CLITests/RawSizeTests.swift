@@ -21,7 +21,10 @@ import Testing
         defer { scratch.cleanup() }
         try shell(Self.makeOddRawFiles, in: scratch.url)
         let db = scratch.path("index.sqlite")
-        let files = [("data-1000.raw", 1000, 1024), ("hole-1000.raw", 1000, 1024), ("mixed-5000.raw", 5000, 5120), ("tail.raw", 1_049_576, 1_049_600)]
+        let files = [
+            ("data-1000.raw", 1000, 1024), ("hole-1000.raw", 1000, 1024), ("mixed-5000.raw", 5000, 5120),
+            ("tail.raw", 1_049_576, 1_049_600),
+        ]
         for (name, fileSize, size) in files {
             let map = try extentdb(["map", "--output", "json", name], database: db, directory: scratch.url)
             #expect(map.status == 0, "\(map.stderr)")

@@ -17,12 +17,21 @@ import Testing
         ("l1-size.qcow2", "l1_size at offset 36: value 4294967295 out of bounds (limit \(Limits.QCOW2.maxL1TableBytes / 8))"),
         ("l1-table.qcow2", "l1_table_offset at offset 40"),
         ("snapshots.qcow2", "snapshots_offset at offset 64"),
-        ("snapshot-extra.qcow2", "snapshot extra_data_size at offset 196644: value 4294967295 out of bounds (limit \(Limits.QCOW2.maxSnapshotExtraData))"),
-        ("backing-name.qcow2", "backing_file_size at offset 16: value 4294967295 out of bounds (limit \(Limits.QCOW2.maxBackingNameLength))"),
+        (
+            "snapshot-extra.qcow2",
+            "snapshot extra_data_size at offset 196644: value 4294967295 out of bounds (limit \(Limits.QCOW2.maxSnapshotExtraData))"
+        ),
+        (
+            "backing-name.qcow2",
+            "backing_file_size at offset 16: value 4294967295 out of bounds (limit \(Limits.QCOW2.maxBackingNameLength))"
+        ),
         ("extension.qcow2", "header extension 0x12345678 data at offset 120: truncated (needs 4294967280 bytes"),
         ("refcount-table.qcow2", "refcount_table_clusters at offset 56: value 4294967295 out of bounds"),
         ("bat.vhd", "VHD dynamic header max table entries at offset 540"),
-        ("locator.vhd", "VHD parent locator platform data length at offset 1096: value 4294967295 out of bounds (limit \(Limits.VHD.maxLocatorBytes))"),
+        (
+            "locator.vhd",
+            "VHD parent locator platform data length at offset 1096: value 4294967295 out of bounds (limit \(Limits.VHD.maxLocatorBytes))"
+        ),
         ("block-size.vhd", "VHD dynamic header block size at offset 544"),
         ("c000.qcow2", "backing chain is longer than \(Limits.chainLength) layers"),
     ]

@@ -15,7 +15,9 @@ func plan(_ path: String, base: String? = nil, store: IndexStore? = nil) throws 
 }
 
 /// Runs one exporter into a file.
-func export(_ plan: ExportPlan, format: String, to path: String, logging: Bool = false, backing: (String, String)? = nil) throws -> GuestReader {
+func export(_ plan: ExportPlan, format: String, to path: String, logging: Bool = false, backing: (String, String)? = nil) throws
+    -> GuestReader
+{
     let reader = GuestReader(plan: plan)
     reader.logsReads = logging
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
@@ -116,7 +118,8 @@ func qemuSame(_ a: [String], _ b: [String]) -> Bool {
                 let rebuilt = work.path("\(name).xva.raw")
                 let chunks = try reassembleXVA(xva, size: plan.virtualSize, into: rebuilt)
                 if plan.virtualSize > 0 {
-                    #expect(chunks.first == 0 && chunks.last == (plan.virtualSize - 1) >> 20, "\(name): first and last chunks are always sent")
+                    #expect(
+                        chunks.first == 0 && chunks.last == (plan.virtualSize - 1) >> 20, "\(name): first and last chunks are always sent")
                 } else {
                     #expect(chunks.isEmpty, "\(name): a zero-length disk has no chunks")
                 }
@@ -193,7 +196,8 @@ func qemuSame(_ a: [String], _ b: [String]) -> Bool {
         let deltaBytes = try Data(contentsOf: URL(fileURLWithPath: work.path("delta.raw")))
         for extent in changed {
             try patched.seek(toOffset: extent.start)
-            patched.write(deltaBytes.count >= Int(extent.end) ? deltaBytes[Int(extent.start)..<Int(extent.end)] : Data(count: Int(extent.length)))
+            patched.write(
+                deltaBytes.count >= Int(extent.end) ? deltaBytes[Int(extent.start)..<Int(extent.end)] : Data(count: Int(extent.length)))
         }
         try patched.close()
         #expect(qemuSame(["-f", "raw", middleRaw], [top]))
@@ -299,7 +303,11 @@ func qemuSame(_ a: [String], _ b: [String]) -> Bool {
 func dataRunsAtDepth0(_ extents: [Extent]) -> [Range<UInt64>] {
     var runs: [Range<UInt64>] = []
     for extent in extents where extent.data && extent.depth == 0 {
-        if let last = runs.last, last.upperBound == extent.start { runs[runs.count - 1] = last.lowerBound..<extent.end } else { runs.append(extent.start..<extent.end) }
+        if let last = runs.last, last.upperBound == extent.start {
+            runs[runs.count - 1] = last.lowerBound..<extent.end
+        } else {
+            runs.append(extent.start..<extent.end)
+        }
     }
     return runs
 }
@@ -333,8 +341,9 @@ enum VHDReaderContent {
 
     @Test("our guest view of writer-made VHDs equals libvhdi's (dynamic, 512 KiB blocks, differencing)")
     func sameAsLibvhdi() throws {
-        guard FileManager.default.fileExists(atPath: "/usr/lib/python3/dist-packages/pyvhdi.cpython-311-x86_64-linux-gnu.so")
-            || (try? run("/usr/bin/python3", ["-c", "import pyvhdi"])) != nil
+        guard
+            FileManager.default.fileExists(atPath: "/usr/lib/python3/dist-packages/pyvhdi.cpython-311-x86_64-linux-gnu.so")
+                || (try? run("/usr/bin/python3", ["-c", "import pyvhdi"])) != nil
         else {
             Issue.record("python3-libvhdi is not installed (scripts/install-deps.sh installs it)")
             return

@@ -17,7 +17,8 @@ import Testing
     @Test("clipping moves the host offset along")
     func clipping() {
         let extent = Extent(start: 100, length: 50, depth: 0, present: true, zero: false, data: true, offset: 1000)
-        #expect(extent.clipped(to: 120, 130) == Extent(start: 120, length: 10, depth: 0, present: true, zero: false, data: true, offset: 1020))
+        #expect(
+            extent.clipped(to: 120, 130) == Extent(start: 120, length: 10, depth: 0, present: true, zero: false, data: true, offset: 1020))
         #expect(extent.clipped(to: 150, 200) == nil)
     }
 

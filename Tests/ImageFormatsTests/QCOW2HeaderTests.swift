@@ -99,7 +99,8 @@ import Testing
             let padded = data + [UInt8](repeating: 0, count: (8 - data.count % 8) % 8)
             return QCOW2HeaderBytes.be(type) + QCOW2HeaderBytes.be(UInt32(data.count)) + padded
         }
-        bytes.extensions = ext(0x1234_5678, "ignored") + ext(QCOW2HeaderExtensions.backingFormat, "qcow2")
+        bytes.extensions =
+            ext(0x1234_5678, "ignored") + ext(QCOW2HeaderExtensions.backingFormat, "qcow2")
             + ext(QCOW2HeaderExtensions.externalDataFile, "disk.data") + [0, 0, 0, 0, 0, 0, 0, 0]
         let header = try bytes.parse()
         let parsed = try QCOW2HeaderExtensions(parsing: bytes.bytes[...], header: header)

@@ -5,7 +5,9 @@ import Testing
 @Suite struct QCOW2L2DecoderTests {
     static let clusterSize: UInt64 = 65536
 
-    func decode(_ entries: [UInt64], extendedL2: Bool = false, externalData: Bool = false, fileSize: UInt64 = 1 << 30) throws(FormatError) -> [Extent] {
+    func decode(_ entries: [UInt64], extendedL2: Bool = false, externalData: Bool = false, fileSize: UInt64 = 1 << 30) throws(FormatError)
+        -> [Extent]
+    {
         var bytes = QCOW2HeaderBytes()
         if extendedL2 { bytes.incompatible |= 1 << 4 }
         bytes.size = UInt64(extendedL2 ? entries.count / 2 : entries.count) * Self.clusterSize
@@ -28,12 +30,13 @@ import Testing
     @Test("standard entries: data with contiguous host offsets merge; zero flag; unallocated")
     func standardEntries() throws {
         let runs = try decode([0x8000_0000_0005_0000, 0x8000_0000_0006_0000, 0, 1, 0x0000_0000_0007_0001])
-        #expect(runs == [
-            Extent(start: 0, length: 131072, depth: 0, present: true, zero: false, data: true, offset: 0x50000),
-            Extent(start: 131072, length: 65536, depth: 0, present: false, zero: false, data: false),
-            Extent(start: 196608, length: 65536, depth: 0, present: true, zero: true, data: false),
-            Extent(start: 262144, length: 65536, depth: 0, present: true, zero: true, data: false, offset: 0x70000),
-        ])
+        #expect(
+            runs == [
+                Extent(start: 0, length: 131072, depth: 0, present: true, zero: false, data: true, offset: 0x50000),
+                Extent(start: 131072, length: 65536, depth: 0, present: false, zero: false, data: false),
+                Extent(start: 196608, length: 65536, depth: 0, present: true, zero: true, data: false),
+                Extent(start: 262144, length: 65536, depth: 0, present: true, zero: true, data: false, offset: 0x70000),
+            ])
     }
 
     @Test("compressed clusters keep their descriptors, have no host offset, and display merged")
@@ -47,7 +50,10 @@ import Testing
         ]
         #expect(runs.map(\.compressedCluster) == expected)
         #expect(runs.allSatisfy { $0.compressed && $0.offset == nil })
-        #expect(ExtentListBuilder.displayMerged(runs) == [Extent(start: 0, length: 131072, depth: 0, present: true, zero: false, data: true, compressed: true)])
+        #expect(
+            ExtentListBuilder.displayMerged(runs) == [
+                Extent(start: 0, length: 131072, depth: 0, present: true, zero: false, data: true, compressed: true)
+            ])
     }
 
     @Test("offset 0 with the copied bit is allocated only with an external data file")
@@ -61,20 +67,23 @@ import Testing
     func extendedL2() throws {
         // Subcluster 0 allocated, 1 zero, the rest unallocated but with a host offset.
         let runs = try decode([0x8000_0000_0005_0000, 0x0000_0002_0000_0001], extendedL2: true)
-        #expect(runs == [
-            Extent(start: 0, length: 2048, depth: 0, present: true, zero: false, data: true, offset: 0x50000),
-            Extent(start: 2048, length: 2048, depth: 0, present: true, zero: true, data: false, offset: 0x50800),
-            Extent(start: 4096, length: 65536 - 4096, depth: 0, present: false, zero: false, data: false, offset: 0x51000),
-        ])
+        #expect(
+            runs == [
+                Extent(start: 0, length: 2048, depth: 0, present: true, zero: false, data: true, offset: 0x50000),
+                Extent(start: 2048, length: 2048, depth: 0, present: true, zero: true, data: false, offset: 0x50800),
+                Extent(start: 4096, length: 65536 - 4096, depth: 0, present: false, zero: false, data: false, offset: 0x51000),
+            ])
     }
 
-    @Test("rejects unaligned, out-of-file and contradictory entries", arguments: [
-        ([UInt64(0x8000_0000_0005_0200)], false, "L2 entry"),
-        ([UInt64(0x8000_00FF_0000_0000)], false, "L2 entry"),
-        ([UInt64(1) << 62 | 0xFF_FFFF_FFFF], false, "compressed L2 entry"),
-        ([UInt64(0x8000_0000_0005_0000), 0x0000_0001_0000_0001], true, "L2 entry bitmap"),
-        ([UInt64(0), 0x0000_0000_0000_0001], true, "L2 entry bitmap"),
-    ])
+    @Test(
+        "rejects unaligned, out-of-file and contradictory entries",
+        arguments: [
+            ([UInt64(0x8000_0000_0005_0200)], false, "L2 entry"),
+            ([UInt64(0x8000_00FF_0000_0000)], false, "L2 entry"),
+            ([UInt64(1) << 62 | 0xFF_FFFF_FFFF], false, "compressed L2 entry"),
+            ([UInt64(0x8000_0000_0005_0000), 0x0000_0001_0000_0001], true, "L2 entry bitmap"),
+            ([UInt64(0), 0x0000_0000_0000_0001], true, "L2 entry bitmap"),
+        ])
     func rejects(entries: [UInt64], extendedL2: Bool, field: String) {
         do {
             _ = try decode(entries, extendedL2: extendedL2, fileSize: 1 << 30)

@@ -25,11 +25,12 @@ import Testing
             (0..<512).map { $0 % 2 == 0 ? 0xAA : 0x55 }, (0..<512).map { $0 == 300 ? 0x01 : 0 },
         ]
         for _ in 0..<20 {
-            patterns.append((0..<512).map { _ in
-                state = state &* 6_364_136_223_846_793_005 &+ 1
-                let byte = UInt8(truncatingIfNeeded: state >> 56)
-                return byte < 128 ? 0 : byte < 200 ? 0xFF : byte
-            })
+            patterns.append(
+                (0..<512).map { _ in
+                    state = state &* 6_364_136_223_846_793_005 &+ 1
+                    let byte = UInt8(truncatingIfNeeded: state >> 56)
+                    return byte < 128 ? 0 : byte < 200 ? 0xFF : byte
+                })
         }
         for (index, bitmap) in patterns.enumerated() {
             for sectors in [4096, 4095, 33, 1] {
@@ -49,7 +50,8 @@ import Testing
 
     @Test("locator paths decode: UTF-16LE for W2ru/W2ku, file URLs for MacX")
     func locators() {
-        let utf16: [UInt8] = Array(".\\p.vhd".utf16.flatMap { [UInt8(truncatingIfNeeded: $0), UInt8(truncatingIfNeeded: $0 >> 8)] }) + [0, 0]
+        let utf16: [UInt8] =
+            Array(".\\p.vhd".utf16.flatMap { [UInt8(truncatingIfNeeded: $0), UInt8(truncatingIfNeeded: $0 >> 8)] }) + [0, 0]
         #expect(VHDText.locatorPath(code: "W2ru", data: utf16[...]) == ".\\p.vhd")
         #expect(VHDText.locatorPath(code: "MacX", data: Array("file://localhost/srv/a%20b.vhd".utf8)[...]) == "/srv/a b.vhd")
         #expect(VHDText.locatorPath(code: "Wi2r", data: [1, 2][...]) == nil)

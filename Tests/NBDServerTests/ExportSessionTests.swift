@@ -87,7 +87,8 @@ import Testing
     func simpleReads() throws {
         let (session, plan) = try Self.session("compressed-zlib.qcow2", structured: false)
         let range: Range<UInt64> = 100_000..<(100_000 + 3 << 20)
-        var reply = try #require(session.reply(to: NBDRequest(type: NBDCommand.read, cookie: 9, offset: range.lowerBound, length: UInt32(range.count))))
+        var reply = try #require(
+            session.reply(to: NBDRequest(type: NBDCommand.read, cookie: 9, offset: range.lowerBound, length: UInt32(range.count))))
         let header = reply.readMultipleIntegers(as: (UInt32, UInt32, UInt64).self)
         let (magic, error, cookie) = try #require(header)
         #expect(magic == NBDMagic.simpleReply && error == 0 && cookie == 9)
@@ -97,7 +98,9 @@ import Testing
     @Test("block status: one descriptor with REQ_ONE, within the request; both contexts in one reply")
     func blockStatus() throws {
         let (session, _) = try Self.session("chain-top.qcow2", structured: true, contexts: ["base:allocation", "qemu:allocation-depth"])
-        var one = try #require(session.reply(to: NBDRequest(flags: NBDCommandFlags.requestOne, type: NBDCommand.blockStatus, cookie: 1, offset: 0, length: 16 << 20)))
+        var one = try #require(
+            session.reply(
+                to: NBDRequest(flags: NBDCommandFlags.requestOne, type: NBDCommand.blockStatus, cookie: 1, offset: 0, length: 16 << 20)))
         for expectedID: UInt32 in [1, 2] {
             let header = one.readMultipleIntegers(as: (UInt32, UInt16, UInt16, UInt64, UInt32).self)
             let (_, flags, type, _, length) = try #require(header)
@@ -117,7 +120,8 @@ import Testing
     func stale() throws {
         let (fresh, _) = try Self.session("sparse.raw", structured: true, contexts: ["base:allocation"])
         let session = ExportSession(
-            export: fresh.export, negotiation: {
+            export: fresh.export,
+            negotiation: {
                 var negotiation = NBDNegotiation(export: fresh.export.advertised)
                 _ = negotiation.handle(.option(NBDOption(code: NBDOptionCode.structuredReply, data: ByteBuffer())))
                 return negotiation

@@ -41,7 +41,10 @@ import Testing
         NBDExportQuery(name: "disk", requests: []).encode(into: &query)
         let (loop, answers) = try replies([ClientBytes.option(NBDOptionCode.info, query), ClientBytes.go("other")])
         #expect(!loop.decoder.isTransmitting)
-        #expect(answers.map(\.type) == [NBDOptionReplyType.info, NBDOptionReplyType.info, NBDOptionReplyType.ack, NBDOptionReplyType.errorUnknown])
+        #expect(
+            answers.map(\.type) == [
+                NBDOptionReplyType.info, NBDOptionReplyType.info, NBDOptionReplyType.ack, NBDOptionReplyType.errorUnknown,
+            ])
     }
 
     @Test("a GO whose counts do not add up is ERR_INVALID")
@@ -62,7 +65,9 @@ import Testing
             ClientBytes.option(NBDOptionCode.list), ClientBytes.option(NBDOptionCode.startTLS),
             ClientBytes.option(NBDOptionCode.extendedHeaders), ClientBytes.option(99),
         ])
-        #expect(answers.map(\.type) == [NBDOptionReplyType.server, NBDOptionReplyType.ack] + Array(repeating: NBDOptionReplyType.errorUnsupported, count: 3))
+        #expect(
+            answers.map(\.type) == [NBDOptionReplyType.server, NBDOptionReplyType.ack]
+                + Array(repeating: NBDOptionReplyType.errorUnsupported, count: 3))
         #expect(answers[0].data == [0, 0, 0, 4] + Array("disk".utf8))
     }
 
@@ -77,9 +82,13 @@ import Testing
 
         let (loop, set) = try replies([
             ClientBytes.option(NBDOptionCode.structuredReply),
-            ClientBytes.meta(NBDOptionCode.setMetaContext, export: "disk", queries: ["qemu:allocation-depth", "nope:x", "base:allocation"]),
+            ClientBytes.meta(
+                NBDOptionCode.setMetaContext, export: "disk", queries: ["qemu:allocation-depth", "nope:x", "base:allocation"]),
         ])
-        #expect(set.map(\.type) == [NBDOptionReplyType.ack, NBDOptionReplyType.metaContext, NBDOptionReplyType.metaContext, NBDOptionReplyType.ack])
+        #expect(
+            set.map(\.type) == [
+                NBDOptionReplyType.ack, NBDOptionReplyType.metaContext, NBDOptionReplyType.metaContext, NBDOptionReplyType.ack,
+            ])
         #expect(loop.negotiation.selectedContexts == [2, 1])
 
         let (_, wrongExport) = try replies([
@@ -100,7 +109,10 @@ import Testing
     func exportName() throws {
         var loop = ServerLoop()
         loop.negotiation = NBDNegotiation(export: Self.export)
-        try loop.feed(ClientBytes.joined([ClientBytes.flags(NBDClientFlags.fixedNewstyle), ClientBytes.option(NBDOptionCode.exportName, ByteBuffer(string: "disk"))]))
+        try loop.feed(
+            ClientBytes.joined([
+                ClientBytes.flags(NBDClientFlags.fixedNewstyle), ClientBytes.option(NBDOptionCode.exportName, ByteBuffer(string: "disk")),
+            ]))
         #expect(loop.decoder.isTransmitting)
         #expect(loop.replies.readableBytes == 8 + 2 + 124)
 

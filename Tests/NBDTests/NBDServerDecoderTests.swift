@@ -124,7 +124,8 @@ import Testing
 
     @Test("requests round-trip through encode and read")
     func requestRoundTrip() throws {
-        let request = NBDRequest(flags: NBDCommandFlags.requestOne, type: NBDCommand.blockStatus, cookie: 0x0102_0304_0506_0708, offset: 1 << 40, length: 123)
+        let request = NBDRequest(
+            flags: NBDCommandFlags.requestOne, type: NBDCommand.blockStatus, cookie: 0x0102_0304_0506_0708, offset: 1 << 40, length: 123)
         var buffer = ByteBuffer()
         request.encode(into: &buffer)
         #expect(buffer.readableBytes == NBDRequest.size)

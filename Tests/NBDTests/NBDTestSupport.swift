@@ -65,7 +65,8 @@ func decodeOptionReplies(_ buffer: ByteBuffer) -> [DecodedOptionReply]? {
 /// after the other), switching to transmission when the negotiation says so.
 struct ServerLoop {
     var decoder = NBDServerDecoder()
-    var negotiation = NBDNegotiation(export: NBDExport(name: "", size: 1 << 20, metaContexts: ["base:allocation", "qemu:allocation-depth"]))
+    var negotiation = NBDNegotiation(
+        export: NBDExport(name: "", size: 1 << 20, metaContexts: ["base:allocation", "qemu:allocation-depth"]))
     var pending = ByteBuffer()
     var messages: [NBDClientMessage] = []
     var replies = ByteBuffer()

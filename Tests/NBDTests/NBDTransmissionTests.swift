@@ -8,7 +8,8 @@ import Testing
 
     func action(_ type: UInt16, offset: UInt64 = 0, length: UInt32 = 512, flags: UInt16 = 0, contexts: Bool = true) -> NBDAction {
         NBDTransmission.action(
-            for: NBDRequest(flags: flags, type: type, cookie: 1, offset: offset, length: length), export: Self.export, hasContexts: contexts)
+            for: NBDRequest(flags: flags, type: type, cookie: 1, offset: offset, length: length), export: Self.export, hasContexts: contexts
+        )
     }
 
     func isFailure(_ action: NBDAction, _ error: NBDError) -> Bool {
@@ -24,7 +25,8 @@ import Testing
         #expect(isFailure(action(NBDCommand.read, offset: UInt64.max - 10, length: 512), .invalid))
         let big = NBDExport(name: "", size: 1 << 40, metaContexts: [])
         let over = NBDTransmission.action(
-            for: NBDRequest(type: NBDCommand.read, cookie: 1, offset: 0, length: NBDLimits.maximumPayload + 1), export: big, hasContexts: false)
+            for: NBDRequest(type: NBDCommand.read, cookie: 1, offset: 0, length: NBDLimits.maximumPayload + 1), export: big,
+            hasContexts: false)
         #expect(isFailure(over, .invalid))
     }
 
@@ -42,7 +44,9 @@ import Testing
     @Test("block status needs a context and a range inside the export; REQ_ONE is passed on")
     func blockStatus() {
         #expect(isFailure(action(NBDCommand.blockStatus, contexts: false), .invalid))
-        #expect(action(NBDCommand.blockStatus, length: 10_000, flags: NBDCommandFlags.requestOne) == .blockStatus(offset: 0, length: 10_000, requestOne: true))
+        #expect(
+            action(NBDCommand.blockStatus, length: 10_000, flags: NBDCommandFlags.requestOne)
+                == .blockStatus(offset: 0, length: 10_000, requestOne: true))
         #expect(isFailure(action(NBDCommand.blockStatus, offset: 10_000, length: 1), .invalid))
     }
 

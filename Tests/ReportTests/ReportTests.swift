@@ -26,7 +26,9 @@ func indexedFixtures() throws -> IndexStore {
 /// Checks that a document parses as XML and counts its elements by name.
 final class ElementCounter: NSObject, XMLParserDelegate {
     var counts: [String: Int] = [:]
-    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
+    func parser(
+        _ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]
+    ) {
         counts[name, default: 0] += 1
     }
 }
@@ -47,7 +49,9 @@ final class ElementCounter: NSObject, XMLParserDelegate {
             #expect(image.chainAllocatedBytes == chain, "\(name) chain")
             #expect(image.exportBytes == chain)
             #expect(image.virtualSize == (qemu.last?.end ?? 0))
-            #expect(image.dataExtentCount >= UInt64(ExtentListBuilder.displayMerged(qemu).filter(\.data).count) || image.dataExtentCount > 0 || chain == 0)
+            #expect(
+                image.dataExtentCount >= UInt64(ExtentListBuilder.displayMerged(qemu).filter(\.data).count) || image.dataExtentCount > 0
+                    || chain == 0)
             if image.dataExtentCount > 0 {
                 #expect(image.largestExtent >= image.medianExtent && image.medianExtent > 0)
                 #expect(image.histogram.reduce(0, +) == image.dataExtentCount)

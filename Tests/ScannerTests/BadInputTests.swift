@@ -126,7 +126,9 @@ import Testing
         defer { directory.cleanup() }
         try FileManager.default.createDirectory(atPath: directory.path("images"), withIntermediateDirectories: true)
         let image = directory.path("images/disk.qcow2")
-        try run("qemu-img", ["create", "-q", "-f", "qcow2", "-o", "data_file=../outside.data", image, "16M"], in: URL(fileURLWithPath: directory.path("images")))
+        try run(
+            "qemu-img", ["create", "-q", "-f", "qcow2", "-o", "data_file=../outside.data", image, "16M"],
+            in: URL(fileURLWithPath: directory.path("images")))
         expectFailure(image, mentions: ["outside.data", "is not a regular file beneath the image's directory"])
         let layer = try ChainScanner.inspect(path: image)
         #expect(layer.metadata.qcow2?.externalDataFileResolved == directory.path("outside.data"))
@@ -183,7 +185,9 @@ import Testing
         try run("touch", ["-r", directory.path("stamp"), image])
         let indexed = try #require(try indexer.store.latestScan(path: try ImageIndexer.canonicalPath(image)))
         // The owner restored the mtime, not the ctime, which no owner can set.
-        #expect(ImageIndexer.freshness(of: indexed) == .stale("layer 0 \(indexed.image.path) was changed (its ctime moved, whatever its mtime says)"))
+        #expect(
+            ImageIndexer.freshness(of: indexed)
+                == .stale("layer 0 \(indexed.image.path) was changed (its ctime moved, whatever its mtime says)"))
         #expect(!ImageIndexer.freshnessWithHeaders(of: indexed).isFresh)
         #expect(try indexer.ensureIndexed(path: image).action == .scanned)
     }

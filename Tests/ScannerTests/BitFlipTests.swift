@@ -43,7 +43,9 @@ import Testing
         try run("qemu-img", ["snapshot", "-c", "s1", image])
         let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: image)))
         // Header + extensions, refcount table/block, L1, first L2 tables (4 KiB clusters).
-        let result = try flipAndScan(original: bytes, regions: [0..<512, 4096..<12288, 12288..<min(bytes.count, 32768)], path: directory.path("flip.qcow2"), flips: 400, seed: 1)
+        let result = try flipAndScan(
+            original: bytes, regions: [0..<512, 4096..<12288, 12288..<min(bytes.count, 32768)], path: directory.path("flip.qcow2"),
+            flips: 400, seed: 1)
         #expect(result.ok + result.refused == 400)
         #expect(result.refused > 0)
     }
@@ -58,7 +60,11 @@ import Testing
         let bytes = writer.bytes()
         let layout = writer.layout()
         let bitmaps = layout.blocks.map { Int($0.bitmapOffset)..<Int($0.bitmapOffset + layout.bitmapByteCount) }
-        let regions = [0..<1536, Int(layout.batOffset ?? 1536)..<Int((layout.batOffset ?? 1536) + layout.batByteCount), (bytes.count - 512)..<bytes.count] + bitmaps
+        let regions =
+            [
+                0..<1536, Int(layout.batOffset ?? 1536)..<Int((layout.batOffset ?? 1536) + layout.batByteCount),
+                (bytes.count - 512)..<bytes.count,
+            ] + bitmaps
         let result = try flipAndScan(original: bytes, regions: regions, path: directory.path("flip.vhd"), flips: 400, seed: 2)
         #expect(result.ok + result.refused == 400)
         #expect(result.refused > 0 && result.ok > 0)

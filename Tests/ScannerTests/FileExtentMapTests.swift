@@ -42,14 +42,18 @@ func scannedMap(_ path: String) throws -> [Extent] {
 @Suite(.serialized) struct FileExtentMapTests {
     /// 1 MiB with data at 64 KiB, fallocated (unwritten) ranges at 256 KiB and at the end, holes elsewhere.
     func makeFallocatedFile(in scratch: TemporaryDirectory) throws -> String {
-        try run("bash", ["-c",
-            """
-            set -e
-            truncate -s 1M r.raw
-            qemu-io -f raw -c 'write -q -P 7 64k 4k' r.raw >/dev/null
-            fallocate -n -o 256k -l 128k r.raw
-            fallocate -n -o 1040384 -l 8192 r.raw
-            """], in: scratch.url)
+        try run(
+            "bash",
+            [
+                "-c",
+                """
+                set -e
+                truncate -s 1M r.raw
+                qemu-io -f raw -c 'write -q -P 7 64k 4k' r.raw >/dev/null
+                fallocate -n -o 256k -l 128k r.raw
+                fallocate -n -o 1040384 -l 8192 r.raw
+                """,
+            ], in: scratch.url)
         return scratch.path("r.raw")
     }
 

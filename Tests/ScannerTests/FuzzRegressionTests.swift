@@ -74,6 +74,8 @@ struct FuzzFile {
                     .fill(963, 0x42, 494),
                 ])
         ])
-        #expect(error?.contains("refcount table entry at offset 512: value 18446744073709551104 out of bounds (limit 1656)") == true, "\(error ?? "no error")")
+        #expect(
+            error?.contains("refcount table entry at offset 512: value 18446744073709551104 out of bounds (limit 1656)") == true,
+            "\(error ?? "no error")")
     }
 }

@@ -23,7 +23,14 @@ import Testing
                 return copy
             }
             let qemuHasCompressed = expected.contains { $0.compressed }
-            #expect(ours == (qemuHasCompressed ? expected : expected.map { var e = $0; e.compressed = false; return e }), "fixture \(name)")
+            #expect(
+                ours
+                    == (qemuHasCompressed
+                        ? expected
+                        : expected.map {
+                            var e = $0; e.compressed = false; return e
+                        }),
+                "fixture \(name)")
             #expect(scan.extents.first.map { $0.start == 0 } ?? true, "\(name) starts at 0")
             #expect((scan.extents.last?.end ?? 0) == scan.top.metadata.virtualSize, "\(name) tiles the disk")
         }

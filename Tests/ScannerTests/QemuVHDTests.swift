@@ -33,7 +33,11 @@ func covered(_ range: Range<UInt64>, by extents: [Extent]) -> Bool {
             let total = name == "big.vhd" ? UInt64(2000) << 30 : UInt64(64) << 20
             var writes = Self.writes.filter { $0.offset + $0.length <= total - (1 << 20) }
             if name == "big.vhd" { writes.append((total - (8 << 20), 8192)) }
-            try run("qemu-io", ["-f", "vpc"] + writes.enumerated().flatMap { ["-c", "write -P \($0.offset + 1) \($0.element.offset) \($0.element.length)"] } + [path])
+            try run(
+                "qemu-io",
+                ["-f", "vpc"]
+                    + writes.enumerated().flatMap { ["-c", "write -P \($0.offset + 1) \($0.element.offset) \($0.element.length)"] } + [path]
+            )
             let ours = try ChainScanner.scan(path: path)
             #expect(ours.top.format == .vhd)
             let qemu = try qemuExtents(Data(run("qemu-img", ["map", "-f", "vpc", "--output=json", path]).utf8))

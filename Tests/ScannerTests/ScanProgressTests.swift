@@ -30,7 +30,9 @@ import Testing
         return (samples.withLock { $0 }, progress.fraction)
     }
 
-    @Test("a qcow2 chain (512-byte clusters: 4 L1 chunks of the top, then the backing file's) and a dynamic VHD end at 1, never going backwards")
+    @Test(
+        "a qcow2 chain (512-byte clusters: 4 L1 chunks of the top, then the backing file's) and a dynamic VHD end at 1, never going backwards"
+    )
     func reachesOneMonotonically() throws {
         let work = try TemporaryDirectory()
         defer { work.cleanup() }

@@ -33,8 +33,9 @@ func dataRuns(_ extents: [Extent], depth: UInt32? = nil) -> [Range<UInt64>] {
 }
 
 @Suite struct VHDReaderTests {
-    @Test("dynamic disks map exactly the marked sectors; unmarked sectors are not data whatever bytes they hold",
-          arguments: [UInt32(512 << 10), 2 << 20, 16 << 20])
+    @Test(
+        "dynamic disks map exactly the marked sectors; unmarked sectors are not data whatever bytes they hold",
+        arguments: [UInt32(512 << 10), 2 << 20, 16 << 20])
     func partialBitmaps(blockSize: UInt32) throws {
         let directory = try TemporaryDirectory()
         defer { directory.cleanup() }
@@ -121,8 +122,9 @@ func dataRuns(_ extents: [Extent], depth: UInt32? = nil) -> [Range<UInt64>] {
         return writers
     }
 
-    @Test("differencing chains: marked sectors come from the child, the rest from the parent, by depth",
-          arguments: [["W2ru"], ["W2ku"], ["MacX"], ["W2ku", "MacX", "W2ru"]])
+    @Test(
+        "differencing chains: marked sectors come from the child, the rest from the parent, by depth",
+        arguments: [["W2ru"], ["W2ku"], ["MacX"], ["W2ku", "MacX", "W2ru"]])
     func differencing(locators: [String]) throws {
         let directory = try TemporaryDirectory()
         defer { directory.cleanup() }
@@ -171,7 +173,12 @@ func dataRuns(_ extents: [Extent], depth: UInt32? = nil) -> [Range<UInt64>] {
     }
 
     static let corruptions: [(String, @Sendable (inout VHDWriter) -> Void, [String])] = [
-        ("both footers bad", { $0.corruptEndFooterChecksum = true; $0.corruptFooterCopyChecksum = true }, ["VHD footer checksum"]),
+        (
+            "both footers bad",
+            {
+                $0.corruptEndFooterChecksum = true; $0.corruptFooterCopyChecksum = true
+            }, ["VHD footer checksum"]
+        ),
         ("header checksum", { $0.corruptHeaderChecksum = true }, ["VHD dynamic header checksum", "offset 548"]),
         ("header cookie", { $0.corruptHeaderCookie = true }, ["VHD dynamic header cookie", "offset 512"]),
         ("max table entries 2^32-1", { $0.maxTableEntriesOverride = UInt32.max }, ["max table entries", "offset 540"]),

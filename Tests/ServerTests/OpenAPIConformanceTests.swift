@@ -39,7 +39,9 @@ struct OpenAPIDocument {
             } else if section == "components:" {
                 if indent == 4, content.hasSuffix(":") { schema = String(content.dropLast()) }
                 if content.hasPrefix("required: [") && indent <= 10 && required[schema] == nil {
-                    required[schema] = content.dropFirst(11).dropLast().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                    required[schema] = content.dropFirst(11).dropLast().split(separator: ",").map {
+                        $0.trimmingCharacters(in: .whitespaces)
+                    }
                 }
                 if content.hasPrefix("- {$ref: \"#/components/schemas/") {
                     allOf[schema, default: []].append(String(content.split(separator: "/").last?.prefix { $0 != "\"" } ?? ""))
@@ -143,6 +145,8 @@ struct OpenAPIDocument {
             }
             return covered
         }
-        #expect(covered == Set(document.operations.keys), "routes in openapi.yaml without a check: \(Set(document.operations.keys).subtracting(covered))")
+        #expect(
+            covered == Set(document.operations.keys),
+            "routes in openapi.yaml without a check: \(Set(document.operations.keys).subtracting(covered))")
     }
 }

@@ -45,7 +45,9 @@ struct ServerWorkspace {
 
 extension TestClientProtocol {
     /// A request with the workspace's bearer token.
-    func authorized(_ uri: String, method: HTTPRequest.Method = .get, body: String? = nil, headers: HTTPFields = [:]) async throws -> TestResponse {
+    func authorized(_ uri: String, method: HTTPRequest.Method = .get, body: String? = nil, headers: HTTPFields = [:]) async throws
+        -> TestResponse
+    {
         var fields = headers
         fields[.authorization] = "Bearer \(ServerWorkspace.token)"
         return try await execute(uri: uri, method: method, headers: fields, body: body.map { ByteBuffer(string: $0) })
@@ -108,7 +110,9 @@ func json(_ response: TestResponse) throws -> [String: Any] {
                 #expect(try json(response)["error"] as? String == "forbidden")
             }
             #expect(try await client.authorized("/v1/scans", method: .post, body: #"{"path": "root/top.qcow2"}"#).status == .badRequest)
-            #expect(try await client.authorized("/v1/scans", method: .post, body: #"{"path": "\#(workspace.root)/absent.vhd"}"#).status == .notFound)
+            #expect(
+                try await client.authorized("/v1/scans", method: .post, body: #"{"path": "\#(workspace.root)/absent.vhd"}"#).status
+                    == .notFound)
             #expect(try await client.authorized("/v1/images?path=/etc/passwd").status == .forbidden)
             #expect(try await client.authorized("/v1/scans", method: .post, body: "not json").status == .badRequest)
             let big = String(repeating: "x", count: 70_000)

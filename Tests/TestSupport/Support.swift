@@ -10,7 +10,9 @@ struct ProcessResult {
 
 /// Runs an executable to completion. Output goes through temporary files, so a process that fills one
 /// stream while the other is being read cannot deadlock the test.
-func runProcess(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil, in directory: URL? = nil) throws -> ProcessResult {
+func runProcess(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil, in directory: URL? = nil) throws
+    -> ProcessResult
+{
     let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-process-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: scratch) }
@@ -82,7 +84,8 @@ enum Fixtures {
     /// Fixture directories of earlier test processes that are gone (there is no suite-wide teardown).
     static func removeStaleFixtureDirectories() {
         let temporary = FileManager.default.temporaryDirectory
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? [] where name.hasPrefix("extentdb-fixtures-") {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? [] where name.hasPrefix("extentdb-fixtures-")
+        {
             guard let pid = Int32(name.dropFirst("extentdb-fixtures-".count)), pid != getpid() else { continue }
             if kill(pid, 0) != 0 { try? FileManager.default.removeItem(at: temporary.appendingPathComponent(name)) }
         }
@@ -118,7 +121,8 @@ func qemuExtents(_ json: Data) throws -> [Extent] {
         var offset: UInt64?
     }
     return try JSONDecoder().decode([Entry].self, from: json).map {
-        Extent(start: $0.start, length: $0.length, depth: $0.depth, present: $0.present, zero: $0.zero, data: $0.data, compressed: $0.compressed ?? false, offset: $0.offset)
+        Extent(
+            start: $0.start, length: $0.length, depth: $0.depth, present: $0.present, zero: $0.zero, data: $0.data,
+            compressed: $0.compressed ?? false, offset: $0.offset)
     }
 }
-

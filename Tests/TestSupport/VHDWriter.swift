@@ -228,9 +228,10 @@ struct VHDWriter: Sendable {
     /// Offsets of every structure in the file `bytes()` produces.
     func layout() -> Layout {
         if kind == .fixed {
-            return Layout(fileSize: virtualSize + 512, footerCopyOffset: nil, footerOffset: virtualSize,
-                          headerOffset: nil, locatorDataOffsets: [], batOffset: nil, batEntryCount: 0,
-                          batByteCount: 0, bitmapByteCount: 0, blocks: [])
+            return Layout(
+                fileSize: virtualSize + 512, footerCopyOffset: nil, footerOffset: virtualSize,
+                headerOffset: nil, locatorDataOffsets: [], batOffset: nil, batEntryCount: 0,
+                batByteCount: 0, bitmapByteCount: 0, blocks: [])
         }
         var offset: UInt64 = 512 + 1024
         var locatorOffsets: [UInt64] = []
@@ -249,9 +250,10 @@ struct VHDWriter: Sendable {
             blocks.append(Layout.Block(index: index, bitmapOffset: offset, dataOffset: offset + bitmapBytes))
             offset += bitmapBytes + UInt64(blockSize)
         }
-        return Layout(fileSize: offset + 512, footerCopyOffset: 0, footerOffset: offset, headerOffset: 512,
-                      locatorDataOffsets: locatorOffsets, batOffset: batOffset, batEntryCount: entries,
-                      batByteCount: batBytes, bitmapByteCount: bitmapBytes, blocks: blocks)
+        return Layout(
+            fileSize: offset + 512, footerCopyOffset: 0, footerOffset: offset, headerOffset: 512,
+            locatorDataOffsets: locatorOffsets, batOffset: batOffset, batEntryCount: entries,
+            batByteCount: batBytes, bitmapByteCount: bitmapBytes, blocks: blocks)
     }
 
     /// The whole image file (cut to `truncateTo` if set).
@@ -327,24 +329,25 @@ struct VHDWriter: Sendable {
         var f = Array(repeating: UInt8(0), count: 512)
         let cookie = (!copy && corruptEndFooterCookie) ? "conectiX" : "conectix"
         f.replaceSubrange(0..<8, with: Array(cookie.utf8))
-        Self.put(UInt32(0x0000_0002), into: &f, at: 8)              // features: reserved bit always set
-        Self.put(UInt32(0x0001_0000), into: &f, at: 12)             // file format version 1.0
-        Self.put(dataOffsetOverride ?? dataOffset, into: &f, at: 16) // header offset, or all ones (fixed)
+        Self.put(UInt32(0x0000_0002), into: &f, at: 8)  // features: reserved bit always set
+        Self.put(UInt32(0x0001_0000), into: &f, at: 12)  // file format version 1.0
+        Self.put(dataOffsetOverride ?? dataOffset, into: &f, at: 16)  // header offset, or all ones (fixed)
         Self.put(timestamp, into: &f, at: 24)
-        f.replaceSubrange(28..<32, with: Array("extd".utf8))        // creator application
-        Self.put(UInt32(0x0001_0000), into: &f, at: 32)             // creator version
-        f.replaceSubrange(36..<40, with: Array("Wi2k".utf8))        // creator host OS
-        Self.put(virtualSize, into: &f, at: 40)                     // original size
-        Self.put(virtualSize, into: &f, at: 48)                     // current size
+        f.replaceSubrange(28..<32, with: Array("extd".utf8))  // creator application
+        Self.put(UInt32(0x0001_0000), into: &f, at: 32)  // creator version
+        f.replaceSubrange(36..<40, with: Array("Wi2k".utf8))  // creator host OS
+        Self.put(virtualSize, into: &f, at: 40)  // original size
+        Self.put(virtualSize, into: &f, at: 48)  // current size
         let chs = Self.geometry(totalSectors: virtualSize / 512)
         Self.put(chs.cylinders, into: &f, at: 56)
         f[58] = chs.heads
         f[59] = chs.sectorsPerTrack
-        let type: UInt32 = switch kind {
-        case .fixed: 2
-        case .dynamic: 3
-        case .differencing: 4
-        }
+        let type: UInt32 =
+            switch kind {
+            case .fixed: 2
+            case .dynamic: 3
+            case .differencing: 4
+            }
         Self.put(diskTypeOverride ?? type, into: &f, at: 60)
         f.replaceSubrange(68..<84, with: Self.sixteen(uniqueID))
         // saved state @84 = 0, reserved = 0
@@ -358,15 +361,15 @@ struct VHDWriter: Sendable {
     func header(layout: Layout) -> [UInt8] {
         var h = Array(repeating: UInt8(0), count: 1024)
         h.replaceSubrange(0..<8, with: Array((corruptHeaderCookie ? "cxsparsX" : "cxsparse").utf8))
-        Self.put(UInt64.max, into: &h, at: 8)                                   // data offset: unused
-        Self.put(tableOffsetOverride ?? layout.batOffset ?? 0, into: &h, at: 16) // table offset
-        Self.put(UInt32(0x0001_0000), into: &h, at: 24)                         // header version
+        Self.put(UInt64.max, into: &h, at: 8)  // data offset: unused
+        Self.put(tableOffsetOverride ?? layout.batOffset ?? 0, into: &h, at: 16)  // table offset
+        Self.put(UInt32(0x0001_0000), into: &h, at: 24)  // header version
         Self.put(maxTableEntriesOverride ?? UInt32(truncatingIfNeeded: naturalTableEntries), into: &h, at: 28)
         Self.put(blockSizeOverride ?? blockSize, into: &h, at: 32)
         h.replaceSubrange(40..<56, with: Self.sixteen(parentUniqueID))
         Self.put(parentTimestamp, into: &h, at: 56)
         for (i, unit) in parentName.utf16.prefix(256).enumerated() {
-            Self.put(unit, into: &h, at: 64 + i * 2)                            // UTF-16 big-endian
+            Self.put(unit, into: &h, at: 64 + i * 2)  // UTF-16 big-endian
         }
         for (i, (locator, offset)) in zip(locators, layout.locatorDataOffsets).prefix(8).enumerated() {
             let entry = 576 + i * 24

@@ -42,7 +42,7 @@ func parseQCOW2(_ bytes: [UInt8]) {
             let entryOffset = l1Start + index * 8
             let entry = UInt64.loadBigEndian(from: raw, at: entryOffset)
             guard let tableOffset = try? decoder.l2TableOffset(l1Entry: entry, entryOffset: UInt64(entryOffset)) else { continue }
-            let table = UnsafeRawBufferPointer(rebasing: raw[Int(tableOffset) ..< Int(tableOffset) + Int(header.clusterSize)])
+            let table = UnsafeRawBufferPointer(rebasing: raw[Int(tableOffset)..<Int(tableOffset) + Int(header.clusterSize)])
             let guestStart = UInt64(index).multipliedReportingOverflow(by: header.bytesPerL2Table)
             guard !guestStart.overflow else { return }
             _ = try? decoder.decode(table: table, tableOffset: tableOffset, guestStart: guestStart.partialValue, into: &runs)

@@ -29,8 +29,8 @@ private let scratch = ScratchImages()
 func withChecksumsFixed(_ file: [UInt8]) -> [UInt8] {
     var bytes = file
     func fix(at start: Int, length: Int, checksumAt field: Int, cookie: [UInt8]) {
-        guard start >= 0, start + length <= bytes.count, bytes[start ..< start + 8].elementsEqual(cookie) else { return }
-        let sum = VHDChecksum.compute(bytes[start ..< start + length], checksumAt: field)
+        guard start >= 0, start + length <= bytes.count, bytes[start..<start + 8].elementsEqual(cookie) else { return }
+        let sum = VHDChecksum.compute(bytes[start..<start + length], checksumAt: field)
         for index in 0..<4 { bytes[start + field + index] = UInt8(truncatingIfNeeded: sum >> (24 - 8 * UInt32(index))) }
     }
     fix(at: bytes.count - VHDFooter.size, length: VHDFooter.size, checksumAt: 64, cookie: VHDFooter.cookie)
@@ -55,14 +55,17 @@ func parseVHD(_ bytes: [UInt8]) {
     guard let footer = try? VHDFooter(parsing: bytes[footerStart...], fileOffset: UInt64(footerStart)) else { return }
     guard footer.dataOffset < fileSize, fileSize - footer.dataOffset >= UInt64(VHDDynamicHeader.size) else { return }
     let headerStart = Int(footer.dataOffset)
-    guard let header = try? VHDDynamicHeader(parsing: bytes[headerStart ..< headerStart + VHDDynamicHeader.size], fileOffset: footer.dataOffset)
+    guard
+        let header = try? VHDDynamicHeader(parsing: bytes[headerStart..<headerStart + VHDDynamicHeader.size], fileOffset: footer.dataOffset)
     else { return }
     for locator in header.locators {
         let end = locator.dataOffset.addingReportingOverflow(UInt64(locator.dataLength))
         guard !end.overflow, end.partialValue <= fileSize else { continue }
-        _ = VHDText.locatorPath(code: locator.code, data: bytes[Int(locator.dataOffset) ..< Int(end.partialValue)])
+        _ = VHDText.locatorPath(code: locator.code, data: bytes[Int(locator.dataOffset)..<Int(end.partialValue)])
     }
-    guard (try? header.validateTable(currentSize: footer.currentSize, fileSize: fileSize, headerOffset: footer.dataOffset)) != nil else { return }
+    guard (try? header.validateTable(currentSize: footer.currentSize, fileSize: fileSize, headerOffset: footer.dataOffset)) != nil else {
+        return
+    }
     // Each BAT entry's bitmap, where it lies inside the input.
     let blocks = Int(min(UInt64(header.maxTableEntries), 4096))
     var runs: [VHDBitmap.Run] = []
@@ -73,7 +76,7 @@ func parseVHD(_ bytes: [UInt8]) {
             let entry = UInt32.loadBigEndian(from: raw, at: entryOffset)
             let bitmapStart = UInt64(entry) * 512
             guard entry != 0xFFFF_FFFF, bitmapStart + header.bitmapBytes <= fileSize else { continue }
-            let bitmap = UnsafeRawBufferPointer(rebasing: raw[Int(bitmapStart) ..< Int(bitmapStart + header.bitmapBytes)])
+            let bitmap = UnsafeRawBufferPointer(rebasing: raw[Int(bitmapStart)..<Int(bitmapStart + header.bitmapBytes)])
             VHDBitmap.runs(bitmap, sectors: Int(header.sectorsPerBlock), into: &runs)
         }
     }

@@ -143,11 +143,15 @@ public struct QCOW2Header: Sendable, Equatable {
                 throw .outOfBounds(field: "refcount_order", offset: 96, value: UInt64(refcountOrder), limit: 6)
             }
             if incompatibleFeatures.contains(.corrupt) {
-                throw .invalid(field: "incompatible_features", offset: 72, reason: "image is marked corrupt (bit 1); repair it with 'qemu-img check -r all'")
+                throw .invalid(
+                    field: "incompatible_features", offset: 72,
+                    reason: "image is marked corrupt (bit 1); repair it with 'qemu-img check -r all'")
             }
             let unknown = incompatibleFeatures.subtracting(.known)
             guard unknown.isEmpty else {
-                throw .unsupported(field: "incompatible_features", offset: 72, feature: "incompatible feature bits 0x\(String(unknown.rawValue, radix: 16))")
+                throw .unsupported(
+                    field: "incompatible_features", offset: 72,
+                    feature: "incompatible feature bits 0x\(String(unknown.rawValue, radix: 16))")
             }
             if incompatibleFeatures.contains(.compressionType) == (compressionType == .zlib) && headerLength > 104 {
                 throw .invalid(field: "compression_type", offset: 104, reason: "compression type bit 3 and compression_type field disagree")
@@ -170,11 +174,13 @@ public struct QCOW2Header: Sendable, Equatable {
         }
         if nbSnapshots > 0 {
             // Each entry is at least 40 bytes: bounded by the file before anything is allocated.
-            try checkTable(field: "snapshots_offset", headerOffset: 64, offset: snapshotsOffset, bytes: UInt64(nbSnapshots) * 40, fileSize: fileSize)
+            try checkTable(
+                field: "snapshots_offset", headerOffset: 64, offset: snapshotsOffset, bytes: UInt64(nbSnapshots) * 40, fileSize: fileSize)
         }
         if backingFileOffset != 0 {
             guard backingFileSize <= Self.maxBackingNameLength else {
-                throw .outOfBounds(field: "backing_file_size", offset: 16, value: UInt64(backingFileSize), limit: UInt64(Self.maxBackingNameLength))
+                throw .outOfBounds(
+                    field: "backing_file_size", offset: 16, value: UInt64(backingFileSize), limit: UInt64(Self.maxBackingNameLength))
             }
             guard backingFileOffset < clusterSize, backingFileOffset + UInt64(backingFileSize) <= min(clusterSize, fileSize) else {
                 throw .outOfBounds(field: "backing_file_offset", offset: 8, value: backingFileOffset, limit: min(clusterSize, fileSize))
@@ -185,7 +191,8 @@ public struct QCOW2Header: Sendable, Equatable {
     /// Checks that a cluster-aligned table of `bytes` at `offset` lies inside the file.
     public func checkTable(field: String, headerOffset: UInt64, offset: UInt64, bytes: UInt64, fileSize: UInt64) throws(FormatError) {
         guard offset % clusterSize == 0 else {
-            throw .invalid(field: field, offset: headerOffset, reason: "offset \(offset) is not aligned to the \(clusterSize)-byte cluster size")
+            throw .invalid(
+                field: field, offset: headerOffset, reason: "offset \(offset) is not aligned to the \(clusterSize)-byte cluster size")
         }
         let (end, overflow) = offset.addingReportingOverflow(bytes)
         guard !overflow, end <= fileSize else {

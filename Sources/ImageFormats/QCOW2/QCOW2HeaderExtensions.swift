@@ -32,7 +32,7 @@ public struct QCOW2HeaderExtensions: Sendable, Equatable {
             limit = min(limit, Int(header.backingFileOffset))
         }
         guard start <= limit else { return }
-        var reader = ByteReader(firstCluster[firstCluster.startIndex ..< firstCluster.startIndex + limit])
+        var reader = ByteReader(firstCluster[firstCluster.startIndex..<firstCluster.startIndex + limit])
         try reader.seek(to: start, field: "header extension")
         while reader.remaining >= 8 {
             let type = try reader.read(UInt32.self, field: "header extension type")
@@ -40,7 +40,9 @@ public struct QCOW2HeaderExtensions: Sendable, Equatable {
             if type == Self.end { return }
             let padded = (UInt64(length) + 7) & ~7
             guard padded <= UInt64(reader.remaining) else {
-                throw .truncated(field: "header extension 0x\(String(type, radix: 16)) data", offset: reader.offset, needed: padded, available: UInt64(reader.remaining))
+                throw .truncated(
+                    field: "header extension 0x\(String(type, radix: 16)) data", offset: reader.offset, needed: padded,
+                    available: UInt64(reader.remaining))
             }
             let data = try reader.readBytes(Int(length), field: "header extension data")
             try reader.skip(Int(padded) - Int(length), field: "header extension padding")

@@ -106,7 +106,8 @@ public struct QCOW2L2Decoder: Sendable {
         if entry & Self.compressedFlag != 0 {
             let hostOffset = try compressedHostOffset(entry, entryOffset: entryOffset)
             guard bitmap == 0 else {
-                throw .invalid(field: "L2 entry bitmap", offset: entryOffset + 8, reason: "compressed cluster has a non-zero subcluster bitmap")
+                throw .invalid(
+                    field: "L2 entry bitmap", offset: entryOffset + 8, reason: "compressed cluster has a non-zero subcluster bitmap")
             }
             // The descriptor's sector count may run past the end of the file for the last cluster.
             let byteCount = min(compressedByteCount(entry), imageFileSize - hostOffset, UInt64(UInt32.max))
@@ -143,7 +144,8 @@ public struct QCOW2L2Decoder: Sendable {
             throw .invalid(field: "L2 entry bitmap", offset: entryOffset + 8, reason: "a subcluster is marked both allocated and zero")
         }
         guard allocated || allocatedBits == 0 else {
-            throw .invalid(field: "L2 entry bitmap", offset: entryOffset + 8, reason: "subclusters are allocated but the cluster has no host offset")
+            throw .invalid(
+                field: "L2 entry bitmap", offset: entryOffset + 8, reason: "subclusters are allocated but the cluster has no host offset")
         }
         let subclusterSize = header.clusterSize / 32
         for sub in 0..<UInt64(32) {
@@ -157,7 +159,8 @@ public struct QCOW2L2Decoder: Sendable {
             } else if allocatedBits & bit != 0 {
                 runs.append(Extent(start: subStart, length: subLength, depth: 0, present: true, zero: false, data: true, offset: subOffset))
             } else {
-                runs.append(Extent(start: subStart, length: subLength, depth: 0, present: false, zero: false, data: false, offset: subOffset))
+                runs.append(
+                    Extent(start: subStart, length: subLength, depth: 0, present: false, zero: false, data: false, offset: subOffset))
             }
         }
     }

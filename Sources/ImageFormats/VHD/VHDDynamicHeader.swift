@@ -67,7 +67,9 @@ public struct VHDDynamicHeader: Sendable, Equatable {
             try r.skip(4, field: "VHD parent locator reserved")
             let offset = try r.read(UInt64.self, field: "VHD parent locator platform data offset")
             if code.contains(where: { $0 != 0 }) {
-                locators.append(Locator(code: VHDFooter.fourCC(code), dataSpace: space, dataLength: length, dataOffset: offset, entryOffset: entryOffset))
+                locators.append(
+                    Locator(
+                        code: VHDFooter.fourCC(code), dataSpace: space, dataLength: length, dataOffset: offset, entryOffset: entryOffset))
             }
         }
         self.locators = locators
@@ -77,10 +79,13 @@ public struct VHDDynamicHeader: Sendable, Equatable {
             throw .badChecksum(field: "VHD dynamic header checksum", offset: fileOffset + 36, expected: checksum, computed: computed)
         }
         guard headerVersion >> 16 == 1 else {
-            throw .unsupported(field: "VHD dynamic header version", offset: fileOffset + 24, feature: "version 0x\(String(headerVersion, radix: 16))")
+            throw .unsupported(
+                field: "VHD dynamic header version", offset: fileOffset + 24, feature: "version 0x\(String(headerVersion, radix: 16))")
         }
         guard blockSize >= 512, blockSize <= Self.maxBlockSize, blockSize & (blockSize - 1) == 0 else {
-            throw .invalid(field: "VHD dynamic header block size", offset: fileOffset + 32, reason: "\(blockSize) is not a power of two from 512 bytes to 1 GiB")
+            throw .invalid(
+                field: "VHD dynamic header block size", offset: fileOffset + 32,
+                reason: "\(blockSize) is not a power of two from 512 bytes to 1 GiB")
         }
     }
 
@@ -89,11 +94,15 @@ public struct VHDDynamicHeader: Sendable, Equatable {
         // current_size comes from the footer: any 64-bit value, so the rounding up must not overflow.
         let blocks = currentSize / UInt64(blockSize) + (currentSize % UInt64(blockSize) == 0 ? 0 : 1)
         guard UInt64(maxTableEntries) >= blocks else {
-            throw .invalid(field: "VHD dynamic header max table entries", offset: headerOffset + 28, reason: "\(maxTableEntries) entries cannot map \(currentSize) bytes in \(blockSize)-byte blocks (needs \(blocks))")
+            throw .invalid(
+                field: "VHD dynamic header max table entries", offset: headerOffset + 28,
+                reason: "\(maxTableEntries) entries cannot map \(currentSize) bytes in \(blockSize)-byte blocks (needs \(blocks))")
         }
         let end = tableOffset.addingReportingOverflow(UInt64(maxTableEntries) * 4)
         guard !end.overflow, end.partialValue <= fileSize else {
-            throw .outOfBounds(field: "VHD dynamic header max table entries", offset: headerOffset + 28, value: UInt64(maxTableEntries), limit: tableOffset < fileSize ? (fileSize - tableOffset) / 4 : 0)
+            throw .outOfBounds(
+                field: "VHD dynamic header max table entries", offset: headerOffset + 28, value: UInt64(maxTableEntries),
+                limit: tableOffset < fileSize ? (fileSize - tableOffset) / 4 : 0)
         }
     }
 }

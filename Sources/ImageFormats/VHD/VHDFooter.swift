@@ -73,7 +73,8 @@ public struct VHDFooter: Sendable, Equatable {
         }
         diskType = type
         guard formatVersion >> 16 == 1 else {
-            throw .unsupported(field: "VHD footer file format version", offset: fileOffset + 12, feature: "version 0x\(String(formatVersion, radix: 16))")
+            throw .unsupported(
+                field: "VHD footer file format version", offset: fileOffset + 12, feature: "version 0x\(String(formatVersion, radix: 16))")
         }
     }
 
