@@ -71,12 +71,19 @@ let package = Package(
             dependencies: ["Scanner", "AllocationIndex", "ImageFormats", "ImageIO"],
             swiftSettings: strictSwift
         ),
+        // The front door every front end calls: lookup and rescan policy, state and summaries, confinement,
+        // errors with a stable code.
+        .target(
+            name: "Catalog",
+            dependencies: ["Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "Export", "Report", "Operations"],
+            swiftSettings: strictSwift
+        ),
         // `extentdb serve`: Hummingbird routes, error -> HTTP mapping, watcher, metrics.
         .target(
             name: "Server",
             dependencies: [
-                "Operations", "Export", "Report", "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "CExtentShims", "NBD",
-                "NBDServer",
+                "Catalog", "Operations", "Export", "Report", "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "CExtentShims",
+                "NBD", "NBDServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -105,8 +112,8 @@ let package = Package(
         .executableTarget(
             name: "extentdb",
             dependencies: [
-                "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "Export", "Report", "CExtentShims", "NBDServer", "Operations",
-                "Server",
+                "Catalog", "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "Export", "Report", "CExtentShims", "NBDServer",
+                "Operations", "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -156,7 +163,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Operations", "AllocationIndex", "Scanner", "TestSupport",
+                "Server", "Catalog", "Operations", "AllocationIndex", "Scanner", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import ImageFormats
 
 /// Pulls a scan's extents in guest order, a few stored chunks at a time, so exports walk huge maps with
@@ -13,7 +12,7 @@ import ImageFormats
 /// a cursor throws ``StoreError/scanGone(_:)`` rather than end early, since a reader would take the
 /// missing tail for unallocated space (zeros).
 public final class ExtentCursor {
-    private let store: IndexStore
+    private let store: any IndexStoring
     private let scanID: Int64
     /// The scan time of the scan meant, when the caller knows it; else the one found at the first batch.
     private var scannedAt: Int64?
@@ -30,7 +29,8 @@ public final class ExtentCursor {
     ///   scan row found with another time is a different scan that reuses the id (possible only in an index
     ///   from before migration 0004, which stopped ids being reused).
     public init(
-        store: IndexStore, scanID: Int64, scannedAtNanoseconds: Int64? = nil, from lower: UInt64 = 0, to upper: UInt64 = UInt64(Int64.max)
+        store: any IndexStoring, scanID: Int64, scannedAtNanoseconds: Int64? = nil, from lower: UInt64 = 0,
+        to upper: UInt64 = UInt64(Int64.max)
     ) {
         self.store = store
         self.scanID = scanID
@@ -52,19 +52,18 @@ public final class ExtentCursor {
     private func load() throws {
         buffer.removeAll(keepingCapacity: true)
         index = 0
-        let (scan, rows): (Row?, [Row]) = try store.writer.read { db in
-            let scan = try Row.fetchOne(db, sql: "SELECT virtual_size, scanned_at_ns FROM scans WHERE id = ?", arguments: [scanID])
-            return (scan, try chunkRows(db))
-        }
-        guard let scan else { throw StoreError.scanGone("scan \(scanID) is no longer in the index") }
-        let virtualSize: Int64 = scan[0]
-        let time: Int64 = scan[1]
+        let batch = try store.extentChunks(
+            scanID: scanID, from: lower, continuingAt: nextChunkStart, to: upper, limit: Self.chunksPerLoad)
+        guard let batch else { throw StoreError.scanGone("scan \(scanID) is no longer in the index") }
+        let virtualSize = batch.virtualSize
+        let time = batch.scannedAtNanoseconds
+        let rows = batch.chunks
         if let scannedAt, scannedAt != time {
             throw StoreError.scanGone("scan \(scanID) is now another scan (scanned at \(time) ns, not \(scannedAt) ns)")
         }
         scannedAt = time
         if let first = rows.first {
-            let start: Int64 = first[0]
+            let start = first.start
             if let expected = nextChunkStart, start != expected {
                 throw StoreError.scanGone("the extents of scan \(scanID) continue at \(start), not at \(expected)")
             }
@@ -74,9 +73,9 @@ public final class ExtentCursor {
         }
         if rows.count < Self.chunksPerLoad { exhausted = true }
         for row in rows {
-            let start: Int64 = row[0]
-            let count: Int = row[1]
-            let blob: Data = row[2]
+            let start = row.start
+            let count = row.count
+            let blob = row.runs
             var chunkEnd = UInt64(start)
             try ExtentRunCodec.decode(blob, start: UInt64(start), count: count) { extent in
                 chunkEnd = extent.end
@@ -92,26 +91,5 @@ public final class ExtentCursor {
         if exhausted, reached < end {
             throw StoreError.scanGone("the extents of scan \(scanID) end at \(reached), before \(end)")
         }
-    }
-
-    /// The next batch of chunk rows (start, extent count, runs) overlapping the range.
-    private func chunkRows(_ db: Database) throws -> [Row] {
-        if let start = nextChunkStart {
-            return try Row.fetchAll(
-                db,
-                sql:
-                    "SELECT start, extent_count, runs FROM extent_chunks WHERE scan_id = (SELECT coalesce(extents_scan_id, id) FROM scans WHERE id = ?) AND start >= ? AND start < ? ORDER BY start LIMIT ?",
-                arguments: [scanID, start, Int64(upper), Self.chunksPerLoad])
-        }
-        return try Row.fetchAll(
-            db,
-            sql: """
-                SELECT start, extent_count, runs FROM extent_chunks
-                WHERE scan_id = (SELECT coalesce(extents_scan_id, id) FROM scans WHERE id = :scan)
-                  AND start >= coalesce((SELECT max(start) FROM extent_chunks WHERE scan_id = (SELECT coalesce(extents_scan_id, id) FROM scans WHERE id = :scan) AND start <= :lower), 0)
-                  AND start < :upper
-                ORDER BY start LIMIT :limit
-                """,
-            arguments: ["scan": scanID, "lower": Int64(lower), "upper": Int64(upper), "limit": Self.chunksPerLoad])
     }
 }

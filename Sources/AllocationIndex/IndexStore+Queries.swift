@@ -53,9 +53,7 @@ extension IndexStore {
     /// Calls `body` with each extent of a scan that overlaps `[lower, upper)`, clipped to it, in order.
     ///
     /// Only the chunks overlapping the range are read: a bounded lookup on `(scan_id, start)`.
-    public func forEachExtent(
-        scanID: Int64, from lower: UInt64 = 0, to upper: UInt64 = UInt64(Int64.max), _ body: (Extent) throws -> Void
-    ) throws {
+    public func forEachExtent(scanID: Int64, from lower: UInt64, to upper: UInt64, _ body: (Extent) throws -> Void) throws {
         guard lower < upper else { return }
         let sql = """
             SELECT start, extent_count, runs FROM extent_chunks
@@ -85,30 +83,6 @@ extension IndexStore {
         }
     }
 
-    /// Like ``forEachExtent(scanID:from:to:_:)`` but hands over each stored chunk's extents as one batch
-    /// (clipped to the range), which keeps per-extent overhead out of hot output loops.
-    public func forEachBatch(
-        scanID: Int64, from lower: UInt64 = 0, to upper: UInt64 = UInt64(Int64.max), _ body: ([Extent]) throws -> Void
-    ) throws {
-        var batch: [Extent] = []
-        batch.reserveCapacity(Self.extentsPerChunk)
-        try forEachExtent(scanID: scanID, from: lower, to: upper) { extent in
-            if batch.count == Self.extentsPerChunk {
-                try body(batch)
-                batch.removeAll(keepingCapacity: true)
-            }
-            batch.append(extent)
-        }
-        if !batch.isEmpty { try body(batch) }
-    }
-
-    /// The extents of a scan overlapping `[lower, upper)`, clipped to it.
-    public func extents(scanID: Int64, from lower: UInt64 = 0, to upper: UInt64 = UInt64(Int64.max)) throws -> [Extent] {
-        var result: [Extent] = []
-        try forEachExtent(scanID: scanID, from: lower, to: upper) { result.append($0) }
-        return result
-    }
-
     /// Sums of the per-chunk totals of a scan, computed in SQL.
     public func chunkTotals(scanID: Int64) throws -> (extents: Int64, data: Int64, ownData: Int64, zero: Int64, compressed: Int64) {
         try writer.read { db in
@@ -130,13 +104,19 @@ public struct ImageWithScan: Sendable {
     public var image: ImageRecord
     public var scan: ScanRecord
     public var layers: [ScanLayerRecord]
+
+    public init(image: ImageRecord, scan: ScanRecord, layers: [ScanLayerRecord]) {
+        self.image = image
+        self.scan = scan
+        self.layers = layers
+    }
 }
 
 extension IndexStore {
     /// Every image that has a scan, optionally only those at `paths` or under directory prefixes.
     ///
     /// Three queries whatever the number of images: images, their latest scans, those scans' layers.
-    public func scannedImages(matching paths: [String] = [], directories: [String] = []) throws -> [ImageWithScan] {
+    public func scannedImages(matching paths: [String], directories: [String] = []) throws -> [ImageWithScan] {
         try writer.read { db in
             var images = try ImageRecord.filter(ImageRecord.Columns.latestScanId != nil).order(ImageRecord.Columns.path).fetchAll(db)
             if !paths.isEmpty || !directories.isEmpty {

@@ -189,7 +189,7 @@ extension IndexStore {
     /// - Parameter beforeCommit: runs inside the transaction just before it commits (tests use it to
     ///   simulate a crash mid-write).
     @discardableResult
-    public func save(_ scan: NewScan, beforeCommit: (@Sendable (Database) throws -> Void)? = nil) throws -> IndexedScan {
+    public func save(_ scan: NewScan, beforeCommit: (@Sendable (Database) throws -> Void)?) throws -> IndexedScan {
         precondition(!scan.layers.isEmpty, "a scan has at least one layer")
         try ScanCounts.checkTiling(scan.extents, virtualSize: scan.layers[0].virtualSize)
         return try reportingFullDisk {

@@ -1,4 +1,6 @@
+import Foundation
 import GRDB
+import ImageFormats
 
 /// A row of `images` (migrations/0001_initial.sql).
 public struct ImageRecord: Codable, FetchableRecord, MutablePersistableRecord, Sendable, Equatable {
@@ -180,5 +182,23 @@ extension ScanLayerRecord {
         return StoredFileIdentity(
             device: UInt64(bitPattern: dataDevice), inode: UInt64(bitPattern: dataInode), size: UInt64(max(dataFileSize, 0)),
             mtimeNanoseconds: dataMtimeNs, ctimeNanoseconds: dataCtimeNs)
+    }
+}
+
+/// Decoded values, so callers never parse the JSON columns themselves.
+extension ImageRecord {
+    /// The `format` column as the enum (nil only in an index written by a newer extentdb).
+    public var imageFormat: ImageFormat? { ImageFormat(rawValue: format) }
+}
+
+extension ScanRecord {
+    /// What did not stop the scan (`warnings_json`), layer by layer.
+    public var warnings: [String] {
+        (try? JSONDecoder().decode([String].self, from: Data(warningsJson.utf8))) ?? []
+    }
+
+    /// Data extents by size (`data_extent_histogram`): `[k]` counts extents of 2^k to 2^(k+1) - 1 bytes.
+    public var histogram: [UInt64] {
+        (try? JSONDecoder().decode([UInt64].self, from: Data(dataExtentHistogram.utf8))) ?? []
     }
 }

@@ -52,7 +52,7 @@ public struct ExportJob: Sendable {
 
     /// - Throws: ``ExportError/plan(_:)`` when the base is not in the image's chain (or, for vhd, not a VHD),
     ///   or the range is asked of a format other than raw.
-    public init(store: IndexStore, indexed: IndexedScan, request: ExportRequest) throws {
+    public init(store: any IndexStoring, indexed: IndexedScan, request: ExportRequest) throws {
         if request.format != .raw && request.range != nil {
             throw ExportError.plan("a guest range applies to raw exports only")
         }

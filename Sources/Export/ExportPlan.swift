@@ -21,7 +21,7 @@ public struct PlanLayer: Sendable {
 /// What an export sends, decided from the index alone: the latest scan of the image, its chain, and
 /// (for `--base`) the depth of the base layer. No metadata table of any image is read.
 public struct ExportPlan: Sendable {
-    public var store: IndexStore
+    public var store: any IndexStoring
     public var indexed: IndexedScan
     public var layers: [PlanLayer]
     public var virtualSize: UInt64
@@ -32,21 +32,17 @@ public struct ExportPlan: Sendable {
     public var scanID: Int64 { indexed.scan.id ?? 0 }
     public var base: PlanLayer? { baseDepth.map { layers[$0] } }
 
-    public init(store: IndexStore, indexed: IndexedScan, basePath: String?, range: Range<UInt64>? = nil) throws {
+    public init(store: any IndexStoring, indexed: IndexedScan, basePath: String?, range: Range<UInt64>? = nil) throws {
         self.store = store
         self.indexed = indexed
         virtualSize = UInt64(indexed.scan.virtualSize)
         self.range = range ?? 0..<virtualSize
         var layers: [PlanLayer] = []
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
         for layer in indexed.layers {
             guard let format = ImageFormat(rawValue: layer.format) else {
                 throw ExportError.plan("index names an unknown format '\(layer.format)' for \(layer.path)")
             }
-            let metadata = try store.image(path: layer.path).flatMap {
-                try? decoder.decode(ImageMetadata.self, from: Data($0.metadataJson.utf8))
-            }
+            let metadata = try store.image(path: layer.path)?.metadata
             if metadata?.qcow2?.encrypted == true {
                 throw ExportError.plan("\(layer.path) is encrypted; extentdb does not export encrypted images")
             }
@@ -94,15 +90,23 @@ public struct ExportPlan: Sendable {
 
 /// Why an export could not be made or finished.
 public enum ExportError: Error, Sendable, CustomStringConvertible {
-    case plan(String)
+    case plan(String, remedy: Remedy? = nil)
     case data(path: String, offset: UInt64, reason: String)
-    case output(String)
+    case output(String, remedy: Remedy? = nil)
 
     public var description: String {
         switch self {
-        case .plan(let message): return message
+        case .plan(let message, _): return message
         case let .data(path, offset, reason): return "\(path): data at offset \(offset): \(reason)"
-        case .output(let message): return message
+        case .output(let message, _): return message
+        }
+    }
+
+    /// What a person can do about it, rendered by each front end in its own words.
+    public var remedy: Remedy? {
+        switch self {
+        case .plan(_, let remedy), .output(_, let remedy): return remedy
+        case .data: return nil
         }
     }
 }

@@ -29,10 +29,10 @@ public struct QCOW2StreamWriter {
         }
         let l1Bytes = Self.l1Entries(virtualSize: plan.virtualSize, clusterSize: clusterSize) * 8
         guard l1Bytes <= QCOW2Header.maxL1Bytes else {
-            let fitting = Self.smallestClusterSize(virtualSize: plan.virtualSize).map { "; --cluster-size \($0) fits" } ?? ""
             throw ExportError.plan(
                 "a \(plan.virtualSize)-byte disk needs an L1 table of \(l1Bytes) bytes with \(clusterSize)-byte clusters, "
-                    + "over qemu's limit of \(QCOW2Header.maxL1Bytes) bytes\(fitting)")
+                    + "over qemu's limit of \(QCOW2Header.maxL1Bytes) bytes",
+                remedy: Self.smallestClusterSize(virtualSize: plan.virtualSize).map(Remedy.clusterSize))
         }
         if let backing {
             let name = backing.name.utf8.count

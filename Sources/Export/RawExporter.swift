@@ -24,7 +24,7 @@ public struct RawExporter {
     @discardableResult
     public func export(to output: ExportOutput) throws -> [Extent] {
         if plan.baseDepth != nil && !output.isRegularFile {
-            throw ExportError.output("an incremental raw export needs a file (--to), to leave unchanged ranges as holes")
+            throw ExportError.output("an incremental raw export needs a file, to leave unchanged ranges as holes", remedy: .outputFile)
         }
         if output.wantsTotal { output.announce(total: try bytesSent(toRegularFile: output.isRegularFile)) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferSize, alignment: 4096)

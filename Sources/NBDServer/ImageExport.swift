@@ -17,7 +17,7 @@ public struct ImageExport: Sendable {
     ///   - indexed: The scan to serve (fresh when the server starts: the caller's freshness policy).
     ///   - name: The export name clients must ask for (`""`, as qemu-nbd, by default).
     /// - Throws: `ExportError.plan` when the scan cannot be exported (an encrypted image, an unknown format).
-    public init(store: IndexStore, indexed: IndexedScan, name: String = "") throws {
+    public init(store: any IndexStoring, indexed: IndexedScan, name: String = "") throws {
         self.indexed = indexed
         plan = try ExportPlan(store: store, indexed: indexed, basePath: nil)
         advertised = NBDExport(name: name, size: plan.virtualSize, metaContexts: MetaContext.allCases.map(\.rawValue))

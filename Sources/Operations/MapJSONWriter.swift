@@ -7,7 +7,7 @@ public enum MapJSONWriter {
     /// then flushes `sink`.
     ///
     /// - Throws: a store error, or ``OutputError`` when the sink's descriptor cannot be written.
-    public static func write(store: IndexStore, scanID: Int64, from lower: UInt64, to upper: UInt64, sink: inout ByteSink) throws {
+    public static func write(store: any IndexStoring, scanID: Int64, from lower: UInt64, to upper: UInt64, sink: inout ByteSink) throws {
         var first = true
         // Stored compressed clusters are one extent each (with their descriptors); print them merged.
         var pending: Extent?

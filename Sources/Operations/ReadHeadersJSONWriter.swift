@@ -24,7 +24,7 @@ public enum ReadHeadersJSONWriter {
     ///
     /// - Throws: a store error, or ``OutputError`` when the sink's descriptor cannot be written.
     public static func write(
-        store: IndexStore, indexed: IndexedScan, style: ReadHeadersStyle, clusterBits bits: UInt64, sink: inout ByteSink
+        store: any IndexStoring, indexed: IndexedScan, style: ReadHeadersStyle, clusterBits bits: UInt64, sink: inout ByteSink
     ) throws {
         // A scan read from the store always has its row id; without one there is nothing to list.
         let scanID = indexed.scan.id ?? -1

@@ -49,7 +49,7 @@ public struct AllocationDiff: Sendable {
     public var changedBytes: UInt64 = 0
 
     /// Compares scan `before` with scan `after` over `[0, max(sizes))`.
-    public init(store: IndexStore, before: Int64, after: Int64) throws {
+    public init(store: any IndexStoring, before: Int64, after: Int64) throws {
         let left = ExtentCursor(store: store, scanID: before)
         let right = ExtentCursor(store: store, scanID: after)
         var a = try left.next()

@@ -27,7 +27,7 @@ public struct AllocationStrip: Sendable, Equatable {
     /// The disk's size, for the byte range of each bin.
     public var virtualSize: UInt64
 
-    public init(store: IndexStore, scanID: Int64, virtualSize: UInt64, binCount: Int = 480, rawDepths: Set<UInt32> = []) throws {
+    public init(store: any IndexStoring, scanID: Int64, virtualSize: UInt64, binCount: Int = 480, rawDepths: Set<UInt32> = []) throws {
         self.virtualSize = virtualSize
         let count = max(1, min(binCount, Int(max(virtualSize, 1))))
         var weights = [[UInt64]](repeating: [0, 0, 0, 0], count: count)

@@ -5,7 +5,7 @@ import Foundation
 /// allocation strip across the virtual disk, a histogram of extent sizes and, with history, a line chart
 /// of allocated bytes; a sortable table of images and totals. The markup is well-formed XML.
 extension Report {
-    public func html(store: IndexStore, title: String = "extentdb report") throws -> String {
+    public func html(store: any IndexStoring, title: String = "extentdb report") throws -> String {
         var page = """
             <!DOCTYPE html>
             <html lang="en">
@@ -245,12 +245,12 @@ extension Report {
     /// "12 images: 10 fresh, 1 stale, 1 missing".
     func stateSummary() -> String {
         let counts = Dictionary(grouping: images, by: \.state).mapValues(\.count)
-        let parts = ["fresh", "stale", "missing"].compactMap { state in counts[state].map { "\($0) \(state)" } }
+        let parts = ["fresh", "stale", "missing", "failed"].compactMap { state in counts[state].map { "\($0) \(state)" } }
         return "\(images.count) \(images.count == 1 ? "image" : "images"): " + (parts.isEmpty ? "none" : parts.joined(separator: ", "))
     }
 
     /// Images whose last scan failed, with their errors (from the index's failure records).
-    func failuresSection(store: IndexStore) throws -> String {
+    func failuresSection(store: any IndexStoring) throws -> String {
         let failures = try store.failures().values.sorted { $0.path < $1.path }
         guard !failures.isEmpty else { return "" }
         var html = "<h2>Failed scans (\(failures.count))</h2>\n<ul class=\"failures\">\n"

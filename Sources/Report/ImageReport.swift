@@ -7,6 +7,8 @@ import Scanner
 /// Sparse-usage figures of one indexed image, all from the index (plus a `stat` for size on disk and
 /// freshness). Byte counts follow the composed map of the latest scan.
 public struct ImageReport: Codable, Sendable, Equatable {
+    /// The image's id in the index (the HTTP API's `/v1/images/{id}`).
+    public var id: Int64
     public var path: String
     public var directory: String
     public var format: String
@@ -23,8 +25,10 @@ public struct ImageReport: Codable, Sendable, Equatable {
     public var zeroBytes: UInt64
     /// The rest of the disk: neither the image's data nor its zero ranges.
     public var unallocatedBytes: UInt64
-    /// fresh, stale or missing (the file is gone).
+    /// fresh, stale, missing (the file is gone) or failed (its last scan failed): ``ImageState``.
     public var state: String
+    /// The failed scan's error, when `state` is failed.
+    public var error: String?
     /// The chain below the image, nearest first (backing files or VHD parents).
     public var chain: [String]
     /// Internal snapshots (qcow2), by name.
@@ -66,8 +70,10 @@ public struct ImageReport: Codable, Sendable, Equatable {
         public var chainAllocatedBytes: UInt64
     }
 
-    init(_ entry: ImageWithScan, history: [ScanRecord]?) {
+    /// The figures of one image's latest scan; `failure` is the index's record of its last failed scan.
+    public init(_ entry: ImageWithScan, history: [ScanRecord]?, failure: ScanFailure? = nil, knownMissing: Bool = false) {
         let scan = entry.scan
+        id = entry.image.id ?? 0
         path = entry.image.path
         directory = PathResolver.directory(of: entry.image.path)
         format = entry.image.format
@@ -80,9 +86,7 @@ public struct ImageReport: Codable, Sendable, Equatable {
         unallocatedBytes = UInt64(scan.virtualSize) - min(UInt64(scan.virtualSize), UInt64(scan.ownDataBytes) + zeroBytes)
         chain = entry.layers.dropFirst().map(\.path)
         layerFormats = entry.layers.map(\.format)
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        let metadata = try? decoder.decode(ImageMetadata.self, from: Data(entry.image.metadataJson.utf8))
+        let metadata = entry.image.metadata
         snapshots = metadata?.qcow2?.snapshots.map(\.name) ?? []
         compressedBytes = UInt64(scan.compressedBytes)
         chainAllocatedBytes = UInt64(scan.dataBytes)
@@ -96,17 +100,16 @@ public struct ImageReport: Codable, Sendable, Equatable {
         parent = entry.image.backingPath
         scanId = scan.id ?? 0
         scannedAt = Self.timestamp(scan.scannedAtNs)
-        let freshness = ImageIndexer.freshness(of: IndexedScan(image: entry.image, scan: scan, layers: entry.layers))
-        if case .stale(let reason) = freshness {
-            stale = true
-            staleReason = reason
-        } else {
-            stale = false
-        }
-        state = identity == nil ? "missing" : (stale ? "stale" : "fresh")
+        let imageState = ImageState.of(
+            path: entry.image.path, indexed: IndexedScan(image: entry.image, scan: scan, layers: entry.layers), failure: failure,
+            knownMissing: knownMissing)
+        staleReason = imageState.staleReason
+        stale = staleReason != nil
+        state = imageState.word
+        error = imageState.error
         exportBytes = chainAllocatedBytes
         deltaBytes = parent == nil ? nil : allocatedBytes + zeroBytes
-        histogram = (try? JSONDecoder().decode([UInt64].self, from: Data(scan.dataExtentHistogram.utf8))) ?? []
+        histogram = scan.histogram
         self.history = history.map { scans in
             scans.map {
                 HistoryPoint(
@@ -166,6 +169,8 @@ public struct Report: Codable, Sendable {
     }
 
     public var images: [ImageReport]
+    /// Images whose every scan failed (never indexed): path, state `failed`, error, failed_at.
+    public var failures: [ImageSummary]
     public var totals: Totals
 
     /// Keys `--sort` accepts; numbers sort largest first, text A to Z.
@@ -176,13 +181,22 @@ public struct Report: Codable, Sendable {
 
     /// Builds the report for images at `paths` or under `directories` (everything when both are empty).
     public init(
-        store: IndexStore, paths: [String] = [], directories: [String] = [], sort: String = "path", top: Int? = nil, history: Bool = false
+        store: any IndexStoring, paths: [String] = [], directories: [String] = [], sort: String = "path", top: Int? = nil,
+        history: Bool = false
     ) throws {
         let entries = try store.scannedImages(matching: paths, directories: directories)
+        let recorded = try store.failures()
         var images = try entries.map { entry in
-            ImageReport(entry, history: history ? try store.scans(path: entry.image.path) : nil)
+            ImageReport(entry, history: history ? try store.scans(path: entry.image.path) : nil, failure: recorded[entry.image.path])
         }
         images.sort(by: try Self.ordering(sort))
+        let scanned = Set(entries.map(\.image.path))
+        let selected = Set(paths)
+        failures = recorded.values.filter { failure in
+            !scanned.contains(failure.path)
+                && ((paths.isEmpty && directories.isEmpty) || selected.contains(failure.path)
+                    || directories.contains { PathResolver.isInside(failure.path, directory: $0) })
+        }.sorted { $0.path < $1.path }.map(ImageSummary.init(failure:))
         if let top { images = Array(images.prefix(top)) }
         let byDirectory = Dictionary(grouping: images, by: \.directory)
         totals = Totals(

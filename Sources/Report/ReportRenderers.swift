@@ -26,9 +26,10 @@ extension Report {
                 image.path, image.format, ByteUnits.format(image.virtualSize), ByteUnits.format(image.diskUsage),
                 ByteUnits.format(image.allocatedBytes), ByteUnits.format(image.zeroBytes), ByteUnits.format(image.chainAllocatedBytes),
                 String(format: "%.1f%%", image.usedFraction * 100), "\(image.extentCount)", "\(image.chainLength)",
-                image.deltaBytes.map(ByteUnits.format) ?? "-", image.stale ? "stale" : "fresh",
+                image.deltaBytes.map(ByteUnits.format) ?? "-", image.state,
             ]
         }
+        rows += failures.map { [$0.path, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", $0.state] }
         let totalRows = totals.directories.count > 1 ? totals.directories : []
         for total in totalRows + [totals.overall] {
             rows.append([
@@ -47,7 +48,13 @@ extension Report {
                 let pad = String(repeating: " ", count: widths[column] - cell.count)
                 return numeric.contains(column) ? pad + cell : cell + pad
             }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
-        }.joined(separator: "\n") + "\n" + historyTable()
+        }.joined(separator: "\n") + "\n" + errorLines() + historyTable()
+    }
+
+    /// One line per failed image, with its error (the table has no room for it).
+    func errorLines() -> String {
+        let failed = images.compactMap { image in image.error.map { (image.path, $0) } } + failures.map { ($0.path, $0.error ?? "") }
+        return failed.map { "failed \($0.0): \($0.1)\n" }.joined()
     }
 
     /// With `--history`: every kept scan of each image, oldest first (scan id, time, own and chain data).
@@ -71,7 +78,8 @@ extension Report {
         let columns = [
             "path", "format", "virtual_size", "disk_usage", "allocated_bytes", "zero_bytes", "compressed_bytes",
             "chain_allocated_bytes", "extent_count", "data_extent_count", "mean_extent", "median_extent", "largest_extent",
-            "used_fraction", "chain_length", "parent", "scan_id", "scanned_at", "stale", "export_bytes", "delta_bytes",
+            "used_fraction", "chain_length", "parent", "scan_id", "scanned_at", "stale", "export_bytes", "delta_bytes", "id", "state",
+            "error",
         ]
         func quote(_ text: String) -> String {
             text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
@@ -85,7 +93,15 @@ extension Report {
                 "\(image.dataExtentCount)", "\(image.meanExtent)", "\(image.medianExtent)", "\(image.largestExtent)",
                 String(format: "%.6f", image.usedFraction), "\(image.chainLength)", image.parent ?? "", "\(image.scanId)",
                 image.scannedAt, image.stale ? "true" : "false", "\(image.exportBytes)", image.deltaBytes.map { "\($0)" } ?? "",
+                "\(image.id)", image.state, image.error ?? "",
             ]
+            lines.append(cells.map(quote).joined(separator: ","))
+        }
+        for failure in failures {
+            var cells = [String](repeating: "", count: columns.count)
+            cells[0] = failure.path
+            cells[columns.count - 2] = failure.state
+            cells[columns.count - 1] = failure.error ?? ""
             lines.append(cells.map(quote).joined(separator: ","))
         }
         return lines.joined(separator: "\r\n") + "\r\n"

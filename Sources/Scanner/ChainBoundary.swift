@@ -131,8 +131,8 @@ final class ChainBoundary {
         ImageError(
             path: referrer,
             .refused(
-                "\(role) '\(name)' is not a regular file beneath the image's directory or a trusted root; refusing to open it "
-                    + "(pass --trust-root DIR for a directory of shared images, or --allow-outside-backing to trust every file)"))
+                "\(role) '\(name)' is not a regular file beneath the image's directory or a trusted root; refusing to open it"),
+            remedy: .trustDirectory)
     }
 
     /// With every file trusted: opened as named (links followed, block devices accepted), but only where the

@@ -17,14 +17,19 @@ public struct ImageError: Error, Sendable, CustomStringConvertible {
 
     public var path: String
     public var reason: Reason
+    /// What a person can do about it, rendered by each front end in its own words.
+    public var remedy: Remedy?
 
-    public init(path: String, _ reason: Reason) {
+    public init(path: String, _ reason: Reason, remedy: Remedy? = nil) {
         self.path = path
         self.reason = reason
+        self.remedy = remedy
     }
 
     public static func format(_ path: String, _ error: FormatError) -> ImageError { .init(path: path, .format(error)) }
-    public static func chain(_ path: String, _ message: String) -> ImageError { .init(path: path, .chain(message)) }
+    public static func chain(_ path: String, _ message: String, remedy: Remedy? = nil) -> ImageError {
+        .init(path: path, .chain(message), remedy: remedy)
+    }
 
     public var description: String {
         switch reason {

@@ -25,7 +25,7 @@ public struct IndexingOutcome: Sendable {
 
 /// Keeps the index in step with images: scans when an image is new or changed, and records the result.
 public struct ImageIndexer: Sendable {
-    public let store: IndexStore
+    public let store: any IndexStoring
     public let options: ScanOptions
     /// Scans kept per image after each new scan (the oldest beyond it are deleted); nil keeps all.
     public var keepScans: Int?
@@ -33,7 +33,7 @@ public struct ImageIndexer: Sendable {
     /// without bound.
     public static let defaultKeepScans = 10
 
-    public init(store: IndexStore, options: ScanOptions = ScanOptions(), keepScans: Int? = ImageIndexer.defaultKeepScans) {
+    public init(store: any IndexStoring, options: ScanOptions = ScanOptions(), keepScans: Int? = ImageIndexer.defaultKeepScans) {
         self.store = store
         self.options = options
         self.keepScans = keepScans
@@ -120,9 +120,7 @@ public struct ImageIndexer: Sendable {
     public func ensureIndexed(path: String, force: Bool = false, progress: ScanProgress? = nil) throws -> IndexingOutcome {
         let canonical = try Self.canonicalPath(path)
         let previous = try store.latestScan(path: canonical)
-        if !force, pinAgrees(with: previous), let indexed = previous, trustShortfall(of: indexed) == nil,
-            Self.freshnessWithHeaders(of: indexed).isFresh
-        {
+        if !force, let indexed = previous, staleness(of: indexed, checkHeaders: true) == nil {
             return IndexingOutcome(path: canonical, action: .unchanged, indexed: indexed)
         }
         guard !store.isReadOnly else { throw StoreError.readOnly(store.path ?? "the index") }
@@ -145,15 +143,15 @@ public struct ImageIndexer: Sendable {
             if indexed != .raw && probed.format != indexed {
                 throw ImageError.chain(
                     path,
-                    "indexed as \(indexed.rawValue), now reads as \(probed.foreign ?? probed.format.rawValue); pass --image-format to re-pin"
-                )
+                    "indexed as \(indexed.rawValue), now reads as \(probed.foreign ?? probed.format.rawValue)",
+                    remedy: .pinFormat([indexed.rawValue, probed.format.rawValue]))
             }
             options.pinnedFormat = indexed
         } else if path.lowercased().hasSuffix(".raw"), probed.format != .raw || probed.foreign != nil {
             throw ImageError.chain(
                 path,
                 "named .raw but its content reads as \(probed.foreign ?? probed.format.rawValue); a guest can write any header "
-                    + "into its raw disk, so pass --image-format raw (or \(probed.format.rawValue)) to say which it is")
+                    + "into its raw disk, so its format must be stated", remedy: .pinFormat(["raw", probed.format.rawValue]))
         }
         return options
     }
@@ -165,10 +163,22 @@ public struct ImageIndexer: Sendable {
 
         public var description: String {
             switch self {
-            case .notIndexed(let path): return "\(path): not in the index; run 'extentdb scan' or drop --no-rescan"
-            case let .stale(path, reason): return "\(path): index is stale (\(reason)); run 'extentdb scan' or drop --no-rescan"
+            case .notIndexed(let path): return "\(path): not in the index"
+            case let .stale(path, reason): return "\(path): index is stale (\(reason))"
             }
         }
+    }
+
+    /// Why `indexed` may not answer as it stands, or nil when it may: the one decision behind every lookup
+    /// (``lookup(path:rescan:checkHeaders:answerStale:)``, ``ensureIndexed(path:force:progress:)``, the
+    /// service's lookup by id). A layer changed (`stat`, or with `checkHeaders` also each header's checksum),
+    /// the scan needed more trust than this indexer gives, or the caller pinned another format.
+    public func staleness(of indexed: IndexedScan, checkHeaders: Bool) -> String? {
+        let freshness = checkHeaders ? Self.freshnessWithHeaders(of: indexed) : Self.freshness(of: indexed)
+        if case .stale(let why) = freshness { return why }
+        if let shortfall = trustShortfall(of: indexed) { return shortfall }
+        if !pinAgrees(with: indexed) { return "pinned to \(options.pinnedFormat?.rawValue ?? "")" }
+        return nil
     }
 
     /// True when no format is pinned, or the pin is the format the image was indexed as (a new pin means
@@ -184,16 +194,14 @@ public struct ImageIndexer: Sendable {
     /// - Parameters:
     ///   - rescan: scan when needed; false makes a missing or stale index a ``LookupError``.
     ///   - checkHeaders: also compare each layer's header checksum (exports), not only `stat`.
-    public func lookup(path: String, rescan: Bool, checkHeaders: Bool = false) throws -> Lookup {
+    ///   - answerStale: with `rescan` false, return a stale scan as it is (saying why) instead of throwing.
+    public func lookup(path: String, rescan: Bool, checkHeaders: Bool = false, answerStale: Bool = false) throws -> Lookup {
         let canonical = try Self.canonicalPath(path)
         let previous = try store.latestScan(path: canonical)
         var reason: String?
         if let indexed = previous {
-            var freshness = checkHeaders ? Self.freshnessWithHeaders(of: indexed) : Self.freshness(of: indexed)
-            if let shortfall = trustShortfall(of: indexed) { freshness = .stale(shortfall) }
-            if freshness.isFresh && pinAgrees(with: indexed) { return Lookup(indexed: indexed) }
-            if case .stale(let why) = freshness { reason = why } else { reason = "pinned to \(options.pinnedFormat?.rawValue ?? "")" }
-            if store.isReadOnly { return Lookup(indexed: indexed, staleNotRescanned: reason) }
+            if let why = staleness(of: indexed, checkHeaders: checkHeaders) { reason = why } else { return Lookup(indexed: indexed) }
+            if store.isReadOnly || (!rescan && answerStale) { return Lookup(indexed: indexed, staleNotRescanned: reason) }
             if !rescan { throw LookupError.stale(path: canonical, reason: reason ?? "") }
         } else if !rescan || store.isReadOnly {
             throw LookupError.notIndexed(path: canonical)

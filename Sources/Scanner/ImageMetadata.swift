@@ -1,3 +1,5 @@
+import AllocationIndex
+import Foundation
 import ImageFormats
 
 /// Header metadata of one image, stored as JSON in the index and printed by `info`.
@@ -69,4 +71,13 @@ public struct SnapshotSummary: Sendable, Codable, Equatable {
     public var vmStateSize: UInt64
     public var diskSize: UInt64?
     public var l1Size: UInt32
+}
+
+extension ImageRecord {
+    /// The header metadata the scan recorded (`metadata_json`), decoded; nil when it cannot be read.
+    public var metadata: ImageMetadata? {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try? decoder.decode(ImageMetadata.self, from: Data(metadataJson.utf8))
+    }
 }

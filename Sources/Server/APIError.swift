@@ -1,4 +1,5 @@
 import AllocationIndex
+import Catalog
 import Export
 import Foundation
 import Hummingbird
@@ -26,34 +27,42 @@ public struct APIError: HTTPResponseError, Sendable {
 
     static func badRequest(_ detail: String) -> APIError { APIError(.badRequest, "bad_request", detail) }
     static func notFound(_ detail: String) -> APIError { APIError(.notFound, "not_found", detail) }
-    static func forbidden(_ detail: String) -> APIError { APIError(.forbidden, "forbidden", detail) }
 
-    /// The status a library error maps to: the one place errors become HTTP statuses.
+    /// The status a library error maps to: the one place errors become HTTP statuses. The library
+    /// classifies (``CatalogError``); this maps its code, once.
     static func from(_ error: any Error) -> APIError {
         switch error {
         case let error as APIError:
             return error
-        case let error as ImageIndexer.LookupError:
-            switch error {
-            case .notIndexed: return APIError(.notFound, "not_indexed", error.description)
-            case .stale: return APIError(.conflict, "stale", error.description)
-            }
-        case let error as ImageError:
-            switch error.reason {
-            case .replaced: return APIError(.conflict, "replaced", error.description)
-            case .refused: return APIError(.forbidden, "forbidden", error.description)
-            default: break
-            }
-            return APIError(.unprocessableContent, "image_error", error.description)
-        case let error as ExportError:
-            if case .plan = error { return APIError(.badRequest, "bad_export", error.description) }
-            return APIError(.internalServerError, "export_failed", error.description)
-        case let error as StoreError:
-            return APIError(.serviceUnavailable, "index_unavailable", "\(error)")
         case let error as any HTTPResponseError:
             return APIError(error.status, error.status.code == 404 ? "not_found" : "http_error", error.status.reasonPhrase)
         default:
-            return APIError(.internalServerError, "internal", IndexStore.describe(error) ?? "the request failed")
+            let classified = CatalogError(classifying: error)
+            let detail = classified.message + (classified.remedy.flatMap(hint).map { "; " + $0 } ?? "")
+            return APIError(status(of: classified.code), classified.code.rawValue, detail)
+        }
+    }
+
+    /// The HTTP status of each error code.
+    static func status(of code: CatalogError.Code) -> HTTPResponse.Status {
+        switch code {
+        case .invalidArgument, .invalidExport: return .badRequest
+        case .notFound, .notIndexed: return .notFound
+        case .refused: return .forbidden
+        case .stale, .replaced: return .conflict
+        case .missing: return .gone
+        case .invalidImage: return .unprocessableContent
+        case .busy, .indexUnavailable, .indexReadOnly: return .serviceUnavailable
+        case .ioFailed, .internalError: return .internalServerError
+        }
+    }
+
+    /// A library ``Remedy`` in the API's words, or nil when a client has nothing to do about it (the
+    /// service's trust and formats are the operator's choice).
+    static func hint(_ remedy: Remedy) -> String? {
+        switch remedy {
+        case .scanFirst: return "scan it first: POST /v1/scans"
+        case .pinFormat, .trustDirectory, .readAsRaw, .outputFile, .clusterSize: return nil
         }
     }
 }

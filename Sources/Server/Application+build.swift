@@ -1,3 +1,4 @@
+import AllocationIndex
 import Hummingbird
 import NBDServer
 import Logging
@@ -57,7 +58,7 @@ func buildRouter(service: IndexService) -> Router<ServiceRequestContext> {
     router.add(middleware: MetricsMiddleware())
     router.get("healthz") { _, _ in Response.json(["status": "ok"]) }
     router.get("metrics") { _, _ in
-        let text = service.metrics.render(indexSizeBytes: service.store.fileSize)
+        let text = service.metrics.render(indexSizeBytes: (service.store as? IndexStore)?.fileSize ?? 0)
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
     }

@@ -1,7 +1,10 @@
 import AllocationIndex
+import Catalog
 import Foundation
 import Hummingbird
+import ImageIO
 import Operations
+import Report
 import Scanner
 
 /// `/v1/images`: list, one image, forget, extents.
@@ -15,21 +18,33 @@ struct ImageRoutes {
         group.get("images/:id/extents", use: extents)
     }
 
-    /// `GET /v1/images[?path=P]`.
+    /// `GET /v1/images[?path=P]`: every image under the roots, or the image at P, or those below directory P;
+    /// failed images included, with their error.
     @Sendable func list(_ request: Request, context: ServiceRequestContext) async throws -> Response {
-        var images = try service.store.scannedImages().filter { service.policy.contains($0.image.path) }
+        let policy = service.policy
+        var matches: @Sendable (String) -> Bool = { policy.contains($0) }
         if let path = request.uri.queryParameters.get("path") {
-            let canonical = try service.policy.resolve(path)
-            images = images.filter { $0.image.path == canonical }
+            let canonical = try policy.resolve(path)
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: canonical, isDirectory: &isDirectory), isDirectory.boolValue {
+                matches = { PathResolver.isInside($0, directory: canonical) && policy.contains($0) }
+            } else {
+                matches = { $0.utf8.elementsEqual(canonical.utf8) }
+            }
         }
-        let summaries = images.map { service.summary(of: IndexedScan(image: $0.image, scan: $0.scan, layers: $0.layers)).0 }
+        let service = service
+        let summaries = try service.catalog.summaries(matching: matches, knownMissing: service.isMarkedMissing).map { summary in
+            var summary = summary
+            summary.lastChecked = service.lastChecked(summary.path).map { ImageReport.timestamp(Int64($0 * 1e9)) }
+            return summary
+        }
         return Response.json(["images": summaries])
     }
 
     /// `GET /v1/images/{id}`.
     @Sendable func get(_ request: Request, context: ServiceRequestContext) async throws -> Response {
         let indexed = try service.indexedImage(id: try imageID(context))
-        return Response.json(service.detail(of: indexed))
+        return Response.json(try service.detail(of: indexed))
     }
 
     /// `DELETE /v1/images/{id}`: forgets the image and its scans (the file is not touched).

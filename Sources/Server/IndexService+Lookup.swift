@@ -1,4 +1,5 @@
 import AllocationIndex
+import Catalog
 import Foundation
 import ImageIO
 import NIOPosix
@@ -7,7 +8,7 @@ import Scanner
 extension IndexService {
     /// The image with this id, as its latest scan, refusing images whose chain leaves the roots.
     ///
-    /// - Throws: ``APIError`` 404 when there is no such indexed image, or when it may not be served here (the
+    /// - Throws: ``CatalogError`` `notFound` when there is no such indexed image, or when it may not be served here (the
     ///   same answer, so a client learns nothing about images outside the roots).
     func indexedImage(id: Int64) throws -> IndexedScan {
         guard let indexed = try store.latestScan(imageID: id) else { throw Self.noImage(id) }
@@ -15,10 +16,10 @@ extension IndexService {
         return indexed
     }
 
-    static func noImage(_ id: Int64) -> APIError { APIError.notFound("no indexed image with id \(id)") }
+    static func noImage(_ id: Int64) -> CatalogError { CatalogError(.notFound, "no indexed image with id \(id)") }
 
-    static func replaced(_ id: Int64) -> APIError {
-        APIError(.conflict, "replaced", "image \(id): its file was replaced by a symbolic link; it is not followed (scan the path again)")
+    static func replaced(_ id: Int64) -> CatalogError {
+        CatalogError(.replaced, "image \(id): its file was replaced by a symbolic link; it is not followed (scan the path again)")
     }
 
     /// Refuses an image the service may not serve: the image outside the roots, or a layer or data file
@@ -48,6 +49,8 @@ extension IndexService {
             covered = indexer.trustShortfall(of: indexed) == nil
             if covered { cache.remember(indexed, imageID: id, now: now) }
         }
+        // ``ImageIndexer/staleness(of:checkHeaders:)`` in two halves: the trust half was decided when the scan
+        // was cached (the service pins no format), so a cached answer costs only the stat.
         let freshness = checkHeaders ? ImageIndexer.freshnessWithHeaders(of: indexed) : ImageIndexer.freshness(of: indexed)
         if freshness.isFresh && covered { return indexed }
         let path = indexed.image.path
@@ -56,11 +59,11 @@ extension IndexService {
         if let now = PathResolver.canonical(path), !now.utf8.elementsEqual(path.utf8) { throw Self.replaced(id) }
         guard FileManager.default.fileExists(atPath: path) else {
             markChecked(path, exists: false)
-            throw APIError(.gone, "missing", "\(path) was deleted; its last scan is still in the index")
+            throw CatalogError(.missing, "\(path) was deleted; its last scan is still in the index")
         }
-        let indexer = indexer
+        let catalog = catalog
         let rescanned = try await blockingPool.runIfActive {
-            try indexer.lookup(path: path, rescan: true, checkHeaders: checkHeaders).indexed
+            try catalog.lookup(path: path, rescan: true, checkHeaders: checkHeaders).indexed
         }
         markChecked(path)
         cache.forget(imageID: id)

@@ -1,4 +1,5 @@
 import AllocationIndex
+import Catalog
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -9,9 +10,11 @@ import Scanner
 /// threads that run blocking work (scans, export producers, pipe reads) off the request threads.
 public final class IndexService: Sendable {
     public let configuration: ServerConfiguration
-    public let store: IndexStore
+    public let store: any IndexStoring
     public let policy: RootPolicy
     public let indexer: ImageIndexer
+    /// The front door: lookups, summaries and errors as every front end has them.
+    public let catalog: ImageCatalog
     public let scans: ScanJobs
     public let metrics: ServiceMetrics
     let logger: Logger
@@ -41,6 +44,7 @@ public final class IndexService: Sendable {
         options.timeLimit = configuration.scanTimeLimit
         options.maximumExtents = configuration.maximumScanExtents
         indexer = ImageIndexer(store: store, options: options)
+        catalog = ImageCatalog(indexer: indexer)
         metrics = ServiceMetrics.shared
         scans = ScanJobs(
             indexer: indexer, concurrency: configuration.concurrentScans, maximumUnfinished: configuration.maximumQueuedScans,

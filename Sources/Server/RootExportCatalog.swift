@@ -1,4 +1,5 @@
 import AllocationIndex
+import Catalog
 import Foundation
 import NBD
 import NBDServer
@@ -16,7 +17,7 @@ struct RootExportCatalog: ImageExportCatalog {
     let service: IndexService
 
     func exportNames() -> [String] {
-        let images = (try? service.store.scannedImages(directories: service.configuration.roots)) ?? []
+        let images = (try? service.store.scannedImages(matching: [], directories: service.configuration.roots)) ?? []
         // Only images it would serve: a chain with a layer outside the roots (indexed by another user of the
         // index) is neither served nor announced.
         let servable = images.filter { image in
@@ -40,16 +41,14 @@ struct RootExportCatalog: ImageExportCatalog {
             service.markChecked(path)
             try service.confine(indexed)
             return .success(try ImageExport(store: service.store, indexed: indexed, name: name))
-        } catch let error as APIError where error.status == .forbidden || error.status == .notFound {
-            return .failure(unknown)
-        } catch let error as ImageError {
-            // A chain the boundary refuses is unknown here; a name now leading through a link, too.
-            switch error.reason {
-            case .refused, .replaced: return .failure(unknown)
-            default: return .failure(NBDExportUnavailable("'\(name)': \(error)"))
-            }
         } catch {
-            return .failure(NBDExportUnavailable("'\(name)': \(error)"))
+            // A name the roots or the chain boundary refuse, or one now leading through a link, is unknown here,
+            // so a client learns nothing about files it may not read.
+            let classified = CatalogError(classifying: error)
+            switch classified.code {
+            case .refused, .notFound, .replaced: return .failure(unknown)
+            default: return .failure(NBDExportUnavailable("'\(name)': \(classified.message)"))
+            }
         }
     }
 

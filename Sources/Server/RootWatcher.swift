@@ -1,3 +1,4 @@
+import Catalog
 import AllocationIndex
 import Foundation
 import ImageIO
@@ -71,7 +72,7 @@ final class WatchState: @unchecked Sendable {
     func sweep() {
         lastSweep = Self.now()
         let now = lastSweep
-        guard let images = try? service.store.scannedImages(directories: service.configuration.roots) else { return }
+        guard let images = try? service.store.scannedImages(matching: [], directories: service.configuration.roots) else { return }
         var known = Set<String>()
         for image in images {
             let indexed = IndexedScan(image: image.image, scan: image.scan, layers: image.layers)

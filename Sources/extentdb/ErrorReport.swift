@@ -1,4 +1,5 @@
 import AllocationIndex
+import Catalog
 import Export
 import Foundation
 import ImageFormats
@@ -6,31 +7,49 @@ import ImageIO
 import Scanner
 
 /// A failure as the user sees it: one line for people, or with `--output json` an object on standard
-/// error, `{"error": ..., "path": ..., "field": ..., "offset": ...}` (keys without a value left out).
+/// error, `{"error": ..., "code": ..., "path": ..., "field": ..., "offset": ...}` (keys without a value
+/// left out). The library classifies the error (``CatalogError``); this adds the CLI's own hint.
 struct ErrorReport {
     var message: String
+    var code: String?
     var path: String?
     var field: String?
     var offset: UInt64?
 
     init(_ error: any Error) {
-        switch error {
-        case let error as ImageError:
-            message = error.description
-            path = error.path
-            if case .format(let format) = error.reason {
-                field = format.field
-                offset = format.offset
-            }
-            if case .io(let io) = error.reason { path = io.path }
-        case let error as ExportError:
-            message = error.description
-            if case let .data(path, offset, _) = error {
-                self.path = path
-                self.offset = offset
-            }
-        default:
-            message = IndexStore.describe(error) ?? "\(error)"
+        if let failure = error as? CommandFailure {
+            message = failure.description
+            return
+        }
+        let classified = CatalogError(classifying: error)
+        message = classified.message + (classified.remedy.map { "; " + Self.hint($0) } ?? "")
+        code = classified.code.rawValue
+        path = classified.path
+        field = classified.field
+        offset = classified.offset
+    }
+
+    /// A library ``Remedy`` in the CLI's words: the flag or command that does it.
+    static func hint(_ remedy: Remedy) -> String {
+        switch remedy {
+        case .scanFirst: return "run 'extentdb scan' or drop --no-rescan"
+        case .pinFormat(let formats): return "pass --image-format \(formats.joined(separator: " or ")) to say which it is"
+        case .trustDirectory:
+            return "pass --trust-root DIR for a directory of shared images, or --allow-outside-backing to trust every file"
+        case .readAsRaw: return "pass --image-format raw to read its bytes as a raw disk"
+        case .outputFile: return "give a file with --to"
+        case .clusterSize(let size): return "--cluster-size \(size) fits"
+        }
+    }
+
+    /// The exit status of a failure: 2 for a request that cannot be right, 1 for everything else.
+    static func exitStatus(_ error: any Error) -> Int32 {
+        if error is CommandFailure { return ExitStatus.failure }
+        switch CatalogError(classifying: error).code {
+        case .invalidArgument: return ExitStatus.usage
+        case .notFound, .notIndexed, .stale, .missing, .replaced, .refused, .invalidImage, .invalidExport, .busy, .indexUnavailable,
+            .indexReadOnly, .ioFailed, .internalError:
+            return ExitStatus.failure
         }
     }
 
@@ -38,6 +57,7 @@ struct ErrorReport {
     func rendered(json: Bool) -> String {
         guard json else { return "extentdb: \(message)" }
         var object: [String: Any] = ["error": message]
+        if let code { object["code"] = code }
         if let path { object["path"] = path }
         if let field { object["field"] = field }
         if let offset { object["offset"] = offset }

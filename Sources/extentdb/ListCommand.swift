@@ -1,5 +1,6 @@
 import AllocationIndex
 import ArgumentParser
+import Catalog
 import Foundation
 import ImageIO
 import Report
@@ -24,65 +25,26 @@ struct ListCommand: ParsableCommand {
     @Option(help: "human or json.")
     var output: OutputFormat = .human
 
-    struct Entry: Encodable {
-        var path: String
-        var state: String
-        var format: String?
-        var virtualSize: Int64?
-        var scanId: Int64?
-        var scannedAt: String?
-        var scansKept: Int
-        var reason: String?
-    }
-
     func run() throws {
         let store = try index.openStore(existing: true)
         let filter = PathFilter(paths)
-        let failures = try store.failures()
-        let counts = try store.scanCounts()
-        var entries: [Entry] = []
-        var listed = Set<String>()
-        for item in try store.scannedImages() where filter.matches(item.image.path) {
-            let indexed = IndexedScan(image: item.image, scan: item.scan, layers: item.layers)
-            var entry = Entry(
-                path: item.image.path, state: "fresh", format: item.image.format, virtualSize: item.scan.virtualSize,
-                scanId: item.scan.id, scannedAt: ImageReport.timestamp(item.scan.scannedAtNs),
-                scansKept: item.image.id.flatMap { counts[$0] } ?? 0)
-            if let failure = failures[item.image.path], failure.failedAtNanoseconds > item.scan.scannedAtNs {
-                entry.state = "failed"
-                entry.reason = failure.message
-            } else if !FileManager.default.fileExists(atPath: item.image.path) {
-                entry.state = "missing"
-            } else if case .stale(let reason) = ImageIndexer.freshness(of: indexed) {
-                entry.state = "stale"
-                entry.reason = reason
-            }
-            entries.append(entry)
-            listed.insert(item.image.path)
-        }
-        for failure in failures.values where !listed.contains(failure.path) && filter.matches(failure.path) {
-            entries.append(
-                Entry(
-                    path: failure.path, state: FileManager.default.fileExists(atPath: failure.path) ? "failed" : "missing",
-                    scannedAt: ImageReport.timestamp(failure.failedAtNanoseconds), scansKept: 0, reason: failure.message))
-        }
-        entries.sort { $0.path < $1.path }
+        let entries = try ImageCatalog(indexer: ImageIndexer(store: store)).summaries(matching: filter.matches)
         switch output {
         case .json:
             let encoder = JSONEncoder()
-            encoder.keyEncodingStrategy = .convertToSnakeCase
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
             Console.print(String(decoding: try encoder.encode(["images": entries]), as: UTF8.self))
         case .human:
             let rows = entries.map { entry in
                 [
-                    entry.state, entry.format ?? "-", entry.virtualSize.map { Units.bytes(UInt64($0)) } ?? "-",
-                    entry.scannedAt ?? "-", "\(entry.scansKept)", TerminalText.name(entry.path),
+                    entry.state, entry.format ?? "-", entry.virtualSize.map { Units.bytes($0) } ?? "-",
+                    entry.scannedAt ?? entry.failedAt ?? "-", entry.scansKept.map { "\($0)" } ?? "0", TerminalText.name(entry.path),
                 ]
             }
             Console.print(TextTable.render(header: ["STATE", "FORMAT", "VIRTUAL", "SCANNED (UTC)", "SCANS", "PATH"], rows: rows))
-            for entry in entries where entry.reason != nil {
-                Console.print("\(entry.state) \(TerminalText.name(entry.path)): \(entry.reason ?? "")")
+            for entry in entries {
+                guard let reason = entry.error ?? entry.staleReason else { continue }
+                Console.print("\(entry.state) \(TerminalText.name(entry.path)): \(reason)")
             }
             Console.print(Plural.count(entries.count, "image"))
         }

@@ -52,7 +52,7 @@ enum Main {
                 exit(ExitStatus.usage)
             default:
                 Console.error(ErrorReport(error).rendered(json: json))
-                exit(ExitStatus.failure)
+                exit(ErrorReport.exitStatus(error))
             }
         }
     }

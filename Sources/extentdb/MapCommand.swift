@@ -1,5 +1,6 @@
 import AllocationIndex
 import ArgumentParser
+import Catalog
 import Foundation
 import ImageFormats
 import Operations
@@ -52,7 +53,7 @@ struct MapCommand: ParsableCommand {
 
 /// Writes a readable table: one row per extent, with the file that supplies it.
 enum MapTableWriter {
-    static func write(store: IndexStore, indexed: IndexedScan, from lower: UInt64, to upper: UInt64) throws {
+    static func write(store: any IndexStoring, indexed: IndexedScan, from lower: UInt64, to upper: UInt64) throws {
         guard let scanID = indexed.scan.id else { return }
         let header = ["Offset", "Length", "Depth", "Status", "Mapped to", "File"]
         Console.print(row(header))
@@ -105,20 +106,23 @@ enum IndexedImage {
     ///   - checkHeaders: also compare each layer's header checksum (exports), not only `stat`.
     ///   - quiet: do not say on standard error that the image was rescanned.
     static func load(
-        _ path: String, store: IndexStore, chain: ChainOptions, rescan: Bool, checkHeaders: Bool = false, quiet: Bool = false
+        _ path: String, store: any IndexStoring, chain: ChainOptions, rescan: Bool, checkHeaders: Bool = false, quiet: Bool = false
     ) throws -> IndexedScan {
+        let catalog = ImageCatalog(indexer: ImageIndexer(store: store, options: chain.scanOptions))
+        let lookup: ImageIndexer.Lookup
         do {
-            let lookup = try ImageIndexer(store: store, options: chain.scanOptions).lookup(
-                path: path, rescan: rescan, checkHeaders: checkHeaders)
-            if let reason = lookup.rescannedBecause, !quiet {
-                Console.error("extentdb: \(lookup.indexed.image.path): rescanned first (\(reason))")
-            }
-            if let reason = lookup.staleNotRescanned {
-                Console.error("extentdb: \(lookup.indexed.image.path): stale (read-only index, not rescanned): \(reason)")
-            }
-            return lookup.indexed
-        } catch let error as ImageIndexer.LookupError {
-            throw CommandFailure(error.description + (store.isReadOnly ? " (the index is read-only for this user)" : ""))
+            lookup = try catalog.lookup(path: path, rescan: rescan, checkHeaders: checkHeaders)
+        } catch {
+            guard store.isReadOnly, error.code == .notIndexed || error.code == .stale else { throw error }
+            throw CatalogError(
+                error.code, error.message + " (the index is read-only for this user)", path: error.path, remedy: error.remedy)
         }
+        if let reason = lookup.rescannedBecause, !quiet {
+            Console.error("extentdb: \(lookup.indexed.image.path): rescanned first (\(reason))")
+        }
+        if let reason = lookup.staleNotRescanned {
+            Console.error("extentdb: \(lookup.indexed.image.path): stale (read-only index, not rescanned): \(reason)")
+        }
+        return lookup.indexed
     }
 }

@@ -152,7 +152,7 @@ struct DiffCommand: ParsableCommand {
         }
     }
 
-    private func scanPair(store: IndexStore) throws -> (Int64, Int64) {
+    private func scanPair(store: any IndexStoring) throws -> (Int64, Int64) {
         if images.count == 2 {
             let a = try IndexedImage.load(images[0], store: store, chain: chain, rescan: true)
             let b = try IndexedImage.load(images[1], store: store, chain: chain, rescan: true)

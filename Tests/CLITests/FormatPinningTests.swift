@@ -66,7 +66,7 @@ import Testing
             $X map disk.img
             """, database: db, in: directory)
         #expect(result.status == 1)
-        #expect(result.stderr.contains("indexed as qcow2, now reads as raw; pass --image-format to re-pin"), "\(result.stderr)")
+        #expect(result.stderr.contains("indexed as qcow2, now reads as raw; pass --image-format qcow2 or raw"), "\(result.stderr)")
     }
 
     @Test("VHDX, VMDK, VDI, QED, Parallels, LUKS and qcow v1 are named and refused; a directory scan lists them skipped")

@@ -14,11 +14,12 @@ struct ImageNumbers {
     init(image: String, database: String, directory: URL? = nil) throws {
         let info = try extentdb(["info", "--output", "json", image], database: database, directory: directory)
         guard info.status == 0 else { throw CommandFailed(command: "extentdb info \(image)", status: info.status, stderr: info.stderr) }
-        let scan = (try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any])?["scan"] as? [String: Any]
-        virtualSize = scan?["virtual_size"] as? Int ?? -1
-        extentCount = scan?["extent_count"] as? Int ?? -1
-        dataBytes = scan?["data_bytes"] as? Int ?? -1
-        zeroBytes = scan?["zero_bytes"] as? Int ?? -1
+        let object = try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any]
+        let scan = object?["scan"] as? [String: Any]
+        virtualSize = object?["virtual_size"] as? Int ?? -1
+        extentCount = object?["extent_count"] as? Int ?? -1
+        dataBytes = object?["chain_allocated_bytes"] as? Int ?? -1
+        zeroBytes = scan?["chain_zero_bytes"] as? Int ?? -1
         let map = try extentdb(["map", "--output", "json", image], database: database, directory: directory)
         guard map.status == 0 else { throw CommandFailed(command: "extentdb map \(image)", status: map.status, stderr: map.stderr) }
         rows = try JSONSerialization.jsonObject(with: Data(map.stdout.utf8)) as? [[String: Any]] ?? []
@@ -97,15 +98,15 @@ struct ImageNumbers {
         let db = directory.appendingPathComponent("index.sqlite").path
         func index(_ result: CLIResult) throws -> (state: [String: Any], scan: [String: Any]) {
             let info = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
-            return (info?["index"] as? [String: Any] ?? [:], info?["scan"] as? [String: Any] ?? [:])
+            return (info?["index"] as? [String: Any] ?? [:], info ?? [:])
         }
         #expect(try extentdb(["scan", "-q", "mid.qcow2"], database: db, directory: directory).status == 0)
         let before = try index(try extentdb(["info", "--output", "json", "mid.qcow2"], database: db, directory: directory))
-        let first = try #require(before.state["scan_id"] as? Int)
+        let first = try #require(before.scan["scan_id"] as? Int)
         #expect(before.state["rescanned"] as? Bool == false)
         try shell("qemu-io -f qcow2 -c 'write -P 9 20M 64k' mid.qcow2 >/dev/null", in: directory)
         let after = try index(try extentdb(["info", "--output", "json", "mid.qcow2"], database: db, directory: directory))
-        let second = try #require(after.state["scan_id"] as? Int)
+        let second = try #require(after.scan["scan_id"] as? Int)
         #expect(after.state["rescanned"] as? Bool == true)
         #expect(second != first)
         #expect(after.scan["scan_id"] as? Int == second)

@@ -1,3 +1,4 @@
+import AllocationIndex
 import Dispatch
 import Foundation
 import Logging
@@ -14,7 +15,7 @@ import Testing
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         return ScanJobs(
-            indexer: ImageIndexer(store: try .init()), concurrency: 1, maximumUnfinished: maximumUnfinished, metrics: .shared,
+            indexer: ImageIndexer(store: try IndexStore()), concurrency: 1, maximumUnfinished: maximumUnfinished, metrics: .shared,
             logger: logger, beforeEachScan: { gate.wait() })
     }
 

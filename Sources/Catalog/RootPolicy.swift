@@ -5,7 +5,8 @@ import ImageIO
 ///
 /// A path is made absolute-only, then checked twice: as written with `.` and `..` removed, and as the
 /// file system resolves it (every symbolic link followed). Both must lie under a root; otherwise the
-/// answer is 403 whether or not the file exists, so a client cannot probe the rest of the host.
+/// answer is `forbidden` whether or not the file exists, so a client cannot probe the rest of the host.
+/// HTTP answers it as 403 and the NBD server as "no export"; both front ends confine through this one.
 public struct RootPolicy: Sendable {
     /// Canonical root directories.
     public let roots: [String]
@@ -32,25 +33,25 @@ public struct RootPolicy: Sendable {
     /// A symbolic link as the last component is followed only to a file in the directory that holds the
     /// link: `vmA/disk.qcow2 -> ../vmB/disk.qcow2` would otherwise give tenant A's name to tenant B's disk.
     ///
-    /// - Throws: ``APIError`` 400 for a relative or empty path, 403 outside the roots (including through
-    ///   `..` or a symbolic link, and a last-component link into another directory), 404 when it does not
-    ///   exist under a root.
-    public func resolve(_ path: String) throws -> String {
-        guard path.hasPrefix("/"), !path.contains("\0") else { throw APIError.badRequest("path must be absolute: \(path)") }
+    /// - Throws: ``CatalogError`` `invalidArgument` for a relative or empty path, `refused` outside the roots
+    ///   (including through `..` or a symbolic link, and a last-component link into another directory),
+    ///   `notFound` when it does not exist under a root.
+    public func resolve(_ path: String) throws(CatalogError) -> String {
+        guard path.hasPrefix("/"), !path.contains("\0") else { throw CatalogError(.invalidArgument, "path must be absolute: \(path)") }
         let lexical = Self.normalised(path)
-        guard contains(lexical) else { throw APIError.forbidden("\(path) is outside the service's roots") }
-        guard let canonical = PathResolver.canonical(lexical) else { throw APIError.notFound("\(path): no such file") }
-        guard contains(canonical) else { throw APIError.forbidden("\(path) resolves outside the service's roots") }
+        guard contains(lexical) else { throw CatalogError(.refused, "\(path) is outside the service's roots") }
+        guard let canonical = PathResolver.canonical(lexical) else { throw CatalogError(.notFound, "\(path): no such file") }
+        guard contains(canonical) else { throw CatalogError(.refused, "\(path) resolves outside the service's roots") }
         let holder = PathResolver.canonical(PathResolver.directory(of: lexical))
         let sameDirectory = holder.map { PathResolver.directory(of: canonical).utf8.elementsEqual($0.utf8) } ?? false
         guard sameDirectory || holder.map({ canonical.utf8.elementsEqual($0.utf8) }) == true else {
-            throw APIError.forbidden("\(path) is a symbolic link into another directory, which is not followed")
+            throw CatalogError(.refused, "\(path) is a symbolic link into another directory, which is not followed")
         }
         return canonical
     }
 
     /// `path` with empty, `.` and `..` components removed (`..` at the top stays at `/`).
-    static func normalised(_ path: String) -> String {
+    public static func normalised(_ path: String) -> String {
         var parts: [Substring] = []
         for part in path.split(separator: "/") {
             switch part {

@@ -1,0 +1,106 @@
+import ImageFormats
+
+/// The index operations the library uses, named once: the storage seam.
+///
+/// ``IndexStore`` (SQLite through GRDB) is the embedded default; a pool catalog on a server engine plugs in
+/// behind the same protocol, and tests inject either. Front ends and the library take `any IndexStoring`;
+/// only operator commands that are about one SQLite file (`check`, `vacuum`) use ``IndexStore`` itself.
+/// Every operation is one transaction: a reader never sees half a scan.
+public protocol IndexStoring: AnyObject, Sendable {
+    /// Where the index lives, for messages (nil in memory).
+    var path: String? { get }
+    /// This process can only read the index: nothing is migrated, scanned or recorded.
+    var isReadOnly: Bool { get }
+
+    // MARK: Save a scan
+
+    /// Records a scan of one image's chain, with its extents, in one transaction; history beyond
+    /// ``NewScan/keepScans`` is pruned in the same transaction.
+    func save(_ scan: NewScan) throws -> IndexedScan
+
+    // MARK: The latest scan, by path or id
+
+    func latestScan(path: String) throws -> IndexedScan?
+    func latestScan(imageID: Int64) throws -> IndexedScan?
+    /// One scan by id, with its image and chain.
+    func indexedScan(id: Int64) throws -> IndexedScan?
+    /// The image row for `path`, scanned or not.
+    func image(path: String) throws -> ImageRecord?
+
+    // MARK: Extents in a window
+
+    /// Calls `body` with each extent of a scan overlapping `[lower, upper)`, clipped to it, in guest order.
+    func forEachExtent(scanID: Int64, from lower: UInt64, to upper: UInt64, _ body: (Extent) throws -> Void) throws
+    /// The next stored chunks of a scan for a cursor (``ExtentCursor``), or nil when the scan is gone.
+    func extentChunks(scanID: Int64, from lower: UInt64, continuingAt: Int64?, to upper: UInt64, limit: Int) throws -> ExtentChunkBatch?
+
+    // MARK: History
+
+    /// Every kept scan of the image at `path`, oldest first.
+    func scans(path: String) throws -> [ScanRecord]
+    /// How many scans each image keeps, by image id.
+    func scanCounts() throws -> [Int64: Int]
+
+    // MARK: Forget and collect
+
+    /// Removes images with all their scans and failure records; returns the paths that were known.
+    func forget(paths: [String]) throws -> [String]
+    /// Applies retention to every image (the latest scan is always kept).
+    func collectGarbage(keep: Int?, olderThanNanoseconds: Int64?) throws -> RetentionResult
+    /// Every path the index knows as an image, scanned or failed.
+    func knownImagePaths() throws -> [String]
+
+    // MARK: Report rows
+
+    /// Every image with a scan, with that scan and its chain; only those at `paths` or under `directories`
+    /// unless both are empty.
+    func scannedImages(matching paths: [String], directories: [String]) throws -> [ImageWithScan]
+
+    // MARK: Failures
+
+    func recordFailure(path: String, message: String, atNanoseconds: Int64) throws
+    func failure(path: String) throws -> ScanFailure?
+    func failures() throws -> [String: ScanFailure]
+}
+
+extension IndexStoring {
+    /// Every extent of a scan from `lower` on, or all of them.
+    public func forEachExtent(scanID: Int64, from lower: UInt64 = 0, _ body: (Extent) throws -> Void) throws {
+        try forEachExtent(scanID: scanID, from: lower, to: UInt64(Int64.max), body)
+    }
+
+    /// Like ``forEachExtent(scanID:from:to:_:)`` but hands over the extents in batches (clipped to the range),
+    /// which keeps per-extent overhead out of hot output loops.
+    public func forEachBatch(
+        scanID: Int64, from lower: UInt64 = 0, to upper: UInt64 = UInt64(Int64.max), _ body: ([Extent]) throws -> Void
+    ) throws {
+        var batch: [Extent] = []
+        batch.reserveCapacity(IndexStore.extentsPerChunk)
+        try forEachExtent(scanID: scanID, from: lower, to: upper) { extent in
+            if batch.count == IndexStore.extentsPerChunk {
+                try body(batch)
+                batch.removeAll(keepingCapacity: true)
+            }
+            batch.append(extent)
+        }
+        if !batch.isEmpty { try body(batch) }
+    }
+
+    /// The extents of a scan overlapping `[lower, upper)`, clipped to it.
+    public func extents(scanID: Int64, from lower: UInt64 = 0, to upper: UInt64 = UInt64(Int64.max)) throws -> [Extent] {
+        var result: [Extent] = []
+        try forEachExtent(scanID: scanID, from: lower, to: upper) { result.append($0) }
+        return result
+    }
+
+    /// Every image with a scan.
+    public func scannedImages() throws -> [ImageWithScan] {
+        try scannedImages(matching: [], directories: [])
+    }
+}
+
+extension IndexStore: IndexStoring {
+    public func save(_ scan: NewScan) throws -> IndexedScan {
+        try save(scan, beforeCommit: nil)
+    }
+}

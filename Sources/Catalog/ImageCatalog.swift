@@ -1,0 +1,83 @@
+import AllocationIndex
+import Foundation
+import ImageFormats
+import ImageIO
+import Report
+import Scanner
+
+/// The front door: what the CLI, the HTTP service and the NBD server ask of the index, with the policy
+/// (lookup and rescan, state, vocabulary, confinement) decided here once.
+///
+/// Front ends parse a request, call one of these, and render the answer or the ``CatalogError``. Every
+/// error thrown from here is a ``CatalogError``.
+public struct ImageCatalog: Sendable {
+    public let indexer: ImageIndexer
+    public var store: any IndexStoring { indexer.store }
+
+    public init(indexer: ImageIndexer) {
+        self.indexer = indexer
+    }
+
+    /// The latest scan of the image at `path`, rescanned first when the index is missing or stale: the one
+    /// lookup every front end uses (``ImageIndexer/staleness(of:checkHeaders:)`` decides).
+    ///
+    /// - Parameters:
+    ///   - rescan: scan when needed; false makes a missing or stale index a `not_indexed` or `stale` error,
+    ///     unless `answerStale` asks for the stale scan as it is.
+    ///   - checkHeaders: also compare each layer's header checksum (exports), not only `stat`.
+    public func lookup(path: String, rescan: Bool = true, checkHeaders: Bool = false, answerStale: Bool = false) throws(CatalogError)
+        -> ImageIndexer.Lookup
+    {
+        try classified { try indexer.lookup(path: path, rescan: rescan, checkHeaders: checkHeaders, answerStale: answerStale) }
+    }
+
+    /// The canonical path the index keys `path` by.
+    public func canonicalPath(_ path: String) throws(CatalogError) -> String {
+        try classified { try ImageIndexer.canonicalPath(path) }
+    }
+
+    /// Every image the index knows that `matches` selects, with its state: scanned images and images whose
+    /// every scan failed, sorted by path (`list`, `GET /v1/images`).
+    ///
+    /// - Parameter knownMissing: paths a watcher already saw deleted.
+    public func summaries(matching matches: (String) -> Bool, knownMissing: (String) -> Bool = { _ in false }) throws(CatalogError)
+        -> [ImageSummary]
+    {
+        try classified {
+            let failures = try store.failures()
+            let counts = try store.scanCounts()
+            var summaries: [ImageSummary] = []
+            var listed = Set<String>()
+            for item in try store.scannedImages() where matches(item.image.path) {
+                let indexed = IndexedScan(image: item.image, scan: item.scan, layers: item.layers)
+                summaries.append(
+                    ImageSummary(
+                        indexed, failure: failures[item.image.path], knownMissing: knownMissing(item.image.path),
+                        scansKept: item.image.id.flatMap { counts[$0] } ?? 0))
+                listed.insert(item.image.path)
+            }
+            for failure in failures.values where !listed.contains(failure.path) && matches(failure.path) {
+                summaries.append(ImageSummary(failure: failure))
+            }
+            return summaries.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        }
+    }
+
+    /// The summary of one indexed image, its state and figures as every output shows them.
+    public func summary(of indexed: IndexedScan, knownMissing: Bool = false) throws(CatalogError) -> ImageSummary {
+        try classified {
+            let failure = try store.failure(path: indexed.image.path)
+            let kept = try indexed.image.id.flatMap { try store.scanCounts()[$0] }
+            return ImageSummary(indexed, failure: failure, knownMissing: knownMissing, scansKept: kept)
+        }
+    }
+
+    /// Runs `body`, classifying whatever it throws.
+    func classified<T>(_ body: () throws -> T) throws(CatalogError) -> T {
+        do {
+            return try body()
+        } catch {
+            throw CatalogError(classifying: error)
+        }
+    }
+}
