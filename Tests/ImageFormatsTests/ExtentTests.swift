@@ -21,14 +21,4 @@ import Testing
             extent.clipped(to: 120, 130) == Extent(start: 120, length: 10, depth: 0, present: true, zero: false, data: true, offset: 1020))
         #expect(extent.clipped(to: 150, 200) == nil)
     }
-
-    @Test("formats are detected by content")
-    func detection() {
-        let qcow2: [UInt8] = [0x51, 0x46, 0x49, 0xFB, 0, 0, 0, 3]
-        var vhdTail = [UInt8](repeating: 0, count: 512)
-        vhdTail.replaceSubrange(0..<8, with: Array("conectix".utf8))
-        #expect(ImageFormat.detect(head: qcow2[...], tail: [][...]) == .qcow2)
-        #expect(ImageFormat.detect(head: [1, 2, 3][...], tail: vhdTail[...]) == .vhd)
-        #expect(ImageFormat.detect(head: [1, 2, 3][...], tail: [UInt8](repeating: 0, count: 512)[...]) == .raw)
-    }
 }

@@ -41,6 +41,14 @@ import Testing
         }
     }
 
+    @Test("creator codes drop their NUL padding: blktap's 'tap\\0' reads 'tap', other unprintables '?'")
+    func creatorCodes() {
+        #expect(VHDFooter.fourCC(Array("tap".utf8 + [0])[...]) == "tap")
+        #expect(VHDFooter.fourCC(Array("qemu".utf8)[...]) == "qemu")
+        #expect(VHDFooter.fourCC([0x77, 0x01, 0x6B, 0x00][...]) == "w?k")
+        #expect(VHDFooter.fourCC([0, 0, 0, 0][...]) == "")
+    }
+
     @Test("checksum is the ones' complement of the byte sum without the checksum field")
     func checksum() {
         var bytes = [UInt8](repeating: 1, count: 512)

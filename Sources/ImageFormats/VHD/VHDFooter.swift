@@ -78,8 +78,12 @@ public struct VHDFooter: Sendable, Equatable {
         }
     }
 
+    /// A four-character code as text: NUL padding at the end dropped (blktap writes `tap\0`), any other
+    /// unprintable byte shown as `?`.
     static func fourCC(_ bytes: ArraySlice<UInt8>) -> String {
-        String(decoding: bytes.map { $0 >= 0x20 && $0 < 0x7F ? $0 : UInt8(ascii: "?") }, as: UTF8.self)
+        var bytes = bytes
+        while bytes.last == 0 { bytes = bytes.dropLast() }
+        return String(decoding: bytes.map { $0 >= 0x20 && $0 < 0x7F ? $0 : UInt8(ascii: "?") }, as: UTF8.self)
     }
 
     static func integer(_ bytes: ArraySlice<UInt8>) -> UInt64 {
