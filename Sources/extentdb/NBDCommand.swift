@@ -17,7 +17,9 @@ struct NBDCommand: ParsableCommand {
             checksum) and rescans it if it changed; connections already open then fail their reads with EIO, \
             never mixing old and new data.
 
-            Example: extentdb nbd disk.qcow2 --socket /tmp/disk.sock; nbdinfo --map 'nbd+unix:///?socket=/tmp/disk.sock'
+            Example:
+              extentdb nbd disk.qcow2 --socket /tmp/disk.sock
+              nbdinfo --map 'nbd+unix:///?socket=/tmp/disk.sock'
             """)
 
     @OptionGroup var index: IndexOptions

@@ -23,8 +23,9 @@ struct ServeCommand: ParsableCommand {
             `extentdb nbd` serves one: export names are paths relative to a root (nbdinfo --list shows \
             them), and an image that changed is rescanned when a client connects.
 
-            Example: extentdb serve --root /srv/vms --nbd-socket /run/extentdb/nbd.sock; \
-            nbdinfo --map 'nbd+unix:///vm1/disk.qcow2?socket=/run/extentdb/nbd.sock'
+            Example:
+              extentdb serve --root /srv/vms --nbd-socket /run/extentdb/nbd.sock
+              nbdinfo --map 'nbd+unix:///vm1/disk.qcow2?socket=/run/extentdb/nbd.sock'
             """)
 
     @OptionGroup var index: IndexOptions
