@@ -86,6 +86,8 @@ struct NBDCommand: ParsableCommand {
             try server.serve(on: address) { bound in
                 logger.notice("serving \(indexed.image.path) (\(size) bytes, read-only) on \(bound)")
             }
+        } catch let error as ListenError {
+            throw CommandFailure("\(error)")
         } catch {
             throw CommandFailure("nbd: \(address): \(error)")
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NBDServer
 import Server
 
 struct ServeCommand: ParsableCommand {
@@ -155,11 +156,17 @@ struct ServeCommand: ParsableCommand {
         let result = RunResult()
         let done = DispatchSemaphore(value: 0)
         Task {
-            do { try await app.runService() } catch { result.error = "\(error)" }
+            do {
+                try await app.runService()
+            } catch let error as ListenError {
+                result.error = "\(error)"
+            } catch {
+                result.error = "serve: \(error)"
+            }
             done.signal()
         }
         done.wait()
-        if let error = result.error { throw CommandFailure("serve: \(error)") }
+        if let error = result.error { throw CommandFailure(error) }
     }
 }
 

@@ -120,4 +120,40 @@ import Testing
         #expect(diff.contains { $0.hasPrefix("extentdb diff IMAGE --scan N compare") })
         #expect(diff.contains("extentdb diff IMAGE --scan N --scan M"))
     }
+
+    @Test("serve and nbd name a busy port, exit 1, and the watcher never starts")
+    func busyPort() throws {
+        let directory = try makeWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try script(
+            """
+            set -euo pipefail
+            mkdir root && cp top.qcow2 mid.qcow2 base.raw root/
+            python3 -c 'import socket, sys, time
+            s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+            print(s.getsockname()[1], flush=True); time.sleep(120)' > port.txt &
+            HOLDER=$!
+            trap 'kill -9 $HOLDER 2>/dev/null || true' EXIT
+            for _ in $(seq 200); do test -s port.txt && break; sleep 0.05; done
+            P=$(cat port.txt)
+            expected="extentdb: cannot listen on 127.0.0.1:$P: address already in use"
+
+            status=0; timeout -s KILL 60 $X serve --listen 127.0.0.1:$P --root "$PWD/root" --insecure-no-auth 2> serve.log || status=$?
+            echo "serve http: $status"
+            grep -qxF "$expected" serve.log || { cat serve.log; exit 1; }
+            if grep -q 'watching roots' serve.log; then echo "the watcher started"; fi
+
+            status=0
+            timeout -s KILL 60 $X serve --listen 127.0.0.1:0 --nbd-listen 127.0.0.1:$P --root "$PWD/root" --insecure-no-auth 2> serve-nbd.log || status=$?
+            echo "serve nbd: $status"
+            grep -qxF "$expected" serve-nbd.log || { cat serve-nbd.log; exit 1; }
+            if grep -q 'watching roots' serve-nbd.log; then echo "the watcher started"; fi
+
+            status=0; timeout -s KILL 60 $X nbd top.qcow2 --listen 127.0.0.1:$P 2> nbd.log || status=$?
+            echo "nbd: $status"
+            grep -qxF "$expected" nbd.log || { cat nbd.log; exit 1; }
+            """, database: directory.appendingPathComponent("index.sqlite").path, in: directory)
+        #expect(result.stdout == "serve http: 1\nserve nbd: 1\nnbd: 1\n", "\(result.stdout)\n\(result.stderr)")
+        #expect(result.status == 0, "\(result.stderr)")
+    }
 }
