@@ -156,4 +156,38 @@ import Testing
         #expect(result.stdout == "serve http: 1\nserve nbd: 1\nnbd: 1\n", "\(result.stdout)\n\(result.stderr)")
         #expect(result.status == 0, "\(result.stderr)")
     }
+
+    @Test("a file that is no index, or a damaged index, is called a cache that rescanning rebuilds")
+    func damagedIndex() throws {
+        let directory = try makeWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try script(
+            """
+            set -euo pipefail
+            echo "not a database at all" > text.sqlite
+            $X scan -q --db good.sqlite top.qcow2 > /dev/null
+            cp good.sqlite damaged.sqlite
+            # Keep SQLite's 100-byte header, overwrite every page after the first.
+            python3 -c 'import os, sys
+            f = open(sys.argv[1], "r+b"); size = os.path.getsize(sys.argv[1]); f.seek(4096)
+            f.write(bytes((i * 37 + 11) % 251 for i in range(size - 4096)))' damaged.sqlite
+            for index in text.sqlite damaged.sqlite; do
+                for command in list "map top.qcow2" check; do
+                    status=0; $X $command --db $index > /dev/null 2> err.txt || status=$?
+                    echo "$index $command: $status $(grep -c 'the index is a cache that can be rebuilt by rescanning' err.txt)"
+                done
+            done
+            # As the message says: moved aside, a rescan rebuilds it and map answers as before.
+            for file in damaged.sqlite*; do mv "$file" "$file.bad"; done
+            $X scan -q --db damaged.sqlite top.qcow2 > /dev/null
+            $X map --output json --db damaged.sqlite top.qcow2 > rebuilt.json
+            $X map --output json --db good.sqlite top.qcow2 > good.json
+            cmp rebuilt.json good.json && echo rebuilt
+            """, database: directory.appendingPathComponent("index.sqlite").path, in: directory)
+        let expected =
+            ["text.sqlite", "damaged.sqlite"].flatMap { index in
+                ["list", "map top.qcow2", "check"].map { "\(index) \($0): 1 1" }
+            }.joined(separator: "\n") + "\nrebuilt\n"
+        #expect(result.stdout == expected, "\(result.stdout)\n\(result.stderr)")
+    }
 }
