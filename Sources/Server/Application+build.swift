@@ -78,6 +78,7 @@ func buildRouter(service: IndexService) -> Router<ServiceRequestContext> {
     ExportRoute(service: service).register(on: v1)
     ScanRoutes(service: service).register(on: v1)
     ReportRoute(service: service).register(on: v1)
+    router.add(middleware: MethodNotAllowedMiddleware(routes: RouteMethods(router.routes.map { ($0.path.description, $0.method) })))
     return router
 }
 
