@@ -121,7 +121,9 @@ public final class IndexStore: Sendable {
             if id == 0, tables.isSubset(of: Self.ownTables) { return }
             throw StoreError.foreignDatabase(path: path, applicationID: id, tables: tables.sorted())
         } catch let error as DatabaseError {
-            throw StoreError.unreadable(path: path, reason: error.message ?? "\(error.resultCode)")
+            let reason = error.message ?? "\(error.resultCode)"
+            if Self.isDamage(error) { throw StoreError.damaged(path: path, reason: reason) }
+            throw StoreError.unreadable(path: path, reason: reason)
         }
     }
 
@@ -144,7 +146,13 @@ public final class IndexStore: Sendable {
     /// A database error in words, without the SQL statement (which `DatabaseError.description` carries).
     public static func describe(_ error: any Error) -> String? {
         guard let error = error as? DatabaseError else { return nil }
-        return "index error: \(error.message ?? "\(error.resultCode)")"
+        let message = "index error: \(error.message ?? "\(error.resultCode)")"
+        return isDamage(error) ? message + "; " + StoreError.rebuildHint : message
+    }
+
+    /// True when SQLite found the file is no database, or a damaged one.
+    static func isDamage(_ error: DatabaseError) -> Bool {
+        error.resultCode == .SQLITE_CORRUPT || error.resultCode == .SQLITE_NOTADB
     }
 
     /// Attempts at opening and migrating an index that other processes are creating or migrating too.

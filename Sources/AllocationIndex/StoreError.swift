@@ -7,8 +7,10 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     case invalidScan(String)
     /// Another program's SQLite database: not touched.
     case foreignDatabase(path: String, applicationID: Int32, tables: [String])
-    /// Not an SQLite database, or damaged beyond opening.
+    /// Cannot be opened right now (locked, busy, not permitted).
     case unreadable(path: String, reason: String)
+    /// Not an SQLite database, or a damaged one (SQLite's SQLITE_NOTADB, SQLITE_CORRUPT).
+    case damaged(path: String, reason: String)
     /// Read-only, and written by an older extentdb (its schema needs migrating).
     case needsUpgrade(String)
     /// A change was asked of an index this process can only read.
@@ -22,9 +24,13 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     /// The index path is a symbolic link to a file that does not exist: it is not created through it.
     case danglingLink(String)
 
+    /// What to do about a damaged index: nothing in it is lost that a scan cannot find again.
+    public static let rebuildHint =
+        "the index is a cache that can be rebuilt by rescanning: move the file aside and scan the images again"
+
     public var description: String {
         switch self {
-        case .corruptChunk(let detail): return "index is damaged: extent chunk \(detail)"
+        case .corruptChunk(let detail): return "index is damaged: extent chunk \(detail); \(Self.rebuildHint)"
         case .cannotCreateDirectory(let path): return "cannot create index directory \(path)"
         case .notFound(let what): return "\(what) is not in the index"
         case .danglingLink(let path):
@@ -35,6 +41,7 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
             return "\(path) is not an extentdb index (application_id 0x\(String(UInt32(bitPattern: id), radix: 16)), tables: "
                 + "\(tables.prefix(8).joined(separator: ", "))); refusing to change it"
         case let .unreadable(path, reason): return "\(path) cannot be read as an index: \(reason)"
+        case let .damaged(path, reason): return "\(path) cannot be read as an index: \(reason); \(Self.rebuildHint)"
         case .needsUpgrade(let path):
             return "\(path) was written by an older extentdb and is read-only here; open it once as a user who can write it"
         case .readOnly(let path): return "\(path) is read-only for this user; the index cannot be changed"

@@ -75,27 +75,10 @@ public struct NBDImageServer: Sendable {
         }
         let server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
         let bound: NBDListenAddress
-        switch address {
-        case .unix(let path):
-            if let socketMode {
-                try Self.refuseNonSocket(at: path)
-                let temporary = Self.temporaryName(for: path)
-                server = try await bootstrap.bind(unixDomainSocketPath: temporary, childChannelInitializer: initializer)
-                guard chmod(temporary, socketMode) == 0, rename(temporary, path) == 0 else {
-                    let failure = NBDSocketError(path: path, reason: String(cString: strerror(errno)))
-                    unlink(temporary)
-                    try? await server.channel.close()
-                    throw failure
-                }
-            } else {
-                server = try await bootstrap.bind(
-                    unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
-            }
-            bound = address
-        case let .tcp(host, port):
-            server = try await bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-                .bind(host: host, port: port, childChannelInitializer: initializer)
-            bound = .tcp(host: host, port: server.channel.localAddress?.port ?? port)
+        do {
+            (server, bound) = try await bind(address, bootstrap: bootstrap, initializer: initializer)
+        } catch {
+            throw ListenError(address: address.description, bindError: error) ?? error
         }
         onListening(bound)
         let catalog = self.catalog
@@ -120,6 +103,39 @@ public struct NBDImageServer: Sendable {
                 }
             }
         }
+    }
+
+    /// Binds the listener: a Unix socket (made with `socketMode` under a temporary name, then renamed into
+    /// place) or a TCP address.
+    private func bind(
+        _ address: NBDListenAddress, bootstrap: ServerBootstrap,
+        initializer: @escaping @Sendable (Channel) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>>
+    ) async throws -> (NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>, NBDListenAddress) {
+        let server: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+        let bound: NBDListenAddress
+        switch address {
+        case .unix(let path):
+            if let socketMode {
+                try Self.refuseNonSocket(at: path)
+                let temporary = Self.temporaryName(for: path)
+                server = try await bootstrap.bind(unixDomainSocketPath: temporary, childChannelInitializer: initializer)
+                guard chmod(temporary, socketMode) == 0, rename(temporary, path) == 0 else {
+                    let failure = NBDSocketError(path: path, reason: String(cString: strerror(errno)))
+                    unlink(temporary)
+                    try? await server.channel.close()
+                    throw failure
+                }
+            } else {
+                server = try await bootstrap.bind(
+                    unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
+            }
+            bound = address
+        case let .tcp(host, port):
+            server = try await bootstrap.childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .bind(host: host, port: port, childChannelInitializer: initializer)
+            bound = .tcp(host: host, port: server.channel.localAddress?.port ?? port)
+        }
+        return (server, bound)
     }
 
     /// Refuses to replace anything but a socket (an earlier server's) at `path`.

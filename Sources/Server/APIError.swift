@@ -14,6 +14,8 @@ public struct APIError: HTTPResponseError, Sendable {
     public var status: HTTPResponse.Status
     public var error: String
     public var detail: String
+    /// Headers the answer carries besides the body (`Allow` on a 405).
+    public var headers: HTTPFields = [:]
 
     public init(_ status: HTTPResponse.Status, _ error: String, _ detail: String) {
         self.status = status
@@ -22,7 +24,9 @@ public struct APIError: HTTPResponseError, Sendable {
     }
 
     public func response(from request: Request, context: some RequestContext) throws -> Response {
-        Response.json(["error": error, "detail": detail], status: status)
+        var response = Response.json(["error": error, "detail": detail], status: status)
+        for field in headers { response.headers.append(field) }
+        return response
     }
 
     static func badRequest(_ detail: String) -> APIError { APIError(.badRequest, "bad_request", detail) }

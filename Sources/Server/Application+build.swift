@@ -12,6 +12,13 @@ import ServiceLifecycle
 public func buildApplication(_ configuration: ServerConfiguration, logger: Logger = Logger(label: "extentdb.serve")) throws
     -> some ApplicationProtocol
 {
+    try buildApplicationAndGate(configuration, logger: logger).app
+}
+
+/// ``buildApplication(_:logger:)``, and the gate its listeners open (the HTTP one, then one per NBD address).
+func buildApplicationAndGate(_ configuration: ServerConfiguration, logger: Logger) throws -> (
+    app: some ApplicationProtocol, gate: ListenGate
+) {
     var configuration = configuration
     try configuration.validate()
     // Connections get what the descriptor limit leaves after the reserve, HTTP first, then each NBD listener.
@@ -23,6 +30,7 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
         configuration.maximumConnections = min(configuration.maximumConnections, share)
         configuration.nbdMaximumSessions = min(configuration.nbdMaximumSessions, share)
     }
+    let gate = ListenGate(listeners: 1 + configuration.nbdAddresses.count)
     let service = try IndexService(configuration: configuration, logger: logger)
     let router = buildRouter(service: service)
     let limiter = ConnectionLimiter(total: configuration.maximumConnections, perClient: configuration.maximumConnectionsPerClient)
@@ -40,15 +48,17 @@ public func buildApplication(_ configuration: ServerConfiguration, logger: Logge
                 // this also bounds how long a half-sent request holds its descriptor.
                 idleTimeout: .nanoseconds(Int64(configuration.idleTimeout * 1e9)))),
         configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "extentdb"),
+        // The watcher waits for every listener: a busy port stops the service before anything is scanned.
+        onServerRunning: { _ in gate.listenerBound() },
         logger: logger)
     app.addServices(LifecycleService(service: service))
     if configuration.watchInterval > 0 {
-        app.addServices(RootWatcher(service: service))
+        app.addServices(RootWatcher(service: service, gate: gate))
     }
     for address in configuration.nbdAddresses {
-        app.addServices(NBDService(service: service, address: address))
+        app.addServices(NBDService(service: service, address: address, gate: gate))
     }
-    return app
+    return (app, gate)
 }
 
 /// The routes: `/healthz` and `/metrics` open, everything under `/v1` behind the bearer token.
@@ -69,6 +79,7 @@ func buildRouter(service: IndexService) -> Router<ServiceRequestContext> {
     ExportRoute(service: service).register(on: v1)
     ScanRoutes(service: service).register(on: v1)
     ReportRoute(service: service).register(on: v1)
+    router.add(middleware: MethodNotAllowedMiddleware(routes: RouteMethods(router.routes.map { ($0.path.description, $0.method) })))
     return router
 }
 
@@ -90,10 +101,25 @@ public protocol ApplicationRunner: Sendable {
 
 /// Builds the service for `extentdb serve`.
 public func makeServeRunner(_ configuration: ServerConfiguration, logger: Logger) throws -> any ApplicationRunner {
-    Runner(app: try buildApplication(configuration, logger: logger))
+    let (app, gate) = try buildApplicationAndGate(configuration, logger: logger)
+    return Runner(app: app, address: configuration.listenAddress, gate: gate)
 }
 
 private struct Runner<App: ApplicationProtocol>: ApplicationRunner {
     let app: App
-    func runService() async throws { try await app.runService() }
+    let address: String
+    let gate: ListenGate
+
+    /// Runs the service. A socket error before every listener is bound is the HTTP listener's failure to
+    /// bind (each NBD listener throws its own ``ListenError``): it becomes one naming the address.
+    func runService() async throws {
+        do {
+            try await app.runService()
+        } catch let error as ListenError {
+            throw error
+        } catch {
+            guard !gate.isOpen, let failure = ListenError(address: address, bindError: error) else { throw error }
+            throw failure
+        }
+    }
 }

@@ -15,6 +15,25 @@ struct ExportRoute {
         group.get("images/:id/export", use: export)
     }
 
+    /// The file name an export is offered under: the image's own name when it already ends in the export's
+    /// extension (`top.qcow2` as qcow2 stays `top.qcow2`, `disk.img` as raw stays `disk.img`), the image's
+    /// extension replaced when it names another format (`top.qcow2` as vhd is `top.vhd`), else the name with
+    /// the extension added.
+    static func fileName(of path: String, as format: ExportFormat) -> String {
+        let name = path.split(separator: "/").last.map(String.init) ?? "image"
+        let lowered = name.lowercased()
+        let extensions: [ExportFormat: [String]] = [
+            .raw: [".raw", ".img"], .qcow2: [".qcow2"], .vhd: [".vhd", ".vpc"], .xva: [".xva"],
+        ]
+        let own = extensions[format] ?? []
+        if own.contains(where: { lowered.hasSuffix($0) && lowered.count > $0.count }) { return name }
+        let known = [".raw", ".img", ".qcow2", ".qcow", ".vhd", ".vpc", ".xva"]
+        if let suffix = known.first(where: { lowered.hasSuffix($0) && lowered.count > $0.count }) {
+            return String(name.dropLast(suffix.count)) + "." + format.rawValue
+        }
+        return name + "." + format.rawValue
+    }
+
     @Sendable func export(_ request: Request, context: ServiceRequestContext) async throws -> Response {
         let query = request.uri.queryParameters
         guard let formatName = query.get("format") else { throw APIError.badRequest("format is required: raw, qcow2, vhd or xva") }
@@ -45,7 +64,7 @@ struct ExportRoute {
                 headers[.contentRange] = "bytes \(asked.lowerBound)-\(asked.upperBound - 1)/\(size)"
             }
         }
-        let name = (indexed.image.path.split(separator: "/").last.map(String.init) ?? "image") + "." + format.rawValue
+        let name = Self.fileName(of: indexed.image.path, as: format)
         headers[.contentDisposition] = "attachment; filename=\"\(name.filter { $0 != "\"" && $0 != "\\" && !$0.isNewline })\""
         var exportRequest = ExportRequest(format: format, basePath: basePath, range: range ?? (format == .raw ? 0..<size : nil))
         // A delta names its base by file name: base and delta sit side by side where the client puts them.

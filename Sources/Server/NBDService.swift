@@ -10,6 +10,8 @@ import ServiceLifecycle
 struct NBDService: Service {
     let service: IndexService
     let address: NBDListenAddress
+    /// Told when this listener is bound (the watcher waits for every listener).
+    let gate: ListenGate
 
     func run() async throws {
         var configured = NBDImageServer(catalog: RootExportCatalog(service: service), logger: service.logger)
@@ -20,6 +22,7 @@ struct NBDService: Service {
         configured.idleLimit = .nanoseconds(Int64(service.configuration.nbdIdleTimeout * 1e9))
         let server = configured
         let logger = service.logger
+        let gate = self.gate
         let listening = NIOLockedValueBox(false)
         // Only a socket this server bound is removed: a refused path stays as it was.
         defer { if case .unix(let path) = address, listening.withLockedValue({ $0 }) { unlink(path) } }
@@ -28,6 +31,7 @@ struct NBDService: Service {
                 try await server.run(on: address) { bound in
                     listening.withLockedValue { $0 = true }
                     logger.info("NBD listening on \(bound)")
+                    gate.listenerBound()
                 }
             }
         } catch is CancellationError {

@@ -23,7 +23,7 @@ struct ReportRoute {
             directories = service.policy.roots
         }
         let report = try Report(store: service.store, paths: files, directories: directories, sort: "path", top: nil, history: false)
-        let text = try report.json()
+        let text = CompactJSON.compacted(try report.json())
         return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
     }
 }

@@ -14,12 +14,16 @@ import ServiceLifecycle
 /// rescanned through the scan queue. Deleted images are marked missing (their scans stay until `DELETE`).
 struct RootWatcher: Service {
     let service: IndexService
+    /// Opens once the service's listeners are bound: nothing is scanned for a service that cannot start.
+    let gate: ListenGate
     /// File names the watcher treats as images when it finds them new under a root.
     static let imageSuffixes = [".vhd", ".vpc", ".qcow2", ".qcow", ".raw", ".img"]
     /// How often inotify is drained and settled images are dispatched.
     static let tick: Duration = .milliseconds(200)
 
     func run() async throws {
+        await gate.waitUntilOpen()
+        if Task.isCancelled { return }
         let state = WatchState(service: service, inotify: InotifyWatch(roots: service.configuration.roots))
         service.logger.info(
             "watching roots", metadata: ["roots": "\(service.configuration.roots)", "inotify": "\(state.inotify != nil)"])

@@ -62,6 +62,9 @@ public struct ServerConfiguration: Sendable {
     /// Where the NBD server listens: `nbdSocket` and `nbdListen` as ``validate()`` parsed them.
     public private(set) var nbdAddresses: [NBDListenAddress] = []
 
+    /// `HOST:PORT` as `--listen` takes it (`[V6]:PORT` for IPv6).
+    public var listenAddress: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
     public init(host: String, port: Int, roots: [String], token: String?, databasePath: String, watchInterval: Double = 30) {
         self.host = host
         self.port = port

@@ -2,8 +2,13 @@ import ArgumentParser
 
 /// A size or offset on the command line, with qemu-img's suffixes: `B` (bytes), `K`, `M`, `G`, `T`, `P`, `E`
 /// (powers of 1024, either case), e.g. `--offset 1M`, `--length 2G`, `--length 1.5G`. A plain number is bytes.
-struct ByteCount: ExpressibleByArgument, Sendable, Equatable {
+struct ByteCount: ExpressibleByArgument, CustomStringConvertible, Sendable, Equatable {
     var value: UInt64
+
+    /// The number of bytes, as `--help` shows a default: `(default: 0)`.
+    var description: String { String(value) }
+
+    var defaultValueDescription: String { description }
 
     init(_ value: UInt64) { self.value = value }
 

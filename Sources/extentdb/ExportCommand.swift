@@ -21,10 +21,10 @@ struct ExportCommand: ParsableCommand {
             (device, inode, size, mtime, header checksum) changed (--no-rescan makes that an error). Only data
             extents are read: zero and unallocated ranges never are, and no L1/L2 table, BAT or bitmap is read.
 
-            raw   sparse file with --to (holes + copy_file_range), every byte on a pipe
-            qcow2 qcow2 v3 written front to back (works on a pipe); zero ranges become zero clusters
-            vhd   dynamic VHD (differencing with --base), front to back; up to 2040 GiB
-            xva   xapi's XVA disk stream: tar of 1 MiB chunks PREFIX/NNNNNNNN + .xxhash (XXH64)
+            raw    sparse file with --to (holes + copy_file_range), every byte on a pipe
+            qcow2  qcow2 v3 written front to back (works on a pipe); zero ranges become zero clusters
+            vhd    dynamic VHD (differencing with --base), front to back; up to 2040 GiB
+            xva    xapi's XVA disk stream: tar of 1 MiB chunks PREFIX/NNNNNNNN + .xxhash (XXH64)
 
             --base BASE exports only what the layers above BASE supply: a qcow2 overlay backed by BASE, a
             differencing VHD whose parent is BASE, changed ranges of a raw file (and --extents JSON), or
@@ -37,7 +37,7 @@ struct ExportCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("The image.", valueName: "image"))
     var image: String
 
-    @Option(help: "Output format: raw, qcow2, vhd or xva.")
+    @Option(name: [.customShort("O"), .long], help: "Output format: raw, qcow2, vhd or xva (-O as qemu-img convert -O).")
     var format: ExportFormat
 
     @Option(help: ArgumentHelp("Export only what the chain supplies above this ancestor.", valueName: "image"))

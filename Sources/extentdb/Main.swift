@@ -18,8 +18,19 @@ enum Main {
         // A scan's open transaction is rolled back by SQLite, as after SIGKILL.
         extentdb_install_signal_cleanup()
         let subcommands = Set(Extentdb.configuration.subcommands.compactMap { $0.configuration.commandName })
-        let arguments = CommandLineArguments.normalised(Array(CommandLine.arguments.dropFirst()), subcommands: subcommands)
+        let given = Array(CommandLine.arguments.dropFirst())
+        if given.isEmpty {
+            // Nothing asked: the help, as a usage error (on standard error, exit 2), as git and qemu-img do.
+            FileHandle.standardError.write(Data((Extentdb.helpMessage() + "\n").utf8))
+            exit(ExitStatus.usage)
+        }
+        let arguments = CommandLineArguments.normalised(given, subcommands: subcommands)
         let json = CommandLineArguments.wantsJSON(arguments)
+        if let word = UnknownCommand.word(in: given, subcommands: subcommands) {
+            let message = UnknownCommand.message(for: word, subcommands: subcommands)
+            Console.error(json ? ErrorReport(CommandFailure(message)).rendered(json: true) : "extentdb: \(message)")
+            exit(ExitStatus.usage)
+        }
         var command: ParsableCommand
         do {
             command = try Extentdb.parseAsRoot(arguments)
@@ -77,11 +88,13 @@ struct Extentdb: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "extentdb",
         abstract: "Index the allocated extents of VHD, QCOW2 and raw disk images in SQLite, and answer from the index.",
-        discussion: """
+        discussion: Help.reflow(
+            """
             Scan once, then ask the index: `map` answers qemu-img map's question without re-walking
             the image's L1/L2 tables, and `read-headers` gives xapi the JSON it reads from vhd-tool.
+
             Exit codes: 0 success, 1 bad input or image error, 2 usage error.
-            """,
+            """),
         version: "extentdb \(extentdbVersion)",
         subcommands: [
             ScanCommand.self, MapCommand.self, InfoCommand.self, ReadHeadersCommand.self, ExportCommand.self, ReportCommand.self,

@@ -17,7 +17,9 @@ struct NBDCommand: ParsableCommand {
             checksum) and rescans it if it changed; connections already open then fail their reads with EIO, \
             never mixing old and new data.
 
-            Example: extentdb nbd disk.qcow2 --socket /tmp/disk.sock; nbdinfo --map 'nbd+unix:///?socket=/tmp/disk.sock'
+            Example:
+              extentdb nbd disk.qcow2 --socket /tmp/disk.sock
+              nbdinfo --map 'nbd+unix:///?socket=/tmp/disk.sock'
             """)
 
     @OptionGroup var index: IndexOptions
@@ -84,6 +86,8 @@ struct NBDCommand: ParsableCommand {
             try server.serve(on: address) { bound in
                 logger.notice("serving \(indexed.image.path) (\(size) bytes, read-only) on \(bound)")
             }
+        } catch let error as ListenError {
+            throw CommandFailure("\(error)")
         } catch {
             throw CommandFailure("nbd: \(address): \(error)")
         }

@@ -11,9 +11,11 @@ struct ReadHeadersCommand: ParsableCommand {
         abstract: "Print the data-cluster JSON xapi's stream_vdi reads from `vhd-tool read_headers`.",
         discussion: Help.reflow(
             """
-            legacy:   {"virtual_size":N,"cluster_bits":B,"data_clusters":[i,j,...]}   (vhd-tool read_headers)
-            interval: {"virtual_size":N,"cluster_bits":B,"data_clusters":[[first,last],...]}
-                      (vhd-tool read_headers_interval; ranges are inclusive)
+            --format legacy, as vhd-tool read_headers:
+              {"virtual_size":N,"cluster_bits":B,"data_clusters":[i,j,...]}
+            --format interval, as vhd-tool read_headers_interval (ranges are inclusive):
+              {"virtual_size":N,"cluster_bits":B,"data_clusters":[[first,last],...]}
+
             A cluster is the qcow2 cluster or the VHD block; it is listed when any byte of it holds data in
             the guest view (any layer of the chain). Sub-cluster extents are rounded outward.
             """))

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NBDServer
 import Server
 
 struct ServeCommand: ParsableCommand {
@@ -23,8 +24,9 @@ struct ServeCommand: ParsableCommand {
             `extentdb nbd` serves one: export names are paths relative to a root (nbdinfo --list shows \
             them), and an image that changed is rescanned when a client connects.
 
-            Example: extentdb serve --root /srv/vms --nbd-socket /run/extentdb/nbd.sock; \
-            nbdinfo --map 'nbd+unix:///vm1/disk.qcow2?socket=/run/extentdb/nbd.sock'
+            Example:
+              extentdb serve --root /srv/vms --nbd-socket /run/extentdb/nbd.sock
+              nbdinfo --map 'nbd+unix:///vm1/disk.qcow2?socket=/run/extentdb/nbd.sock'
             """)
 
     @OptionGroup var index: IndexOptions
@@ -154,11 +156,17 @@ struct ServeCommand: ParsableCommand {
         let result = RunResult()
         let done = DispatchSemaphore(value: 0)
         Task {
-            do { try await app.runService() } catch { result.error = "\(error)" }
+            do {
+                try await app.runService()
+            } catch let error as ListenError {
+                result.error = "\(error)"
+            } catch {
+                result.error = "serve: \(error)"
+            }
             done.signal()
         }
         done.wait()
-        if let error = result.error { throw CommandFailure("serve: \(error)") }
+        if let error = result.error { throw CommandFailure(error) }
     }
 }
 
