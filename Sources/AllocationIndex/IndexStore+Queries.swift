@@ -27,6 +27,16 @@ extension IndexStore {
         }
     }
 
+    /// True when scan `id` was recorded once and is gone now (history retention, `gc`, or its image
+    /// forgotten): ids are never reused, and `id_high_water` keeps the largest ever given (migration 0004).
+    public func scanWasRemoved(id: Int64) throws -> Bool {
+        try writer.read { db in
+            let last = try Int64.fetchOne(db, sql: "SELECT last FROM id_high_water WHERE name = 'scans'") ?? 0
+            guard id > 0, id <= last else { return false }
+            return try ScanRecord.fetchOne(db, key: id) == nil
+        }
+    }
+
     /// The image row for `path`, scanned or not.
     public func image(path: String) throws -> ImageRecord? {
         try writer.read { db in try ImageRecord.filter(ImageRecord.Columns.path == path).fetchOne(db) }

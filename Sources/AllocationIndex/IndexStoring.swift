@@ -40,6 +40,8 @@ public protocol IndexStoring: AnyObject, Sendable {
     func scans(path: String) throws -> [ScanRecord]
     /// How many scans each image keeps, by image id.
     func scanCounts() throws -> [Int64: Int]
+    /// True when scan `id` existed once and was removed (retention, `gc`, a forgotten image).
+    func scanWasRemoved(id: Int64) throws -> Bool
 
     // MARK: Forget and collect
 

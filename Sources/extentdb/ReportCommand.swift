@@ -161,6 +161,11 @@ struct DiffCommand: ParsableCommand {
         let latest = try IndexedImage.load(images[0], store: store, chain: chain, rescan: true)
         let known = Set(try store.scans(path: latest.image.path).compactMap(\.id))
         for scan in scans where !known.contains(scan) {
+            if try store.scanWasRemoved(id: scan) {
+                throw CommandFailure(
+                    "scan #\(scan) was removed from the index by gc or history retention (scan --keep); the scans of "
+                        + "\(latest.image.path) now: \(known.sorted().map { "#\($0)" }.joined(separator: ", "))")
+            }
             throw CommandFailure(
                 "scan #\(scan) is not a scan of \(latest.image.path) (its scans: \(known.sorted().map { "#\($0)" }.joined(separator: ", ")))"
             )

@@ -190,4 +190,28 @@ import Testing
             }.joined(separator: "\n") + "\nrebuilt\n"
         #expect(result.stdout == expected, "\(result.stdout)\n\(result.stderr)")
     }
+
+    @Test("asking diff for a scan that gc removed says so; a scan that never existed is named as unknown")
+    func removedScan() throws {
+        let directory = try makeWorkspace()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let result = try script(
+            """
+            set -euo pipefail
+            for pattern in 5 6 7; do
+                qemu-io -f qcow2 -c "write -P $pattern 20M 64k" top.qcow2 > /dev/null
+                $X scan -q top.qcow2 > /dev/null
+            done
+            $X gc --keep 1 > /dev/null
+            status=0; $X diff top.qcow2 --scan 1 2> removed.txt || status=$?
+            echo "removed: $status"
+            status=0; $X diff top.qcow2 --scan 999 2> unknown.txt || status=$?
+            echo "unknown: $status"
+            """, database: directory.appendingPathComponent("index.sqlite").path, in: directory)
+        #expect(result.stdout == "removed: 1\nunknown: 1\n", "\(result.stdout)\n\(result.stderr)")
+        let removed = try String(contentsOf: directory.appendingPathComponent("removed.txt"), encoding: .utf8)
+        let unknown = try String(contentsOf: directory.appendingPathComponent("unknown.txt"), encoding: .utf8)
+        #expect(removed.contains("scan #1 was removed from the index by gc or history retention"), "\(removed)")
+        #expect(unknown.contains("scan #999 is not a scan of") && !unknown.contains("removed"), "\(unknown)")
+    }
 }
