@@ -45,7 +45,9 @@ extension Report {
         page += summaryTable(root: root)
         page += try failuresSection(store: store, root: root)
         for image in images {
-            let rawDepths = Set(image.layerFormats.enumerated().filter { $0.element == "raw" }.map { UInt32($0.offset) })
+            // Holes of layers stored in place (raw files, fixed VHDs) are drawn unallocated, not zero.
+            let layers = try store.indexedScan(id: image.scanId)?.layers ?? []
+            let rawDepths = Set(layers.filter(ImageReport.storesBlocksInPlace).map { UInt32($0.depth) })
             let strip = try AllocationStrip(store: store, scanID: image.scanId, virtualSize: image.virtualSize, rawDepths: rawDepths)
             let chain =
                 image.chain.isEmpty ? "no backing file" : "chain: " + image.chain.map { display($0, under: root) }.joined(separator: " → ")
