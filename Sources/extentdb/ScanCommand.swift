@@ -61,6 +61,9 @@ struct ScanCommand: ParsableCommand {
         /// Why a file found in a directory was not scanned (foreign container, special file, link leaving
         /// the directory).
         var skipped: String?
+        /// What the user should know about the image, though it was scanned: a writer holding it, a dirty
+        /// bit (the scan's warnings, as `info` shows them).
+        var warnings: [String] = []
     }
 
     func run() throws {
@@ -82,11 +85,17 @@ struct ScanCommand: ParsableCommand {
                 guard index < candidates.count else { return }
                 let path = candidates[index]
                 var result = Result(path: path, action: "failed")
+                // Checked before the scan: a writer may change the image while it is read.
+                let inUse = QemuImageLock.hasWriter(path: path) == true
                 do {
                     let outcome = try indexer.ensureIndexed(path: path, force: force)
                     result = Result(path: outcome.path, action: outcome.action.rawValue, indexed: outcome.indexed)
+                    result.warnings = Self.warnings(of: outcome.indexed)
                 } catch {
                     result.error = "\(error)"
+                }
+                if inUse {
+                    result.warnings.insert("\(result.path) is in use by a writer (qemu holds its write lock); snapshot first", at: 0)
                 }
                 results.withLock { $0[index] = result }
                 let finished = done.withLock { value in
@@ -126,6 +135,7 @@ struct ScanCommand: ParsableCommand {
                     item["duration_ms"] = Double(indexed.scan.durationNs) / 1e6
                 }
                 if let error = result.error { item["error"] = error }
+                if !result.warnings.isEmpty { item["warnings"] = result.warnings }
                 if let reason = result.skipped { item["reason"] = reason }
                 items.append(item)
             }
@@ -154,6 +164,9 @@ struct ScanCommand: ParsableCommand {
                     }
                 }
             }
+            for result in results {
+                for warning in result.warnings { Console.error("extentdb: warning: \(warning)") }
+            }
             for result in skipped { Console.error("extentdb: skipped \(TerminalText.name(result.path)): \(result.skipped ?? "")") }
             for result in failed { Console.error("extentdb: \(result.error ?? "")") }
             Console.print(
@@ -167,6 +180,11 @@ struct ScanCommand: ParsableCommand {
             }
         }
         try Console.flushStandardOutput()
+    }
+
+    /// The warnings recorded with a scan (a dirty qcow2, a damaged VHD footer, ...), as `info` shows them.
+    static func warnings(of indexed: IndexedScan) -> [String] {
+        (try? JSONDecoder().decode([String].self, from: Data(indexed.scan.warningsJson.utf8))) ?? []
     }
 
     /// Expands directories into the image files under them (by content), keeping explicit files as given.
