@@ -192,10 +192,15 @@ struct ScanCommand: ParsableCommand {
     /// Inside a directory, only regular files are candidates. Named as skipped, with the reason: special
     /// files (FIFOs, sockets, devices), symbolic links that lead outside the directory, and foreign
     /// containers (VHDX, VMDK, ...). Files that cannot be read are candidates, so their error is reported.
+    /// The external data file of a qcow2 image found there is not a raw disk of its own (its bytes are
+    /// that image's data): it is not indexed, even with --include-raw, nor counted as an other file.
     private func collectImages() throws -> (images: [String], skipped: [Result], notRecognised: Int) {
-        var notRecognised = 0
         var images: [String] = []
         var skipped: [Result] = []
+        // Raw files found in directories: indexed with --include-raw, else counted as other files.
+        var rawFound: [String] = []
+        var otherFiles: [String] = []
+        var directoryImages: [String] = []
         for path in paths {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -240,13 +245,25 @@ struct ScanCommand: ParsableCommand {
                 }
                 if includeRaw || probe.format != .raw || chain.imageFormat != nil {
                     found.append(full)
+                    if probe.format == .raw { rawFound.append(full) }
                 } else {
-                    notRecognised += 1
+                    otherFiles.append(full)
                 }
             }
+            directoryImages.append(contentsOf: found)
             images.append(contentsOf: found.sorted())
         }
-        return (images, skipped.sorted { $0.path < $1.path }, notRecognised)
+        guard !rawFound.isEmpty || !otherFiles.isEmpty else { return (images, skipped.sorted { $0.path < $1.path }, 0) }
+        let dataFiles = ChainScanner.externalDataFiles(among: directoryImages)
+        func owner(_ path: String) -> String? { PathResolver.canonical(path).flatMap { dataFiles[$0] } }
+        var excluded = Set<String>()
+        for path in rawFound {
+            guard let owner = owner(path) else { continue }
+            excluded.insert(path)
+            skipped.append(Result(path: path, action: "skipped", skipped: "the external data file of \(owner), scanned with it"))
+        }
+        images.removeAll { excluded.contains($0) }
+        return (images, skipped.sorted { $0.path < $1.path }, otherFiles.filter { owner($0) == nil }.count)
     }
 }
 
