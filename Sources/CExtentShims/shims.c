@@ -78,3 +78,11 @@ int extentdb_openat2(int dirfd, const char *path, int flags, uint64_t resolve) {
     struct open_how how = {.flags = (uint64_t)flags, .mode = 0, .resolve = resolve};
     return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
 }
+
+#include <fcntl.h>
+
+int extentdb_lock_byte_test(int fd, int64_t offset) {
+    struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)offset, .l_len = 1, .l_pid = 0};
+    if (fcntl(fd, F_OFD_GETLK, &lock) == -1) return -1;
+    return lock.l_type == F_UNLCK ? 0 : 1;
+}

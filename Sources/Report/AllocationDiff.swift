@@ -1,9 +1,22 @@
 import AllocationIndex
 import ImageFormats
 
-/// Ranges where two allocation maps differ: another status (data, zero, unallocated), another supplying
-/// layer, or another host location (data rewritten elsewhere). Both maps stream from the index.
+/// Ranges where two allocation maps differ. Both maps stream from the index.
+///
+/// Two scans of one image are compared by ``Comparison/layout``: another status (data, zero,
+/// unallocated), another supplying layer, or another host location (data rewritten elsewhere). Two
+/// different images are compared by ``Comparison/guest``: only what the guest sees, data or zeros, per
+/// guest range; host offsets, layers and how a format records zeros do not count, so an image and its
+/// export (raw, qcow2, VHD) do not differ.
 public struct AllocationDiff: Sendable {
+    /// What makes a range differ.
+    public enum Comparison: String, Sendable, Codable {
+        /// Data versus reading zeros, per guest range (two images).
+        case guest
+        /// Status, supplying layer and host offset (two scans of one image).
+        case layout
+    }
+
     /// One differing range with the status on each side.
     public struct Change: Sendable, Equatable, Codable {
         public var start: UInt64
@@ -37,6 +50,15 @@ public struct AllocationDiff: Sendable {
             self.offset = offset
         }
 
+        /// True when the guest reads stored data here; false when it reads zeros (a zero range, data
+        /// flagged as reading zero, a hole, or nothing at all).
+        public var guestData: Bool { data && !zero }
+
+        /// The side as the guest sees it: data or zeros, with no layer or host location.
+        var guestView: Side {
+            Side(depth: 0, present: true, zero: !guestData, data: guestData, offset: nil)
+        }
+
         func sameStatus(_ other: Side) -> Bool {
             depth == other.depth && present == other.present && zero == other.zero && data == other.data && offset == other.offset
         }
@@ -47,9 +69,12 @@ public struct AllocationDiff: Sendable {
     public var newlyAllocatedBytes: UInt64 = 0
     public var freedBytes: UInt64 = 0
     public var changedBytes: UInt64 = 0
+    public var comparison: Comparison
 
     /// Compares scan `before` with scan `after` over `[0, max(sizes))`.
-    public init(store: any IndexStoring, before: Int64, after: Int64) throws {
+    /// - Parameter comparison: `.layout` for two scans of one image, `.guest` for two images.
+    public init(store: any IndexStoring, before: Int64, after: Int64, comparison: Comparison = .layout) throws {
+        self.comparison = comparison
         let left = ExtentCursor(store: store, scanID: before)
         let right = ExtentCursor(store: store, scanID: after)
         var a = try left.next()
@@ -59,8 +84,12 @@ public struct AllocationDiff: Sendable {
             let aEnd = a?.end ?? UInt64.max
             let bEnd = b?.end ?? UInt64.max
             let stop = min(aEnd, bEnd)
-            let sideA = Side(a, at: position)
-            let sideB = Side(b, at: position)
+            var sideA = Side(a, at: position)
+            var sideB = Side(b, at: position)
+            if comparison == .guest {
+                sideA = sideA.guestView
+                sideB = sideB.guestView
+            }
             if !sideA.sameStatus(sideB) {
                 let length = stop - position
                 if let last = changes.last, last.start + last.length == position, Self.continues(last, sideA, sideB, at: position) {
@@ -69,10 +98,8 @@ public struct AllocationDiff: Sendable {
                     changes.append(Change(start: position, length: length, before: sideA, after: sideB))
                 }
                 changedBytes += length
-                let before = sideA.data && !sideA.zero
-                let after = sideB.data && !sideB.zero
-                if after && !before { newlyAllocatedBytes += length }
-                if before && !after { freedBytes += length }
+                if sideB.guestData && !sideA.guestData { newlyAllocatedBytes += length }
+                if sideA.guestData && !sideB.guestData { freedBytes += length }
             }
             position = stop
             if aEnd == stop { a = try left.next() }

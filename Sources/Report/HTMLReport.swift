@@ -6,6 +6,7 @@ import Foundation
 /// of allocated bytes; a sortable table of images and totals. The markup is well-formed XML.
 extension Report {
     public func html(store: any IndexStoring, title: String = "extentdb report") throws -> String {
+        let root = Self.commonRoot(of: images.map(\.path))
         var page = """
             <!DOCTYPE html>
             <html lang="en">
@@ -13,21 +14,21 @@ extension Report {
             <meta charset="utf-8"/>
             <title>\(escape(title))</title>
             <style>
-            body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1d2430; }
-            h1 { font-size: 20px; } h2 { font-size: 15px; margin: 22px 0 6px; word-break: break-all; }
-            table { border-collapse: collapse; margin: 12px 0; }
-            th, td { padding: 3px 8px; border-bottom: 1px solid #dde; text-align: right; white-space: nowrap; }
+            body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1d2430; max-width: \(Self.contentWidth)px; }
+            h1 { font-size: 20px; } h2 { font-size: 15px; margin: 22px 0 6px; overflow-wrap: anywhere; }
+            table { border-collapse: collapse; margin: 12px 0; width: 100%; font-size: 13px; }
+            th, td { padding: 3px 6px; border-bottom: 1px solid #dde; text-align: right; white-space: nowrap; }
             th { cursor: pointer; background: #f2f4f8; } td.text, th.text { text-align: left; }
             tr.total td { font-weight: 600; background: #f8f8fb; }
             .legend span { display: inline-block; margin-right: 14px; }
             .swatch { display: inline-block; width: 12px; height: 12px; vertical-align: middle; margin-right: 4px; }
             .image { border: 1px solid #e3e6ee; border-radius: 6px; padding: 8px 14px; margin: 12px 0; }
-            .facts { color: #555; }
+            .facts { color: #555; overflow-wrap: anywhere; }
             .stale, .missing, .failed { color: #b0401a; font-weight: 600; }
-            td.path { text-align: left; white-space: normal; word-break: break-all; max-width: 340px; }
-            table { max-width: 1060px; font-size: 13px; }
+            td.path { text-align: left; white-space: normal; overflow-wrap: anywhere; min-width: 120px; max-width: \(Self.pathColumnWidth)px; }
+            svg { max-width: 100%; height: auto; }
             #filter { font: inherit; padding: 4px 8px; width: 320px; margin: 6px 0; }
-            .failures li { margin: 4px 0; }
+            .failures li { margin: 4px 0; overflow-wrap: anywhere; }
             </style>
             </head>
             <body>
@@ -36,20 +37,24 @@ extension Report {
             \(ByteUnits.format(totals.overall.diskUsage)) on disk, \(ByteUnits.format(totals.overall.allocatedBytes)) allocated \
             (\(String(format: "%.1f", totals.overall.usedFraction * 100))% of virtual).</p>
             <p class="facts">\(stateSummary())</p>
+            \(root.isEmpty ? "" : "<p class=\"facts\" id=\"root\">Paths are relative to <b>\(display(root.hasSuffix("/") ? root : root + "/", under: ""))</b>.</p>")
             <p class="legend">\(legend())</p>
             <input id="filter" type="search" placeholder="filter images by path, format or state"/>
 
             """
-        page += summaryTable()
-        page += try failuresSection(store: store)
+        page += summaryTable(root: root)
+        page += try failuresSection(store: store, root: root)
         for image in images {
-            let rawDepths = Set(image.layerFormats.enumerated().filter { $0.element == "raw" }.map { UInt32($0.offset) })
+            // Holes of layers stored in place (raw files, fixed VHDs) are drawn unallocated, not zero.
+            let layers = try store.indexedScan(id: image.scanId)?.layers ?? []
+            let rawDepths = Set(layers.filter(ImageReport.storesBlocksInPlace).map { UInt32($0.depth) })
             let strip = try AllocationStrip(store: store, scanID: image.scanId, virtualSize: image.virtualSize, rawDepths: rawDepths)
-            let chain = image.chain.isEmpty ? "no backing file" : "chain: " + image.chain.map(escape).joined(separator: " → ")
+            let chain =
+                image.chain.isEmpty ? "no backing file" : "chain: " + image.chain.map { display($0, under: root) }.joined(separator: " → ")
             let snapshots = image.snapshots.isEmpty ? "" : "; snapshots: " + image.snapshots.map(escape).joined(separator: ", ")
             page += """
                 <div class="image" data-filter="\(escape(image.path + " " + image.format + " " + image.state))">
-                <h2>\(escape(image.path))</h2>
+                <h2>\(display(image.path, under: root))</h2>
                 <p class="facts">\(escape(image.format)), \(ByteUnits.format(image.virtualSize)) virtual, \
                 \(ByteUnits.format(image.allocatedBytes)) allocated, \(ByteUnits.format(image.chainAllocatedBytes)) over the chain \
                 (\(image.chainLength) \(image.chainLength == 1 ? "layer" : "layers")), \(image.extentCount) extents; \
@@ -107,7 +112,7 @@ extension Report {
         }.joined()
     }
 
-    func summaryTable() -> String {
+    func summaryTable(root: String) -> String {
         var html = """
             <table class="sortable">
             <thead><tr><th class="text">image</th><th class="text">format</th><th>virtual</th><th>on disk</th>\
@@ -119,7 +124,7 @@ extension Report {
         func cell(_ value: UInt64) -> String { "<td data-value=\"\(value)\">\(ByteUnits.format(value))</td>" }
         for image in images {
             html +=
-                "<tr data-filter=\"\(escape(image.path + " " + image.format + " " + image.state))\"><td class=\"path\">\(escape(image.path))</td>"
+                "<tr data-filter=\"\(escape(image.path + " " + image.format + " " + image.state))\"><td class=\"path\">\(display(image.path, under: root))</td>"
                 + "<td class=\"text\">\(escape(image.format))</td>"
                 + cell(image.virtualSize) + cell(image.diskUsage) + cell(image.allocatedBytes) + cell(image.zeroBytes)
                 + cell(image.chainAllocatedBytes)
@@ -131,7 +136,7 @@ extension Report {
         html += "</tbody>\n<tfoot>\n"
         for total in (totals.directories.count > 1 ? totals.directories : []) + [totals.overall] {
             html +=
-                "<tr class=\"total\"><td class=\"text\">\(escape(total.directory.map { "total \($0)/" } ?? "total"))</td>"
+                "<tr class=\"total\"><td class=\"path\">\(total.directory.map { "total " + display($0 + "/", under: root) } ?? "total")</td>"
                 + "<td class=\"text\">\(total.imageCount) \(total.imageCount == 1 ? "image" : "images")</td>"
                 + cell(total.virtualSize) + cell(total.diskUsage) + cell(total.allocatedBytes) + cell(total.zeroBytes)
                 + cell(total.chainAllocatedBytes) + "<td>\(String(format: "%.1f%%", total.usedFraction * 100))</td>"
@@ -141,22 +146,40 @@ extension Report {
         return html + "</tfoot>\n</table>\n"
     }
 
+    /// The page fits a 1,280 px window: the body's content box plus its two 24 px margins.
+    static let contentWidth = 1232
+    /// The widest the path column of the table grows before paths wrap at their slashes.
+    static let pathColumnWidth = 300
+    /// The drawing width of each image's picture (it also shrinks with the window: `max-width: 100%`).
+    static let chartWidth = 960
+
     /// One picture per image: the allocation strip, the extent-size histogram and (with history) the
-    /// allocated-bytes line, stacked.
+    /// allocated-bytes line, stacked. Each part is a `<g data-chart="...">` whose axes are `<text
+    /// class="axis" data-axis="x|y">` labels naming the figure plotted along them.
     func imageSVG(strip: AllocationStrip, histogram: [UInt64], history: [ImageReport.HistoryPoint]?) -> String {
         var body = ""
         var y = 0
-        for (part, height) in [stripSVG(strip), histogramSVG(histogram), history.map(historySVG) ?? ("", 0)] where height > 0 {
-            body += "<g transform=\"translate(0,\(y))\">\(part)</g>"
+        let parts = [("strip", stripSVG(strip)), ("histogram", histogramSVG(histogram)), ("history", history.map(historySVG) ?? ("", 0))]
+        for (name, (part, height)) in parts where height > 0 {
+            body += "<g data-chart=\"\(name)\" transform=\"translate(0,\(y))\">\(part)</g>"
             y += height + 10
         }
-        return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"960\" height=\"\(max(y, 1))\" role=\"img\">\(body)</svg>"
+        let height = max(y, 1)
+        return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Self.chartWidth)\" height=\"\(height)\" "
+            + "viewBox=\"0 0 \(Self.chartWidth) \(height)\" role=\"img\">\(body)</svg>"
+    }
+
+    /// An axis label: what the figure along that axis is.
+    func axisLabel(_ axis: String, _ text: String, x: Double, y: Double, rotated: Bool = false) -> String {
+        String(
+            format: "<text class=\"axis\" data-axis=\"%@\" x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"#445\"%@>%@</text>", axis, x, y,
+            rotated ? String(format: " transform=\"rotate(-90 %.1f %.1f)\" text-anchor=\"end\"", x, y) : "", escape(text))
     }
 
     /// The allocation map as one strip: equal bins merged into rectangles, each with a hover title (kind
     /// and byte range), and offset ticks at every quarter of the disk.
     func stripSVG(_ strip: AllocationStrip) -> (String, Int) {
-        let width = 960.0
+        let width = Double(Self.chartWidth)
         let height = 28.0
         let binWidth = width / Double(strip.bins.count)
         let binBytes = Double(strip.virtualSize) / Double(strip.bins.count)
@@ -180,7 +203,8 @@ extension Report {
                 "<text x=\"\(Int(x))\" y=\"\(Int(height) + 15)\" font-size=\"11\" text-anchor=\"\(anchor)\">"
                 + "\(ByteUnits.format(strip.virtualSize / 4 * UInt64(quarter) + (quarter == 4 ? strip.virtualSize % 4 : 0)))</text>"
         }
-        return (svg, Int(height) + 18)
+        svg += axisLabel("x", "guest offset (bytes into the virtual disk)", x: width / 2 - 110, y: height + 28)
+        return (svg, Int(height) + 32)
     }
 
     static let kindNames: [AllocationStrip.Kind: String] = [
@@ -194,10 +218,11 @@ extension Report {
         let buckets = Array(histogram[first...])
         let barWidth = 26.0
         let height = 80.0
+        let left = 18.0  // room for the rotated y-axis label
         var svg = "<title>data extent sizes</title>"
         for (offset, count) in buckets.enumerated() {
             let barHeight = count == 0 ? 0 : max(1, height * log2(Double(count) + 1) / log2(Double(peak) + 1))
-            let x = Double(offset) * barWidth
+            let x = left + Double(offset) * barWidth
             svg += String(
                 format:
                     "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#2f6fde\"><title>%@: %llu extents</title></rect>",
@@ -213,32 +238,37 @@ extension Report {
                     ByteUnits.format(UInt64(1) << UInt64(first + offset)).replacingOccurrences(of: " ", with: ""))
             }
         }
-        return (
-            svg + "<text x=\"0\" y=\"\(Int(height) + 26)\" font-size=\"10\">data extents by size (bar height: log of the count)</text>",
-            Int(height) + 30
-        )
+        svg += axisLabel("y", "extents (log)", x: 10, y: 0, rotated: true)
+        svg += axisLabel("x", "data extent size (each bar: sizes from its label to twice it)", x: left, y: height + 26)
+        return (svg, Int(height) + 30)
     }
 
-    /// Allocated bytes across scans.
+    /// The image's own allocated bytes across scans: the y axis runs from 0 to the largest value plotted.
     func historySVG(_ points: [ImageReport.HistoryPoint]) -> (String, Int) {
         guard points.count >= 2 else { return ("", 0) }
+        let left = 18.0  // room for the rotated y-axis label
         let width = 320.0
         let height = 70.0
-        let peak = Double(max(points.map(\.chainAllocatedBytes).max() ?? 1, 1))
+        let peak = max(points.map(\.allocatedBytes).max() ?? 1, 1)
         let coordinates = points.enumerated().map { index, point in
             String(
-                format: "%.1f,%.1f", Double(index) / Double(points.count - 1) * (width - 10) + 5,
-                height - Double(point.allocatedBytes) / peak * (height - 10) - 5)
+                format: "%.1f,%.1f", left + Double(index) / Double(points.count - 1) * (width - 10) + 5,
+                height - Double(point.allocatedBytes) / Double(peak) * (height - 10) - 5)
         }.joined(separator: " ")
+        let right = Int(left + width)
         let svg =
-            "<title>allocated bytes per scan</title>"
-            + "<rect x=\"0\" y=\"0\" width=\"\(Int(width))\" height=\"\(Int(height))\" fill=\"#f6f7fb\"/>"
+            "<title>allocated bytes (this image) per scan</title>"
+            + "<rect x=\"\(Int(left))\" y=\"0\" width=\"\(Int(width))\" height=\"\(Int(height))\" fill=\"#f6f7fb\"/>"
             + "<polyline fill=\"none\" stroke=\"#2f6fde\" stroke-width=\"2\" points=\"\(coordinates)\"/>"
-            + "<text x=\"\(Int(width) + 4)\" y=\"10\" font-size=\"10\">\(ByteUnits.format(UInt64(peak)))</text>"
-            + "<text x=\"\(Int(width) + 4)\" y=\"\(Int(height))\" font-size=\"10\">0 B</text>"
-            + "<text x=\"0\" y=\"\(Int(height) + 12)\" font-size=\"10\">\(escape(String(points.first?.scannedAt.prefix(10) ?? "")))</text>"
-            + "<text x=\"\(Int(width))\" y=\"\(Int(height) + 12)\" font-size=\"10\" text-anchor=\"end\">\(escape(String(points.last?.scannedAt.prefix(10) ?? "")))</text>"
-            + "<text x=\"0\" y=\"\(Int(height) + 25)\" font-size=\"10\">allocated bytes over \(points.count) scans (last \(ByteUnits.format(points.last?.allocatedBytes ?? 0)))</text>"
+            + "<text class=\"tick\" data-axis=\"y\" data-value=\"\(peak)\" x=\"\(right + 4)\" y=\"10\" font-size=\"10\">\(ByteUnits.format(peak))</text>"
+            + "<text class=\"tick\" data-axis=\"y\" data-value=\"0\" x=\"\(right + 4)\" y=\"\(Int(height))\" font-size=\"10\">0 B</text>"
+            + "<text x=\"\(Int(left))\" y=\"\(Int(height) + 12)\" font-size=\"10\">\(escape(String(points.first?.scannedAt.prefix(10) ?? "")))</text>"
+            + "<text x=\"\(right)\" y=\"\(Int(height) + 12)\" font-size=\"10\" text-anchor=\"end\">\(escape(String(points.last?.scannedAt.prefix(10) ?? "")))</text>"
+            + axisLabel("y", "allocated", x: 10, y: 0, rotated: true)
+            + axisLabel(
+                "x",
+                "scan date: allocated bytes of this image over \(points.count) scans (last \(ByteUnits.format(points.last?.allocatedBytes ?? 0)))",
+                x: left, y: height + 25)
         return (svg, Int(height) + 28)
     }
 
@@ -250,16 +280,44 @@ extension Report {
     }
 
     /// Images whose last scan failed, with their errors (from the index's failure records).
-    func failuresSection(store: any IndexStoring) throws -> String {
+    func failuresSection(store: any IndexStoring, root: String) throws -> String {
         let failures = try store.failures().values.sorted { $0.path < $1.path }
         guard !failures.isEmpty else { return "" }
         var html = "<h2>Failed scans (\(failures.count))</h2>\n<ul class=\"failures\">\n"
         for failure in failures {
             html +=
                 "<li data-filter=\"\(escape(failure.path + " failed"))\"><span class=\"failed\">failed</span> "
-                + "\(escape(failure.path)) at \(escape(ImageReport.timestamp(failure.failedAtNanoseconds))): \(escape(failure.message))</li>\n"
+                + "\(display(failure.path, under: root)) at \(escape(ImageReport.timestamp(failure.failedAtNanoseconds))): \(escape(failure.message))</li>\n"
         }
         return html + "</ul>\n"
+    }
+
+    /// The deepest directory holding every path: "/" at worst, "" without paths.
+    static func commonRoot(of paths: [String]) -> String {
+        guard let first = paths.first else { return "" }
+        var common = Array(first.split(separator: "/", omittingEmptySubsequences: false).dropLast())
+        for path in paths.dropFirst() {
+            let directory = Array(path.split(separator: "/", omittingEmptySubsequences: false).dropLast())
+            var length = 0
+            while length < min(common.count, directory.count) && common[length] == directory[length] { length += 1 }
+            common.removeLast(common.count - length)
+        }
+        let root = common.joined(separator: "/")
+        return root.isEmpty ? "/" : root
+    }
+
+    /// `path` as the page shows it: relative to `root` when inside it, escaped, with a line-break
+    /// opportunity (`<wbr/>`) after each `/` so long paths wrap between names.
+    func display(_ path: String, under root: String) -> String {
+        var shown = path
+        let prefix = root.hasSuffix("/") ? root : root + "/"
+        if !root.isEmpty && path.hasPrefix(prefix) {
+            shown = String(path.dropFirst(prefix.count))
+            if shown.isEmpty { shown = "./" }
+        } else if !root.isEmpty && path == root {
+            shown = "."
+        }
+        return escape(shown).replacingOccurrences(of: "/", with: "/<wbr/>")
     }
 
     static func now() -> String {

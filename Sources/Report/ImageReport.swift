@@ -19,9 +19,10 @@ public struct ImageReport: Codable, Sendable, Equatable {
     public var fileSize: UInt64
     /// Data supplied by the image's own layer (depth 0).
     public var allocatedBytes: UInt64
-    /// Zero clusters/extents of the image's own layer: ranges a format records as reading zero. A raw
-    /// file's holes are not "zero" here but unallocated (nothing is stored for them, as for a qcow2
-    /// cluster never written).
+    /// Zero clusters/extents of the image's own layer: ranges a format records as reading zero. The holes
+    /// of a file that stores every block in place (a raw file, a fixed VHD's data area) are not "zero"
+    /// here but unallocated: nothing is stored for them, as for a qcow2 cluster never written
+    /// (see ``storesBlocksInPlace(_:)``).
     public var zeroBytes: UInt64
     /// The rest of the disk: neither the image's data nor its zero ranges.
     public var unallocatedBytes: UInt64
@@ -82,7 +83,7 @@ public struct ImageReport: Codable, Sendable, Equatable {
         diskUsage = identity?.allocatedBytes ?? 0
         fileSize = identity?.size ?? 0
         allocatedBytes = UInt64(scan.ownDataBytes)
-        zeroBytes = entry.image.format == "raw" ? 0 : UInt64(scan.ownZeroBytes)
+        zeroBytes = entry.layers.first.map(Self.storesBlocksInPlace) == true ? 0 : UInt64(scan.ownZeroBytes)
         unallocatedBytes = UInt64(scan.virtualSize) - min(UInt64(scan.virtualSize), UInt64(scan.ownDataBytes) + zeroBytes)
         chain = entry.layers.dropFirst().map(\.path)
         layerFormats = entry.layers.map(\.format)
@@ -117,6 +118,14 @@ public struct ImageReport: Codable, Sendable, Equatable {
                     chainAllocatedBytes: UInt64($0.dataBytes))
             }
         }
+    }
+
+    /// True for a layer that stores every guest block at the same offset of its file: a raw file, and a
+    /// fixed VHD (its data area is a raw disk followed by the footer; it has no block size). Such a layer
+    /// records no zero ranges of its own: its holes are holes of the host file, which `map` shows as
+    /// zero (as `qemu-img map` does) and reports count as unallocated, the same for both formats.
+    public static func storesBlocksInPlace(_ layer: ScanLayerRecord) -> Bool {
+        layer.format == "raw" || (layer.format == "vhd" && layer.clusterSize == nil)
     }
 
     /// A time in the index (ns since the epoch) as every output shows it: UTC, ISO 8601, to the second.

@@ -176,6 +176,24 @@ public enum ChainScanner {
         return try attributing(to: path) { try LayerOpener.probe(source) }
     }
 
+    /// The external data files that the qcow2 images among `paths` name, canonical, each with the image
+    /// naming it. Discovery (`scan DIR`, the service's watcher) does not index these as raw disks of their
+    /// own: their bytes are the qcow2 image's data, scanned as part of it, and would be counted twice.
+    /// Files that are not qcow2, cannot be read, or name a data file that does not exist are passed over
+    /// (their own scan reports them).
+    public static func externalDataFiles(among paths: [String]) -> [String: String] {
+        var files: [String: String] = [:]
+        for path in paths {
+            guard (try? probe(path: path))?.format == .qcow2,
+                let layer = try? inspect(path: path, format: .qcow2),
+                let resolved = layer.metadata.qcow2?.externalDataFileResolved,
+                let canonical = PathResolver.canonical(resolved)
+            else { continue }
+            files[canonical] = layer.path
+        }
+        return files
+    }
+
     /// The header checksum of one file, as a scan records it, reading only the header (no tables).
     public static func headerChecksum(path: String, format: ImageFormat) throws -> String {
         try LayerOpener.headerChecksum(path: path, format: format)

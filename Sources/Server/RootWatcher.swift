@@ -47,6 +47,9 @@ final class WatchState: @unchecked Sendable {
     private var scanning: Set<String> = []
     private let scanningLock = NSLock()
     private var lastSweep = 0.0
+    /// External data files of the qcow2 images under the roots (canonical paths): a data file is that
+    /// image's data, not a raw disk of its own, so it is never indexed alone (as `scan DIR` does).
+    private var dataFiles: Set<String> = []
 
     init(service: IndexService, inotify: InotifyWatch?) {
         self.service = service
@@ -78,6 +81,7 @@ final class WatchState: @unchecked Sendable {
         let now = lastSweep
         guard let images = try? service.store.scannedImages(matching: [], directories: service.configuration.roots) else { return }
         var known = Set<String>()
+        var dataFiles = Set(images.flatMap { $0.layers.compactMap(\.dataPath) })
         for image in images {
             let indexed = IndexedScan(image: image.image, scan: image.scan, layers: image.layers)
             let path = image.image.path
@@ -91,15 +95,32 @@ final class WatchState: @unchecked Sendable {
         // Failures are read once per sweep: a directory full of junk files that fail to scan costs one
         // query, not one per file (which made an idle service spin on 3,000 of them).
         let failures = (try? service.store.failures()) ?? [:]
+        var found: [String] = []
         for root in service.configuration.roots {
             guard let walker = FileManager.default.enumerator(atPath: root) else { continue }
             while let relative = walker.nextObject() as? String {
                 let path = root + "/" + relative
                 guard !known.contains(path), dirty[path] == nil, isCandidate(path) else { continue }
                 if let failure = failures[path], hasFailedSince(failure, path: path) { continue }
-                dirty[path] = now
+                found.append(path)
             }
         }
+        dataFiles.formUnion(ChainScanner.externalDataFiles(among: found).keys)
+        self.dataFiles = dataFiles
+        for path in found where !dataFiles.contains(PathResolver.canonical(path) ?? path) { dirty[path] = now }
+    }
+
+    /// True when `canonical` is the external data file of a qcow2 image: one found by the last sweep, or
+    /// one beside it (a new image and its data file appear together, before either is indexed).
+    private func isDataFile(_ canonical: String) -> Bool {
+        if dataFiles.contains(canonical) { return true }
+        guard (try? ChainScanner.probe(path: canonical))?.format == .raw else { return false }
+        let directory = PathResolver.directory(of: canonical)
+        let siblings = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).map { directory + "/" + $0 }
+        let candidates = siblings.filter { $0 != canonical && isCandidate($0) }
+        let found = ChainScanner.externalDataFiles(among: candidates)
+        dataFiles.formUnion(found.keys)
+        return found[canonical] != nil
     }
 
     /// Acts on a path whose changes settled: rescans a changed or new image, marks a deleted one missing.
@@ -122,6 +143,7 @@ final class WatchState: @unchecked Sendable {
         // A scan that failed since the file last changed (a missing backing file) is not retried every
         // sweep; a write to the file, a client's scan or a query brings it back.
         if hasFailedBefore(canonical) { return }
+        if !isIndexedPath(canonical) && isDataFile(canonical) { return }
         let started = scanningLock.withLock { scanning.insert(canonical).inserted }
         guard started else {
             dirty[path] = Self.now()

@@ -98,8 +98,11 @@ struct DiffCommand: ParsableCommand {
             extentdb diff A B            latest scans of two images (scanned first if needed)
             extentdb diff IMAGE --scan N compare scan N with the latest scan of IMAGE
             extentdb diff IMAGE --scan N --scan M
-            A range differs when its status (data, zero, unallocated), its supplying layer or its host location
-            changed. --output json prints qemu-img-map-style entries with the status before and after.
+            Two images are compared as the guest sees them: a range differs when one reads data and the other
+            zeros, whatever the layers, host offsets or formats (an image and its export do not differ).
+            Two scans of one image are compared by layout: a range differs when its status (data, zero,
+            unallocated), its supplying layer or its host location changed.
+            --output json prints qemu-img-map-style entries with the status before and after.
             """))
 
     @OptionGroup var index: IndexOptions
@@ -124,11 +127,13 @@ struct DiffCommand: ParsableCommand {
     func run() throws {
         let store = try index.openStore()
         let (before, after) = try scanPair(store: store)
-        let diff = try AllocationDiff(store: store, before: before, after: after)
+        let comparison: AllocationDiff.Comparison = images.count == 2 ? .guest : .layout
+        let diff = try AllocationDiff(store: store, before: before, after: after, comparison: comparison)
         switch output {
         case .json:
             var sink = Console.output
-            sink.write("{\"before_scan\": \(before), \"after_scan\": \(after), \"changed_bytes\": \(diff.changedBytes), ")
+            sink.write("{\"before_scan\": \(before), \"after_scan\": \(after), \"comparison\": \"\(comparison.rawValue)\", ")
+            sink.write("\"changed_bytes\": \(diff.changedBytes), ")
             sink.write("\"newly_allocated_bytes\": \(diff.newlyAllocatedBytes), \"freed_bytes\": \(diff.freedBytes), \"changes\": [")
             for (index, change) in diff.changes.enumerated() {
                 sink.write(index == 0 ? "\n" : ",\n")
@@ -140,7 +145,8 @@ struct DiffCommand: ParsableCommand {
             try sink.flush()
         case .human:
             Console.print(
-                "scan #\(before) -> scan #\(after): \(diff.changes.count) ranges differ, \(Units.bytes(diff.changedBytes)) in all")
+                "scan #\(before) -> scan #\(after)\(comparison == .guest ? " (as the guest sees them)" : ""): "
+                    + "\(diff.changes.count) ranges differ, \(Units.bytes(diff.changedBytes)) in all")
             Console.print("newly allocated: \(Units.bytes(diff.newlyAllocatedBytes)), freed: \(Units.bytes(diff.freedBytes))")
             for change in diff.changes.prefix(200) {
                 Console.print(
@@ -174,11 +180,13 @@ struct DiffCommand: ParsableCommand {
     }
 
     private func side(_ side: AllocationDiff.Side) -> String {
-        "{ \"depth\": \(side.depth), \"present\": \(side.present), \"zero\": \(side.zero), \"data\": \(side.data)"
+        guard images.count != 2 else { return "{ \"zero\": \(side.zero), \"data\": \(side.data)}" }
+        return "{ \"depth\": \(side.depth), \"present\": \(side.present), \"zero\": \(side.zero), \"data\": \(side.data)"
             + (side.offset.map { ", \"offset\": \($0)" } ?? "") + "}"
     }
 
     private func label(_ side: AllocationDiff.Side) -> String {
+        guard images.count != 2 else { return side.guestData ? "data" : "zero" }
         let status = side.data ? (side.zero ? "data(zero)" : "data") : side.present ? "zero" : "unallocated"
         return "\(status)@\(side.depth)" + (side.offset.map { " 0x\(String($0, radix: 16))" } ?? "")
     }

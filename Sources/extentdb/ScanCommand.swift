@@ -61,6 +61,9 @@ struct ScanCommand: ParsableCommand {
         /// Why a file found in a directory was not scanned (foreign container, special file, link leaving
         /// the directory).
         var skipped: String?
+        /// What the user should know about the image, though it was scanned: a writer holding it, a dirty
+        /// bit (the scan's warnings, as `info` shows them).
+        var warnings: [String] = []
     }
 
     func run() throws {
@@ -82,11 +85,17 @@ struct ScanCommand: ParsableCommand {
                 guard index < candidates.count else { return }
                 let path = candidates[index]
                 var result = Result(path: path, action: "failed")
+                // Checked before the scan: a writer may change the image while it is read.
+                let inUse = QemuImageLock.hasWriter(path: path) == true
                 do {
                     let outcome = try indexer.ensureIndexed(path: path, force: force)
                     result = Result(path: outcome.path, action: outcome.action.rawValue, indexed: outcome.indexed)
+                    result.warnings = Self.warnings(of: outcome.indexed)
                 } catch {
                     result.error = "\(error)"
+                }
+                if inUse {
+                    result.warnings.insert("\(result.path) is in use by a writer (qemu holds its write lock); snapshot first", at: 0)
                 }
                 results.withLock { $0[index] = result }
                 let finished = done.withLock { value in
@@ -126,6 +135,7 @@ struct ScanCommand: ParsableCommand {
                     item["duration_ms"] = Double(indexed.scan.durationNs) / 1e6
                 }
                 if let error = result.error { item["error"] = error }
+                if !result.warnings.isEmpty { item["warnings"] = result.warnings }
                 if let reason = result.skipped { item["reason"] = reason }
                 items.append(item)
             }
@@ -154,6 +164,9 @@ struct ScanCommand: ParsableCommand {
                     }
                 }
             }
+            for result in results {
+                for warning in result.warnings { Console.error("extentdb: warning: \(warning)") }
+            }
             for result in skipped { Console.error("extentdb: skipped \(TerminalText.name(result.path)): \(result.skipped ?? "")") }
             for result in failed { Console.error("extentdb: \(result.error ?? "")") }
             Console.print(
@@ -169,15 +182,25 @@ struct ScanCommand: ParsableCommand {
         try Console.flushStandardOutput()
     }
 
+    /// The warnings recorded with a scan (a dirty qcow2, a damaged VHD footer, ...), as `info` shows them.
+    static func warnings(of indexed: IndexedScan) -> [String] {
+        (try? JSONDecoder().decode([String].self, from: Data(indexed.scan.warningsJson.utf8))) ?? []
+    }
+
     /// Expands directories into the image files under them (by content), keeping explicit files as given.
     ///
     /// Inside a directory, only regular files are candidates. Named as skipped, with the reason: special
     /// files (FIFOs, sockets, devices), symbolic links that lead outside the directory, and foreign
     /// containers (VHDX, VMDK, ...). Files that cannot be read are candidates, so their error is reported.
+    /// The external data file of a qcow2 image found there is not a raw disk of its own (its bytes are
+    /// that image's data): it is not indexed, even with --include-raw, nor counted as an other file.
     private func collectImages() throws -> (images: [String], skipped: [Result], notRecognised: Int) {
-        var notRecognised = 0
         var images: [String] = []
         var skipped: [Result] = []
+        // Raw files found in directories: indexed with --include-raw, else counted as other files.
+        var rawFound: [String] = []
+        var otherFiles: [String] = []
+        var directoryImages: [String] = []
         for path in paths {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -222,13 +245,25 @@ struct ScanCommand: ParsableCommand {
                 }
                 if includeRaw || probe.format != .raw || chain.imageFormat != nil {
                     found.append(full)
+                    if probe.format == .raw { rawFound.append(full) }
                 } else {
-                    notRecognised += 1
+                    otherFiles.append(full)
                 }
             }
+            directoryImages.append(contentsOf: found)
             images.append(contentsOf: found.sorted())
         }
-        return (images, skipped.sorted { $0.path < $1.path }, notRecognised)
+        guard !rawFound.isEmpty || !otherFiles.isEmpty else { return (images, skipped.sorted { $0.path < $1.path }, 0) }
+        let dataFiles = ChainScanner.externalDataFiles(among: directoryImages)
+        func owner(_ path: String) -> String? { PathResolver.canonical(path).flatMap { dataFiles[$0] } }
+        var excluded = Set<String>()
+        for path in rawFound {
+            guard let owner = owner(path) else { continue }
+            excluded.insert(path)
+            skipped.append(Result(path: path, action: "skipped", skipped: "the external data file of \(owner), scanned with it"))
+        }
+        images.removeAll { excluded.contains($0) }
+        return (images, skipped.sorted { $0.path < $1.path }, otherFiles.filter { owner($0) == nil }.count)
     }
 }
 

@@ -15,6 +15,10 @@ int extentdb_errno(void);
 /// `resolve`; returns the descriptor or -1 with errno (ENOSYS on older kernels, EXDEV when resolution
 /// would leave `dirfd` under RESOLVE_BENEATH, ELOOP for a refused symbolic or magic link).
 int extentdb_openat2(int dirfd, const char *path, int flags, uint64_t resolve);
+/// Asks, without taking it, whether another open file description holds a lock on byte `offset` of `fd`
+/// (fcntl F_OFD_GETLK with an exclusive lock as the probe, as qemu's qemu_lock_fd_test does). Returns 1
+/// when held, 0 when free, -1 with errno (EINVAL where the kernel has no OFD locks).
+int extentdb_lock_byte_test(int fd, int64_t offset);
 /// RESOLVE_* bits of openat2(2) (linux/openat2.h).
 enum {
     EXTENTDB_RESOLVE_NO_XDEV = 0x01,
