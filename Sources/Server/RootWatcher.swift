@@ -16,8 +16,6 @@ struct RootWatcher: Service {
     let service: IndexService
     /// Opens once the service's listeners are bound: nothing is scanned for a service that cannot start.
     let gate: ListenGate
-    /// File names the watcher treats as images when it finds them new under a root.
-    static let imageSuffixes = [".vhd", ".vpc", ".qcow2", ".qcow", ".raw", ".img"]
     /// How often inotify is drained and settled images are dispatched.
     static let tick: Duration = .milliseconds(200)
 
@@ -50,10 +48,16 @@ final class WatchState: @unchecked Sendable {
     /// External data files of the qcow2 images under the roots (canonical paths): a data file is that
     /// image's data, not a raw disk of its own, so it is never indexed alone (as `scan DIR` does).
     private var dataFiles: Set<String> = []
+    /// Which new files are images: by content, the rule `scan DIR` follows (``ImageDiscovery``).
+    let discovery: ImageDiscovery
+    /// Files a sweep found not to be images (or skipped), with the identity they had then: not probed
+    /// again until they change.
+    private var notImages: [String: FileIdentity] = [:]
 
     init(service: IndexService, inotify: InotifyWatch?) {
         self.service = service
         self.inotify = inotify
+        discovery = ImageDiscovery(includeRaw: service.configuration.includeRaw)
         lastSweep = Self.now()
     }
 
@@ -97,12 +101,15 @@ final class WatchState: @unchecked Sendable {
         let failures = (try? service.store.failures()) ?? [:]
         var found: [String] = []
         for root in service.configuration.roots {
-            guard let walker = FileManager.default.enumerator(atPath: root) else { continue }
-            while let relative = walker.nextObject() as? String {
-                let path = root + "/" + relative
-                guard !known.contains(path), dirty[path] == nil, isCandidate(path) else { continue }
-                if let failure = failures[path], hasFailedSince(failure, path: path) { continue }
-                found.append(path)
+            let walk = discovery.walk(root, knownDataFiles: dataFiles) { path in
+                if known.contains(path) || self.dirty[path] != nil { return true }
+                if let failure = failures[path], self.hasFailedSince(failure, path: path) { return true }
+                if let seen = self.notImages[path], let now = try? FileIdentity(path: path), now.matches(seen) { return true }
+                return false
+            }
+            found += walk.images
+            for path in walk.otherFiles + walk.skipped.map(\.path) {
+                notImages[path] = try? FileIdentity(path: path)
             }
         }
         dataFiles.formUnion(ChainScanner.externalDataFiles(among: found).keys)
@@ -117,7 +124,7 @@ final class WatchState: @unchecked Sendable {
         guard (try? ChainScanner.probe(path: canonical))?.format == .raw else { return false }
         let directory = PathResolver.directory(of: canonical)
         let siblings = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).map { directory + "/" + $0 }
-        let candidates = siblings.filter { $0 != canonical && isCandidate($0) }
+        let candidates = siblings.filter { $0 != canonical && isCandidate($0) && (try? ChainScanner.probe(path: $0))?.format == .qcow2 }
         let found = ChainScanner.externalDataFiles(among: candidates)
         dataFiles.formUnion(found.keys)
         return found[canonical] != nil
@@ -143,7 +150,13 @@ final class WatchState: @unchecked Sendable {
         // A scan that failed since the file last changed (a missing backing file) is not retried every
         // sweep; a write to the file, a client's scan or a query brings it back.
         if hasFailedBefore(canonical) { return }
-        if !isIndexedPath(canonical) && isDataFile(canonical) { return }
+        if !isIndexedPath(canonical) {
+            // A new file: an image only by the discovery rule (content, links confined, raw files only with
+            // --include-raw), and never a qcow2's external data file.
+            let root = service.configuration.roots.first { PathResolver.isInside(path, directory: $0) } ?? PathResolver.directory(of: path)
+            guard case .image = discovery.classify(path, under: root) else { return }
+            if isDataFile(canonical) { return }
+        }
         let started = scanningLock.withLock { scanning.insert(canonical).inserted }
         guard started else {
             dirty[path] = Self.now()
@@ -164,9 +177,9 @@ final class WatchState: @unchecked Sendable {
         }
     }
 
+    /// A file an inotify event may be about: a regular file, or a link to one. Whether it is an image is
+    /// decided by content once its writes settle (``ImageDiscovery``), not on every event.
     private func isCandidate(_ path: String) -> Bool {
-        let lower = path.lowercased()
-        guard RootWatcher.imageSuffixes.contains(where: { lower.hasSuffix($0) }) else { return false }
         var info = stat()
         return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFREG
     }

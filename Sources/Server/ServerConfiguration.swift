@@ -14,6 +14,9 @@ public struct ServerConfiguration: Sendable {
     /// parent or data file (`--trust-root`); every other such file must lie beneath the naming image's own
     /// directory.
     public var trustRoots: [String] = []
+    /// The watcher indexes raw files it finds as raw disks (`--include-raw`), as `scan DIR --include-raw`
+    /// does; otherwise only files whose content is qcow2 or VHD (``ImageDiscovery``).
+    public var includeRaw = false
     /// Serve `/v1` without a token (`--insecure-no-auth`), on a loopback address only: any local user can
     /// then read every disk under the roots.
     public var allowsNoAuthentication = false

@@ -1,5 +1,6 @@
 import AllocationIndex
 import ArgumentParser
+import Catalog
 import Foundation
 import ImageFormats
 import ImageIO
@@ -187,20 +188,13 @@ struct ScanCommand: ParsableCommand {
         (try? JSONDecoder().decode([String].self, from: Data(indexed.scan.warningsJson.utf8))) ?? []
     }
 
-    /// Expands directories into the image files under them (by content), keeping explicit files as given.
-    ///
-    /// Inside a directory, only regular files are candidates. Named as skipped, with the reason: special
-    /// files (FIFOs, sockets, devices), symbolic links that lead outside the directory, and foreign
-    /// containers (VHDX, VMDK, ...). Files that cannot be read are candidates, so their error is reported.
-    /// The external data file of a qcow2 image found there is not a raw disk of its own (its bytes are
-    /// that image's data): it is not indexed, even with --include-raw, nor counted as an other file.
+    /// Expands directories into the image files under them, keeping explicit files as given: the library's
+    /// one discovery rule (``ImageDiscovery``), which the service's watcher follows too.
     private func collectImages() throws -> (images: [String], skipped: [Result], notRecognised: Int) {
+        let discovery = ImageDiscovery(includeRaw: includeRaw, pinnedFormat: chain.imageFormat)
         var images: [String] = []
         var skipped: [Result] = []
-        // Raw files found in directories: indexed with --include-raw, else counted as other files.
-        var rawFound: [String] = []
-        var otherFiles: [String] = []
-        var directoryImages: [String] = []
+        var notRecognised = 0
         for path in paths {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -210,60 +204,13 @@ struct ScanCommand: ParsableCommand {
                 images.append(path)
                 continue
             }
-            guard let walker = FileManager.default.enumerator(atPath: path) else {
-                throw CommandFailure("\(path): cannot list directory")
-            }
-            let root = PathResolver.canonical(path) ?? path
-            var found: [String] = []
-            while let relative = walker.nextObject() as? String {
-                let full = path + "/" + relative
-                var link = stat()
-                guard lstat(full, &link) == 0 else { continue }
-                if link.st_mode & S_IFMT == S_IFDIR { continue }
-                if link.st_mode & S_IFMT == S_IFLNK {
-                    guard let target = PathResolver.canonical(full) else { continue }
-                    guard PathResolver.isInside(target, directory: root) else {
-                        skipped.append(Result(path: full, action: "skipped", skipped: "symbolic link to \(target), outside \(root)"))
-                        continue
-                    }
-                }
-                guard let identity = try? FileIdentity(path: full) else { continue }
-                if identity.kind == .directory { continue }
-                guard identity.kind == .regular else {
-                    var info = stat()
-                    let kind = stat(full, &info) == 0 ? FileIdentity.describe(mode: info.st_mode) : "a special file"
-                    skipped.append(Result(path: full, action: "skipped", skipped: "\(kind), not an image file"))
-                    continue
-                }
-                guard let probe = try? ChainScanner.probe(path: full) else {
-                    found.append(full)  // unreadable: the scan names the error
-                    continue
-                }
-                if let foreign = probe.foreign, chain.imageFormat == nil {
-                    skipped.append(Result(path: full, action: "skipped", skipped: "\(foreign) is not supported"))
-                    continue
-                }
-                if includeRaw || probe.format != .raw || chain.imageFormat != nil {
-                    found.append(full)
-                    if probe.format == .raw { rawFound.append(full) }
-                } else {
-                    otherFiles.append(full)
-                }
-            }
-            directoryImages.append(contentsOf: found)
-            images.append(contentsOf: found.sorted())
+            guard FileManager.default.isReadableFile(atPath: path) else { throw CommandFailure("\(path): cannot list directory") }
+            let found = discovery.walk(path)
+            images.append(contentsOf: found.images)
+            skipped += found.skipped.map { Result(path: $0.path, action: "skipped", skipped: $0.reason) }
+            notRecognised += found.otherFiles.count
         }
-        guard !rawFound.isEmpty || !otherFiles.isEmpty else { return (images, skipped.sorted { $0.path < $1.path }, 0) }
-        let dataFiles = ChainScanner.externalDataFiles(among: directoryImages)
-        func owner(_ path: String) -> String? { PathResolver.canonical(path).flatMap { dataFiles[$0] } }
-        var excluded = Set<String>()
-        for path in rawFound {
-            guard let owner = owner(path) else { continue }
-            excluded.insert(path)
-            skipped.append(Result(path: path, action: "skipped", skipped: "the external data file of \(owner), scanned with it"))
-        }
-        images.removeAll { excluded.contains($0) }
-        return (images, skipped.sorted { $0.path < $1.path }, otherFiles.filter { owner($0) == nil }.count)
+        return (images, skipped.sorted { $0.path < $1.path }, notRecognised)
     }
 }
 

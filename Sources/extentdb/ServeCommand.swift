@@ -44,6 +44,9 @@ struct ServeCommand: ParsableCommand {
             discussion: "Not served itself unless it is also a --root.", valueName: "dir"))
     var trustRoots: [String] = []
 
+    @Flag(help: "The watcher also indexes raw files it finds as raw disks (as scan DIR --include-raw); else only QCOW2/VHD.")
+    var includeRaw = false
+
     @Option(help: ArgumentHelp("File whose first line is the bearer token (at least 16 characters).", valueName: "file"))
     var tokenFile: String?
 
@@ -131,6 +134,7 @@ struct ServeCommand: ParsableCommand {
             watchInterval: watchInterval)
         configuration.debounce = debounce
         configuration.trustRoots = trustRoots
+        configuration.includeRaw = includeRaw
         configuration.allowsNoAuthentication = insecureNoAuth
         configuration.maximumConnections = maxConnections
         configuration.maximumConnectionsPerClient = maxConnectionsPerClient

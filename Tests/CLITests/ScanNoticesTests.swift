@@ -142,6 +142,8 @@ import Testing
             if grep -q '/a\\.raw"' images.json || grep -q 'path=[^ ]*/a\\.raw ' serve.log; then cat images.json serve.log; exit 1; fi
             echo ok
             """,
+            // Raw disks are indexed by the watcher only with --include-raw, as by scan DIR.
+            prologue: startServer.replacingOccurrences(of: "--watch-interval 1 ", with: "--watch-interval 1 --include-raw "),
             in: {
                 let directory = try Self.workspace()
                 try shell(
