@@ -38,7 +38,9 @@ enum Main {
             let code = Extentdb.exitCode(for: error)
             let message = Extentdb.fullMessage(for: error)
             if code == .success {
-                if !message.isEmpty { print(message) }
+                // --help, --version: a failed write of them is an error too.
+                if !message.isEmpty { Console.print(message) }
+                flushOrFail(json: json)
                 exit(0)
             }
             Console.error(json ? ErrorReport(CommandFailure(message)).rendered(json: true) : message)
@@ -55,7 +57,8 @@ enum Main {
             flushOrFail(json: json)
             switch Extentdb.exitCode(for: error) {
             case .success:
-                print(Extentdb.fullMessage(for: error))
+                Console.print(Extentdb.fullMessage(for: error))
+                flushOrFail(json: json)
                 exit(0)
             case .validationFailure where !(error is CommandFailure):
                 let message = Extentdb.fullMessage(for: error)
