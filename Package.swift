@@ -149,6 +149,11 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .testTarget(
+            name: "CatalogTests",
+            dependencies: ["Catalog", "Report", "Scanner", "AllocationIndex", "Export", "ImageFormats", "ImageIO"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
             name: "NBDTests",
             dependencies: ["NBD", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSwift
