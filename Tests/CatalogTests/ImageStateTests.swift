@@ -8,13 +8,19 @@ import Testing
 
 /// The one status rule, on a real index and real files.
 @Suite struct ImageStateTests {
-    @Test("fresh, then stale when a layer changes, failed when a later scan fails, missing when the file goes")
-    func lifecycle() throws {
+    /// A fresh directory holding one raw file of `size` bytes; returns its path and a cleanup.
+    static func rawImage(size: Int) throws -> (path: String, cleanup: () -> Void) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-state-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/disk.raw"
-        FileManager.default.createFile(atPath: path, contents: Data(repeating: 7, count: 65536))
+        FileManager.default.createFile(atPath: path, contents: Data(repeating: 7, count: size))
+        return (path, { try? FileManager.default.removeItem(atPath: directory) })
+    }
+
+    @Test("fresh, then stale when a layer changes, failed when a later scan fails, missing when the file goes")
+    func lifecycle() throws {
+        let (path, cleanup) = try Self.rawImage(size: 65536)
+        defer { cleanup() }
         let store = try IndexStore()
         let catalog = ImageCatalog(indexer: ImageIndexer(store: store))
         let indexed = try catalog.lookup(path: path).indexed
@@ -43,11 +49,8 @@ import Testing
 
     @Test("a lookup that may not scan an unindexed image throws not_indexed, and one that may scans it")
     func lookupPolicy() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-lookup-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let path = directory + "/disk.raw"
-        FileManager.default.createFile(atPath: path, contents: Data(repeating: 7, count: 4096))
+        let (path, cleanup) = try Self.rawImage(size: 4096)
+        defer { cleanup() }
         let catalog = ImageCatalog(indexer: ImageIndexer(store: try IndexStore()))
         let refused = #expect(throws: CatalogError.self) { try catalog.lookup(path: path, rescan: false) }
         #expect(refused?.code == .notIndexed)
