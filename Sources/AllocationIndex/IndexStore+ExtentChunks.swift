@@ -1,5 +1,5 @@
 import Foundation
-import GRDB
+internal import GRDB
 
 /// One read of a scan's stored extents for an ``ExtentCursor``: the scan's size and time, and its next
 /// chunks (packed runs, ``ExtentRunCodec``), read together so they belong to one state of the index.

@@ -1,5 +1,5 @@
 import Foundation
-import GRDB
+internal import GRDB
 
 /// A failed scan as the index remembers it (`scan_failures`).
 public struct ScanFailure: Sendable, Equatable {

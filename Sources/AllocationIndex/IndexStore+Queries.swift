@@ -1,5 +1,5 @@
 import Foundation
-import GRDB
+internal import GRDB
 import ImageFormats
 
 /// A scan as read back from the index: the image, the scan, and the chain identity it was taken against.
@@ -20,7 +20,7 @@ extension IndexStore {
     /// The latest scan of the image at the canonical `path`, if it has one.
     public func latestScan(path: String) throws -> IndexedScan? {
         try writer.read { db in
-            guard let image = try ImageRecord.filter(ImageRecord.Columns.path == path).fetchOne(db),
+            guard let image = try Stored<ImageRecord>.filter(Columns.path == path).fetchOne(db)?.value,
                 let scanID = image.latestScanId
             else { return nil }
             return try Self.indexedScan(scanID: scanID, db)
@@ -33,30 +33,30 @@ extension IndexStore {
         try writer.read { db in
             let last = try Int64.fetchOne(db, sql: "SELECT last FROM id_high_water WHERE name = 'scans'") ?? 0
             guard id > 0, id <= last else { return false }
-            return try ScanRecord.fetchOne(db, key: id) == nil
+            return try Stored<ScanRecord>.fetchOne(db, key: id) == nil
         }
     }
 
     /// The image row for `path`, scanned or not.
     public func image(path: String) throws -> ImageRecord? {
-        try writer.read { db in try ImageRecord.filter(ImageRecord.Columns.path == path).fetchOne(db) }
+        try writer.read { db in try Stored<ImageRecord>.filter(Columns.path == path).fetchOne(db)?.value }
     }
 
     /// All scans of the image at `path`, oldest first.
     public func scans(path: String) throws -> [ScanRecord] {
         try writer.read { db in
-            guard let image = try ImageRecord.filter(ImageRecord.Columns.path == path).fetchOne(db), let id = image.id
+            guard let image = try Stored<ImageRecord>.filter(Columns.path == path).fetchOne(db)?.value, let id = image.id
             else { return [] }
-            return try ScanRecord.filter(ScanRecord.Columns.imageId == id).order(ScanRecord.Columns.id).fetchAll(db)
+            return try Stored<ScanRecord>.filter(Columns.imageId == id).order(Columns.id).fetchAll(db).map(\.value)
         }
     }
 
     static func indexedScan(scanID: Int64, _ db: Database) throws -> IndexedScan? {
-        guard let scan = try ScanRecord.fetchOne(db, key: scanID),
-            let image = try ImageRecord.fetchOne(db, key: scan.imageId)
+        guard let scan = try Stored<ScanRecord>.fetchOne(db, key: scanID)?.value,
+            let image = try Stored<ImageRecord>.fetchOne(db, key: scan.imageId)?.value
         else { return nil }
-        let layers = try ScanLayerRecord.filter(ScanLayerRecord.Columns.scanId == scanID)
-            .order(ScanLayerRecord.Columns.depth).fetchAll(db)
+        let layers = try Stored<ScanLayerRecord>.filter(Columns.scanId == scanID)
+            .order(Columns.depth).fetchAll(db).map(\.value)
         return IndexedScan(image: image, scan: scan, layers: layers)
     }
 
@@ -128,7 +128,7 @@ extension IndexStore {
     /// Three queries whatever the number of images: images, their latest scans, those scans' layers.
     public func scannedImages(matching paths: [String], directories: [String] = []) throws -> [ImageWithScan] {
         try writer.read { db in
-            var images = try ImageRecord.filter(ImageRecord.Columns.latestScanId != nil).order(ImageRecord.Columns.path).fetchAll(db)
+            var images = try Stored<ImageRecord>.filter(Columns.latestScanId != nil).order(Columns.path).fetchAll(db).map(\.value)
             if !paths.isEmpty || !directories.isEmpty {
                 let exact = Set(paths)
                 images = images.filter { image in
@@ -137,12 +137,12 @@ extension IndexStore {
             }
             let scanIDs = images.compactMap(\.latestScanId)
             let scans = Dictionary(
-                uniqueKeysWithValues: try ScanRecord.fetchAll(db, keys: scanIDs).compactMap { scan in scan.id.map { ($0, scan) } })
+                uniqueKeysWithValues: try Stored<ScanRecord>.fetchAll(db, keys: scanIDs).compactMap { stored in
+                    stored.value.id.map { ($0, stored.value) }
+                })
             var layers: [Int64: [ScanLayerRecord]] = [:]
-            for layer in try ScanLayerRecord.filter(scanIDs.contains(ScanLayerRecord.Columns.scanId)).order(ScanLayerRecord.Columns.depth)
-                .fetchAll(db)
-            {
-                layers[layer.scanId, default: []].append(layer)
+            for stored in try Stored<ScanLayerRecord>.filter(scanIDs.contains(Columns.scanId)).order(Columns.depth).fetchAll(db) {
+                layers[stored.value.scanId, default: []].append(stored.value)
             }
             return images.compactMap { image in
                 guard let id = image.latestScanId, let scan = scans[id] else { return nil }

@@ -1,5 +1,5 @@
 import Foundation
-import GRDB
+internal import GRDB
 import ImageFormats
 
 /// One layer of a scanned chain, as the index records it.
@@ -189,7 +189,7 @@ extension IndexStore {
     /// - Parameter beforeCommit: runs inside the transaction just before it commits (tests use it to
     ///   simulate a crash mid-write).
     @discardableResult
-    public func save(_ scan: NewScan, beforeCommit: (@Sendable (Database) throws -> Void)?) throws -> IndexedScan {
+    func save(_ scan: NewScan, beforeCommit: (@Sendable (Database) throws -> Void)?) throws -> IndexedScan {
         precondition(!scan.layers.isEmpty, "a scan has at least one layer")
         try ScanCounts.checkTiling(scan.extents, virtualSize: scan.layers[0].virtualSize)
         return try reportingFullDisk {
@@ -216,19 +216,20 @@ extension IndexStore {
                     warningsJson: String(decoding: try JSONEncoder().encode(scan.warnings), as: UTF8.self),
                     trustJson: scan.trust.json)
                 record.id = try Int64.fetchOne(db, sql: Self.nextIDSQL(table: "scans"))
-                try record.insert(db)
+                try Stored(record).insert(db)
                 guard let scanID = record.id else { throw StoreError.notFound("inserted scan id") }
                 for (depth, layer) in scan.layers.enumerated() {
-                    try ScanLayerRecord(
-                        scanId: scanID, depth: Int64(depth), path: layer.path, format: layer.format,
-                        device: Int64(bitPattern: layer.device), inode: Int64(bitPattern: layer.inode),
-                        fileSize: Int64(layer.fileSize), mtimeNs: layer.mtimeNanoseconds, ctimeNs: layer.ctimeNanoseconds,
-                        headerChecksum: layer.headerChecksum,
-                        clusterSize: layer.clusterSize.map { Int64($0) }, dataPath: layer.dataPath,
-                        dataDevice: layer.dataIdentity.map { Int64(bitPattern: $0.device) },
-                        dataInode: layer.dataIdentity.map { Int64(bitPattern: $0.inode) },
-                        dataFileSize: layer.dataIdentity.map { Int64($0.size) }, dataMtimeNs: layer.dataIdentity?.mtimeNanoseconds,
-                        dataCtimeNs: layer.dataIdentity?.ctimeNanoseconds
+                    try Stored(
+                        ScanLayerRecord(
+                            scanId: scanID, depth: Int64(depth), path: layer.path, format: layer.format,
+                            device: Int64(bitPattern: layer.device), inode: Int64(bitPattern: layer.inode),
+                            fileSize: Int64(layer.fileSize), mtimeNs: layer.mtimeNanoseconds, ctimeNs: layer.ctimeNanoseconds,
+                            headerChecksum: layer.headerChecksum,
+                            clusterSize: layer.clusterSize.map { Int64($0) }, dataPath: layer.dataPath,
+                            dataDevice: layer.dataIdentity.map { Int64(bitPattern: $0.device) },
+                            dataInode: layer.dataIdentity.map { Int64(bitPattern: $0.inode) },
+                            dataFileSize: layer.dataIdentity.map { Int64($0.size) }, dataMtimeNs: layer.dataIdentity?.mtimeNanoseconds,
+                            dataCtimeNs: layer.dataIdentity?.ctimeNanoseconds)
                     ).insert(db)
                 }
                 if let owner = try Self.chunkOwnerWithSameExtents(as: chunks, imageID: imageIDs[0], excluding: scanID, db) {

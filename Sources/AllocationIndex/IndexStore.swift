@@ -1,5 +1,5 @@
 import Foundation
-import GRDB
+internal import GRDB
 import ImageFormats
 
 /// The SQLite allocation index: images, their scans, each scan's chain identity and packed extents.

@@ -1,10 +1,9 @@
 import Foundation
-import GRDB
+internal import GRDB
 import ImageFormats
 
 /// A row of `images` (migrations/0001_initial.sql).
-public struct ImageRecord: Codable, FetchableRecord, MutablePersistableRecord, Sendable, Equatable {
-    public static let databaseTableName = "images"
+public struct ImageRecord: Codable, Sendable, Equatable {
     public var id: Int64?
     public var path: String
     public var format: String
@@ -17,12 +16,6 @@ public struct ImageRecord: Codable, FetchableRecord, MutablePersistableRecord, S
     /// Trust given at scan time (`--allow-outside-backing`), kept for later rescans (schema version 2).
     public var allowsOutsideBacking: Bool = false
 
-    public enum Columns {
-        public static let id = Column(CodingKeys.id)
-        public static let path = Column(CodingKeys.path)
-        public static let latestScanId = Column(CodingKeys.latestScanId)
-    }
-
     enum CodingKeys: String, CodingKey {
         case id, path, format
         case virtualSize = "virtual_size"
@@ -34,12 +27,10 @@ public struct ImageRecord: Codable, FetchableRecord, MutablePersistableRecord, S
         case allowsOutsideBacking = "allows_outside_backing"
     }
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
 
 /// A row of `scans`.
-public struct ScanRecord: Codable, FetchableRecord, MutablePersistableRecord, Sendable, Equatable {
-    public static let databaseTableName = "scans"
+public struct ScanRecord: Codable, Sendable, Equatable {
     public var id: Int64?
     public var imageId: Int64
     public var scannedAtNs: Int64
@@ -66,12 +57,6 @@ public struct ScanRecord: Codable, FetchableRecord, MutablePersistableRecord, Se
     /// The trust the scan was made under, or nil when it was not recorded (or cannot be read).
     public var trust: ScanTrust? { trustJson.flatMap(ScanTrust.init(json:)) }
 
-    public enum Columns {
-        public static let id = Column(CodingKeys.id)
-        public static let imageId = Column(CodingKeys.imageId)
-        public static let extentsScanId = Column(CodingKeys.extentsScanId)
-    }
-
     enum CodingKeys: String, CodingKey {
         case id
         case imageId = "image_id"
@@ -95,12 +80,10 @@ public struct ScanRecord: Codable, FetchableRecord, MutablePersistableRecord, Se
         case trustJson = "trust_json"
     }
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) { id = inserted.rowID }
 }
 
 /// A row of `scan_layers`: one chain layer's identity at scan time.
-public struct ScanLayerRecord: Codable, FetchableRecord, PersistableRecord, Sendable, Equatable {
-    public static let databaseTableName = "scan_layers"
+public struct ScanLayerRecord: Codable, Sendable, Equatable {
     public var scanId: Int64
     public var depth: Int64
     public var path: String
@@ -120,11 +103,6 @@ public struct ScanLayerRecord: Codable, FetchableRecord, PersistableRecord, Send
     public var dataFileSize: Int64?
     public var dataMtimeNs: Int64?
     public var dataCtimeNs: Int64?
-
-    public enum Columns {
-        public static let scanId = Column(CodingKeys.scanId)
-        public static let depth = Column(CodingKeys.depth)
-    }
 
     enum CodingKeys: String, CodingKey {
         case scanId = "scan_id"
@@ -201,4 +179,36 @@ extension ScanRecord {
     public var histogram: [UInt64] {
         (try? JSONDecoder().decode([UInt64].self, from: Data(dataExtentHistogram.utf8))) ?? []
     }
+}
+
+/// How a record is stored: its table. Internal, with ``Stored``: GRDB stays out of the public API, as
+/// GRDB's own guide puts it, "record types hide intimate database details".
+protocol StoredTable: Codable, Sendable {
+    static var tableName: String { get }
+}
+
+extension ImageRecord: StoredTable { static let tableName = "images" }
+extension ScanRecord: StoredTable { static let tableName = "scans" }
+extension ScanLayerRecord: StoredTable { static let tableName = "scan_layers" }
+
+/// The GRDB face of a record, used only inside the store: it decodes and encodes through the record's
+/// own coding keys (the column names).
+struct Stored<Value: StoredTable>: Codable, FetchableRecord, PersistableRecord {
+    var value: Value
+
+    static var databaseTableName: String { Value.tableName }
+
+    init(_ value: Value) { self.value = value }
+    init(from decoder: any Decoder) throws { value = try Value(from: decoder) }
+    func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
+}
+
+/// Columns the store's queries name.
+enum Columns {
+    static let id = Column("id")
+    static let path = Column("path")
+    static let latestScanId = Column("latest_scan_id")
+    static let imageId = Column("image_id")
+    static let scanId = Column("scan_id")
+    static let depth = Column("depth")
 }
