@@ -5,7 +5,7 @@ import ImageFormats
 /// One layer of a scanned chain, as the index records it.
 public struct NewLayer: Sendable {
     public var path: String
-    public var format: String
+    public var format: ImageFormat
     public var virtualSize: UInt64
     public var clusterSize: UInt64?
     public var backingPath: String?
@@ -22,7 +22,7 @@ public struct NewLayer: Sendable {
     public var dataIdentity: StoredFileIdentity?
 
     public init(
-        path: String, format: String, virtualSize: UInt64, clusterSize: UInt64?, backingPath: String?,
+        path: String, format: ImageFormat, virtualSize: UInt64, clusterSize: UInt64?, backingPath: String?,
         metadataJSON: String, device: UInt64, inode: UInt64, fileSize: UInt64, mtimeNanoseconds: Int64, ctimeNanoseconds: Int64,
         headerChecksum: String, dataPath: String? = nil, dataIdentity: StoredFileIdentity? = nil
     ) {
@@ -279,7 +279,7 @@ extension IndexStore {
             RETURNING id
             """
         let arguments: StatementArguments = [
-            layer.path, layer.format, Int64(layer.virtualSize), layer.clusterSize.map { Int64($0) }, layer.backingPath,
+            layer.path, layer.format.rawValue, Int64(layer.virtualSize), layer.clusterSize.map { Int64($0) }, layer.backingPath,
             backingImageID, layer.metadataJSON,
         ]
         guard let id = try Int64.fetchOne(db, sql: sql, arguments: arguments) else {

@@ -6,7 +6,7 @@ import ImageFormats
 public struct ImageRecord: Codable, Sendable, Equatable {
     public var id: Int64?
     public var path: String
-    public var format: String
+    public var format: ImageFormat
     public var virtualSize: Int64
     public var clusterSize: Int64?
     public var backingPath: String?
@@ -87,7 +87,7 @@ public struct ScanLayerRecord: Codable, Sendable, Equatable {
     public var scanId: Int64
     public var depth: Int64
     public var path: String
-    public var format: String
+    public var format: ImageFormat
     public var device: Int64
     public var inode: Int64
     public var fileSize: Int64
@@ -121,7 +121,7 @@ public struct ScanLayerRecord: Codable, Sendable, Equatable {
     }
 
     public init(
-        scanId: Int64 = 0, depth: Int64, path: String, format: String, device: Int64, inode: Int64, fileSize: Int64,
+        scanId: Int64 = 0, depth: Int64, path: String, format: ImageFormat, device: Int64, inode: Int64, fileSize: Int64,
         mtimeNs: Int64, ctimeNs: Int64? = nil, headerChecksum: String, clusterSize: Int64? = nil, dataPath: String? = nil,
         dataDevice: Int64? = nil, dataInode: Int64? = nil, dataFileSize: Int64? = nil, dataMtimeNs: Int64? = nil,
         dataCtimeNs: Int64? = nil
@@ -164,11 +164,6 @@ extension ScanLayerRecord {
 }
 
 /// Decoded values, so callers never parse the JSON columns themselves.
-extension ImageRecord {
-    /// The `format` column as the enum (nil only in an index written by a newer extentdb).
-    public var imageFormat: ImageFormat? { ImageFormat(rawValue: format) }
-}
-
 extension ScanRecord {
     /// What did not stop the scan (`warnings_json`), layer by layer.
     public var warnings: [String] {

@@ -109,7 +109,7 @@ public struct ImageInfo: Encodable, Sendable {
             chainZeroBytes: UInt64(indexed.scan.zeroBytes), compressedBytes: UInt64(indexed.scan.compressedBytes),
             warnings: indexed.scan.warnings)
         chain = indexed.layers.map {
-            Layer(depth: $0.depth, path: $0.path, format: $0.format, fileSize: $0.fileSize, clusterSize: $0.clusterSize)
+            Layer(depth: $0.depth, path: $0.path, format: $0.format.rawValue, fileSize: $0.fileSize, clusterSize: $0.clusterSize)
         }
         metadata = indexed.image.metadata
         fileSize = indexed.layers.first.map { UInt64($0.fileSize) }
@@ -145,7 +145,7 @@ extension ImageCatalog {
         } catch {
             // Not indexed (and not to be scanned), or the scan failed: show the header as it reads now.
             let header = try classified {
-                try ChainScanner.inspect(path: canonical, format: format ?? previous.flatMap { ImageFormat(rawValue: $0.image.format) })
+                try ChainScanner.inspect(path: canonical, format: format ?? previous?.image.format)
                     .metadata
             }
             let failure = try classified { try store.failure(path: canonical) }

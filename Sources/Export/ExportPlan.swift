@@ -39,9 +39,7 @@ public struct ExportPlan: Sendable {
         self.range = range ?? 0..<virtualSize
         var layers: [PlanLayer] = []
         for layer in indexed.layers {
-            guard let format = ImageFormat(rawValue: layer.format) else {
-                throw ExportError.plan("index names an unknown format '\(layer.format)' for \(layer.path)")
-            }
+            let format = layer.format
             let metadata = try store.image(path: layer.path)?.metadata
             if metadata?.qcow2?.encrypted == true {
                 throw ExportError.plan("\(layer.path) is encrypted; extentdb does not export encrypted images")

@@ -77,7 +77,7 @@ public struct ImageReport: Codable, Sendable, Equatable {
         id = entry.image.id ?? 0
         path = entry.image.path
         directory = PathResolver.directory(of: entry.image.path)
-        format = entry.image.format
+        format = entry.image.format.rawValue
         virtualSize = UInt64(scan.virtualSize)
         let identity = try? FileIdentity(path: entry.image.path)
         diskUsage = identity?.allocatedBytes ?? 0
@@ -86,7 +86,7 @@ public struct ImageReport: Codable, Sendable, Equatable {
         zeroBytes = entry.layers.first.map(Self.storesBlocksInPlace) == true ? 0 : UInt64(scan.ownZeroBytes)
         unallocatedBytes = UInt64(scan.virtualSize) - min(UInt64(scan.virtualSize), UInt64(scan.ownDataBytes) + zeroBytes)
         chain = entry.layers.dropFirst().map(\.path)
-        layerFormats = entry.layers.map(\.format)
+        layerFormats = entry.layers.map(\.format.rawValue)
         let metadata = entry.image.metadata
         snapshots = metadata?.qcow2?.snapshots.map(\.name) ?? []
         compressedBytes = UInt64(scan.compressedBytes)
@@ -125,7 +125,7 @@ public struct ImageReport: Codable, Sendable, Equatable {
     /// records no zero ranges of its own: its holes are holes of the host file, which `map` shows as
     /// zero (as `qemu-img map` does) and reports count as unallocated, the same for both formats.
     public static func storesBlocksInPlace(_ layer: ScanLayerRecord) -> Bool {
-        layer.format == "raw" || (layer.format == "vhd" && layer.clusterSize == nil)
+        layer.format == .raw || (layer.format == .vhd && layer.clusterSize == nil)
     }
 
     /// A time in the index (ns since the epoch) as every output shows it: UTC, ISO 8601, to the second.

@@ -105,9 +105,8 @@ public struct ImageIndexer: Sendable {
         let stat = freshness(of: indexed)
         guard stat.isFresh else { return stat }
         for layer in indexed.layers {
-            let format = ImageFormat(rawValue: layer.format) ?? .raw
-            guard let current = try? ChainScanner.headerChecksum(path: layer.path, format: format) else {
-                return .stale("layer \(layer.depth) \(layer.path) no longer reads as \(layer.format)")
+            guard let current = try? ChainScanner.headerChecksum(path: layer.path, format: layer.format) else {
+                return .stale("layer \(layer.depth) \(layer.path) no longer reads as \(layer.format.rawValue)")
             }
             if current != layer.headerChecksum { return .stale("layer \(layer.depth) \(layer.path) has a new header") }
         }
@@ -139,7 +138,7 @@ public struct ImageIndexer: Sendable {
         if options.keepsRecordedTrust && previous?.image.allowsOutsideBacking == true { options.allowsOutsideBacking = true }
         guard options.pinnedFormat == nil else { return options }
         let probed = try ChainScanner.probe(path: path)
-        if let previous, let indexed = ImageFormat(rawValue: previous.image.format) {
+        if let indexed = previous?.image.format {
             if indexed != .raw && probed.format != indexed {
                 throw ImageError.chain(
                     path,
@@ -184,7 +183,7 @@ public struct ImageIndexer: Sendable {
     /// True when no format is pinned, or the pin is the format the image was indexed as (a new pin means
     /// a rescan).
     func pinAgrees(with indexed: IndexedScan?) -> Bool {
-        options.pinnedFormat == nil || options.pinnedFormat?.rawValue == indexed?.image.format
+        options.pinnedFormat == nil || options.pinnedFormat == indexed?.image.format
     }
 
     /// The latest scan of `path`, rescanning when the index is missing or stale: the freshness policy every
@@ -238,7 +237,7 @@ public struct ImageIndexer: Sendable {
             let metadata = String(decoding: try encoder.encode(layer.metadata), as: UTF8.self)
             layers.append(
                 NewLayer(
-                    path: layer.path, format: layer.format.rawValue, virtualSize: layer.metadata.virtualSize,
+                    path: layer.path, format: layer.format, virtualSize: layer.metadata.virtualSize,
                     clusterSize: layer.metadata.clusterSize,
                     backingPath: layer.metadata.backing.map { PathResolver.canonical($0.resolvedPath) ?? $0.resolvedPath },
                     metadataJSON: metadata, device: layer.identity.device, inode: layer.identity.inode,

@@ -34,7 +34,7 @@ func syntheticExtents(count: Int, seed: UInt64 = 42) -> [Extent] {
 func newScan(path: String = "/images/disk.qcow2", extents: [Extent], mtime: Int64 = 1) -> NewScan {
     let size = extents.last?.end ?? 0
     let layer = NewLayer(
-        path: path, format: "qcow2", virtualSize: size, clusterSize: 65536, backingPath: nil, metadataJSON: "{}",
+        path: path, format: .qcow2, virtualSize: size, clusterSize: 65536, backingPath: nil, metadataJSON: "{}",
         device: 1, inode: 2, fileSize: 3, mtimeNanoseconds: mtime, ctimeNanoseconds: mtime, headerChecksum: "fnv1a64:0")
     return NewScan(layers: [layer], extents: extents, scannedAtNanoseconds: 5, durationNanoseconds: 6, toolVersion: "test", warnings: [])
 }
