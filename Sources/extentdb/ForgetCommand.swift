@@ -75,11 +75,9 @@ enum LifecycleOutput {
     static func print(_ format: OutputFormat, _ object: [String: Any], human: () -> Void) throws {
         switch format {
         case .json:
-            if let data = try? JSONSerialization.data(
-                withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-            {
-                Console.print(String(decoding: data, as: UTF8.self))
-            }
+            // An object JSON cannot hold is a bug to report, never an empty answer.
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+            Console.print(String(decoding: data, as: UTF8.self))
         case .human:
             human()
         }

@@ -126,12 +126,14 @@ struct ScanCommand: ParsableCommand {
             for result in results {
                 var item: [String: Any] = ["path": result.path, "action": result.action]
                 if let indexed = result.indexed {
+                    // The shared vocabulary (README, "One vocabulary"): the keys list and info use.
+                    item["id"] = indexed.image.id ?? 0
                     item["scan_id"] = indexed.scan.id ?? 0
-                    item["format"] = indexed.image.format
+                    item["format"] = indexed.image.format.rawValue
                     item["virtual_size"] = indexed.scan.virtualSize
                     item["extent_count"] = indexed.scan.extentCount
-                    item["data_bytes"] = indexed.scan.dataBytes
-                    item["own_data_bytes"] = indexed.scan.ownDataBytes
+                    item["chain_allocated_bytes"] = indexed.scan.dataBytes
+                    item["allocated_bytes"] = indexed.scan.ownDataBytes
                     item["chain_length"] = indexed.scan.chainDepth
                     item["duration_ms"] = Double(indexed.scan.durationNs) / 1e6
                 }
@@ -147,11 +149,8 @@ struct ScanCommand: ParsableCommand {
                     "not_recognised": notRecognised,
                 ],
             ]
-            if let data = try? JSONSerialization.data(
-                withJSONObject: summary, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
-            {
-                Console.print(String(decoding: data, as: UTF8.self))
-            }
+            let data = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+            Console.print(String(decoding: data, as: UTF8.self))
         case .human:
             if !quiet {
                 for result in results {
