@@ -25,12 +25,17 @@ public struct ExportPlan: Sendable {
     public var indexed: IndexedScan
     public var layers: [PlanLayer]
     public var virtualSize: UInt64
-    /// Depth of the base layer: extents supplied at this depth or below are unchanged and not sent.
+    /// Depth in the image's chain of the layer it shares with the base (the base itself when it is an
+    /// ancestor): extents supplied at this depth or below are unchanged, unless the base's branch wrote them.
     public var baseDepth: Int?
+    /// The base's own top layer: what a qcow2 delta names as its backing file, a VHD delta as its parent.
+    public var base: PlanLayer?
+    /// Ranges the base's branch supplies above the common ancestor (a sibling or cousin base): sent with the
+    /// image's content, so that the base's own changes are reverted. Empty for an ancestor base.
+    public var baseBranch = RangeSet([])
     public var range: Range<UInt64>
 
     public var scanID: Int64 { indexed.scan.id ?? 0 }
-    public var base: PlanLayer? { baseDepth.map { layers[$0] } }
 
     public init(store: any IndexStoring, indexed: IndexedScan, basePath: String?, range: Range<UInt64>? = nil) throws {
         self.store = store
@@ -53,12 +58,45 @@ public struct ExportPlan: Sendable {
         }
         self.layers = layers
         if let basePath {
-            guard let depth = layers.firstIndex(where: { $0.path == basePath }), depth > 0 else {
-                let chain = layers.map(\.path).joined(separator: " -> ")
-                throw ExportError.plan("\(basePath) is not a backing file or parent of \(indexed.image.path) (chain: \(chain))")
+            if let depth = layers.firstIndex(where: { $0.path == basePath }), depth > 0 {
+                baseDepth = depth
+                base = layers[depth]
+            } else {
+                try relate(toBase: basePath)
             }
-            baseDepth = depth
         }
+    }
+
+    /// Sets the plan up against a base that is not an ancestor: a sibling, a cousin, or a descendant.
+    ///
+    /// - Throws: ``ExportError/plan(_:remedy:)`` when the base is not indexed, is the image itself, or shares
+    ///   no layer with it.
+    private mutating func relate(toBase basePath: String) throws {
+        guard basePath != indexed.image.path else {
+            throw ExportError.plan("\(basePath) is the image itself; a delta against it would be empty")
+        }
+        guard let baseScan = try store.latestScan(path: basePath) else {
+            throw ExportError.plan("\(basePath) is not in the index", remedy: .scanFirst)
+        }
+        let store = store
+        let relation = BaseRelation.between(image: indexed, base: baseScan) { path in
+            (try? store.image(path: path))??.metadata?.vhd?.uniqueID
+        }
+        guard let relation else {
+            let chain = layers.map(\.path).joined(separator: " -> ")
+            let baseChain = baseScan.layers.map(\.path).joined(separator: " -> ")
+            throw ExportError.plan(
+                "\(basePath) and \(indexed.image.path) share no layer, so one cannot be a delta of the other "
+                    + "(chains: \(chain); \(baseChain))")
+        }
+        baseDepth = relation.imageDepth
+        baseBranch = RangeSet(try relation.baseBranchRanges(of: baseScan, store: store))
+        guard let top = baseScan.layers.first else { throw ExportError.plan("\(basePath): its scan has no layers") }
+        let metadata = try store.image(path: top.path)?.metadata
+        base = PlanLayer(
+            depth: Int(top.depth), path: top.path, format: top.format, dataPath: top.dataPath ?? top.path,
+            clusterSize: top.clusterSize.map { UInt64($0) }, compression: metadata?.qcow2?.compressionType == "zstd" ? .zstd : .zlib,
+            metadata: metadata, dataIdentity: top.dataPath == nil ? top.identity : top.dataIdentity)
     }
 
     /// How the export treats an extent.
@@ -71,18 +109,22 @@ public struct ExportPlan: Sendable {
         case unchanged
     }
 
+    /// Extents come from ``cursor(from:to:)``, cut at the base's branch ranges, so a whole extent lies in or
+    /// out of them.
     public func role(of extent: Extent) -> Role {
-        if let baseDepth, extent.depth >= UInt32(baseDepth) { return .unchanged }
+        if let baseDepth, extent.depth >= UInt32(baseDepth), !baseBranch.contains(extent.start) { return .unchanged }
         if extent.data && !extent.zero { return .data }
         if baseDepth == nil && !extent.present { return .unchanged }
         return .zero
     }
 
     /// A pull cursor over the plan's extents.
-    public func cursor(from lower: UInt64? = nil, to upper: UInt64? = nil) -> ExtentCursor {
-        ExtentCursor(
-            store: store, scanID: scanID, scannedAtNanoseconds: indexed.scan.scannedAtNs, from: lower ?? range.lowerBound,
-            to: upper ?? range.upperBound)
+    public func cursor(from lower: UInt64? = nil, to upper: UInt64? = nil) -> PlanCursor {
+        PlanCursor(
+            cursor: ExtentCursor(
+                store: store, scanID: scanID, scannedAtNanoseconds: indexed.scan.scannedAtNs, from: lower ?? range.lowerBound,
+                to: upper ?? range.upperBound),
+            cuts: baseBranch)
     }
 }
 

@@ -120,7 +120,7 @@ public final class GuestReader {
 public final class GuestStream {
     public let plan: ExportPlan
     public let reader: GuestReader
-    private let cursor: ExtentCursor
+    private let cursor: PlanCursor
     private var current: Extent?
 
     public init(plan: ExportPlan, reader: GuestReader, from lower: UInt64? = nil) {

@@ -6,7 +6,7 @@ import ImageFormats
 /// forward (the usual pattern of a copying client) and starting a new one when a range goes back.
 final class ExtentWindow {
     let plan: ExportPlan
-    private var cursor: ExtentCursor?
+    private var cursor: PlanCursor?
     private var current: Extent?
     /// Lowest offset the cursor can still serve.
     private var floor: UInt64 = 0

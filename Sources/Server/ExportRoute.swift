@@ -43,7 +43,8 @@ struct ExportRoute {
         var basePath: String?
         if let baseText = query.get("base") {
             guard let baseID = Int64(baseText), baseID > 0 else { throw APIError.badRequest("base must be an image id") }
-            basePath = try service.indexedImage(id: baseID).image.path
+            // Any related base: an ancestor, or a sibling or cousin snapshot (made fresh like the image).
+            basePath = try await service.freshImage(id: baseID, checkHeaders: true).image.path
             if format == .raw {
                 throw APIError.badRequest("an incremental raw export needs a file; over HTTP ask for qcow2, vhd or xva with base")
             }

@@ -107,8 +107,14 @@ struct ExportCommand: ParsableCommand {
         let indexed = try IndexedImage.load(image, store: store, chain: chain, rescan: !noRescan, checkHeaders: true, quiet: quiet)
         let window = GuestWindow(offset: offset?.value ?? 0, length: length?.value, virtualSize: UInt64(indexed.scan.virtualSize))
         let current = PathResolver.currentDirectory()
+        let basePath = try base.map { try ImageIndexer.canonicalPath($0) }
+        // A base outside the image's chain (a sibling snapshot) is looked up like the image: its scan decides
+        // which ranges its own branch wrote.
+        if let basePath, !indexed.layers.contains(where: { $0.path == basePath }) {
+            _ = try IndexedImage.load(basePath, store: store, chain: chain, rescan: !noRescan, checkHeaders: true, quiet: quiet)
+        }
         var request = ExportRequest(
-            format: format, basePath: try base.map { try ImageIndexer.canonicalPath($0) },
+            format: format, basePath: basePath,
             range: format == .raw ? window.range : nil, clusterSize: clusterSize?.value, backingName: explicitBackingName,
             outputDirectory: to.map { PathResolver.directory(of: PathResolver.absolute($0, relativeTo: current)) } ?? current)
         request.xvaPrefix = prefix
