@@ -56,12 +56,16 @@ public enum ExtentRunCodec {
     /// Every field is checked before use: a varint longer than 64 bits, a zero length, a depth wider than 32
     /// bits, a compressed byte count wider than 32 bits, or extents that end past ``maximumGuestEnd``.
     ///
-    /// - Parameter stop: when given, decoding ends before the first extent starting at or past this guest
-    ///   offset (a window's end: the rest of the chunk is neither decoded nor checked).
+    /// - Parameters:
+    ///   - skip: extents ending at or before this guest offset (before a window's start) are decoded and
+    ///     checked like the others but not handed to `body`.
+    ///   - stop: when given, decoding ends before the first extent starting at or past this guest offset (a
+    ///     window's end: the rest of the chunk is neither decoded nor checked).
     /// - Throws: ``StoreError/corruptChunk(_:)`` naming the extent, the field and its byte position in the
     ///   blob when the blob is malformed (a damaged index, never image input).
     public static func decode(
-        _ blob: some ContiguousBytes, start: UInt64, count: Int, until stop: UInt64? = nil, _ body: (Extent) throws -> Void
+        _ blob: some ContiguousBytes, start: UInt64, count: Int, skippingTo skip: UInt64 = 0, until stop: UInt64? = nil,
+        _ body: (Extent) throws -> Void
     ) throws {
         guard count >= 0 else { throw StoreError.corruptChunk("extent count \(count) is negative") }
         try blob.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
@@ -105,6 +109,10 @@ public enum ExtentRunCodec {
                         throw damaged("compressed byte count", at: countPosition, "\(count) is wider than 32 bits")
                     }
                     descriptor = .init(hostOffset: host, byteCount: UInt32(count))
+                }
+                if end <= skip {
+                    guest = end
+                    continue
                 }
                 try body(
                     Extent(
