@@ -16,6 +16,21 @@ import Testing
         }
     }
 
+    @Test("decoding from a reported resume point gives the extents from that index on")
+    func resumePoints() throws {
+        let extents = syntheticExtents(count: 300)
+        let blob = ExtentRunCodec.encode(extents[...])
+        var points: [ExtentRunCodec.ResumePoint] = []
+        try ExtentRunCodec.decode(blob, from: .init(start: 0), count: extents.count, markingEvery: 7, mark: { points.append($0) }) { _ in }
+        #expect(points.map(\.index) == Array(stride(from: 0, to: extents.count, by: 7)))
+        for point in points {
+            var decoded: [Extent] = []
+            try ExtentRunCodec.decode(blob, from: point, count: extents.count) { decoded.append($0) }
+            #expect(decoded == Array(extents[point.index...]), "from extent \(point.index)")
+            #expect(point.guest == extents[point.index].start)
+        }
+    }
+
     @Test("windows from the packed copy equal the index's, at chunk edges and inside chunks")
     func windowsEqualTheIndex() throws {
         let store = try IndexStore()
