@@ -36,7 +36,7 @@ final class ResponseCache: Sendable {
 
     /// The packed extents of `scan` when they are in memory, or nil. With `claim`, a miss that no other
     /// request is loading is claimed: the caller loads them, then calls ``remember(_:imageID:)`` or
-    /// ``abandonLoading(scanID:)``.
+    /// ``abandonLoading(scanID:refuse:)``.
     func packedExtents(of scan: ScanRecord, claim: inout Bool) -> PackedScanExtents? {
         guard let id = scan.id else {
             claim = false
@@ -57,7 +57,11 @@ final class ResponseCache: Sendable {
     func remember(_ extents: PackedScanExtents, imageID: Int64) {
         packed.withLockedValue { state in
             state.loading.remove(extents.scanID)
-            if let old = state.entries.removeValue(forKey: extents.scanID) { state.bytes -= old.extents.byteCount }
+            // The image's earlier scans are answered no more: their copies go.
+            for (scanID, entry) in state.entries where scanID == extents.scanID || entry.imageID == imageID {
+                state.bytes -= entry.extents.byteCount
+                state.entries.removeValue(forKey: scanID)
+            }
             while state.bytes + extents.byteCount > Self.packedBudget,
                 let oldest = state.entries.min(by: { $0.value.lastUse < $1.value.lastUse })
             {
