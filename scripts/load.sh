@@ -56,7 +56,7 @@ TOKEN=$(cat "$WORK/token")
 "$EXTENTDB" serve --listen 127.0.0.1:0 --root "$ROOT" --token-file "$WORK/token" --db "$WORK/index.sqlite" \
     --watch-interval 0 2> "$WORK/serve.log" &
 SERVER=$!
-for _ in $(seq 200); do grep -q 'Server started and listening on' "$WORK/serve.log" && break; sleep 0.05; done
+for _ in $(seq 200); do grep -qs 'Server started and listening on' "$WORK/serve.log" && break; sleep 0.05; done
 PORT=$(grep -o 'Server started and listening on 127.0.0.1:[0-9]*' "$WORK/serve.log" | cut -d: -f2)
 URL=http://127.0.0.1:$PORT
 AUTH="Authorization: Bearer $TOKEN"
