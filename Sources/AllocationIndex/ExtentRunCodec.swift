@@ -56,20 +56,58 @@ public enum ExtentRunCodec {
     /// Every field is checked before use: a varint longer than 64 bits, a zero length, a depth wider than 32
     /// bits, a compressed byte count wider than 32 bits, or extents that end past ``maximumGuestEnd``.
     ///
-    /// - Parameter stop: when given, decoding ends before the first extent starting at or past this guest
-    ///   offset (a window's end: the rest of the chunk is neither decoded nor checked).
+    /// - Parameters:
+    ///   - skip: extents ending at or before this guest offset (before a window's start) are decoded and
+    ///     checked like the others but not handed to `body`.
+    ///   - stop: when given, decoding ends before the first extent starting at or past this guest offset (a
+    ///     window's end: the rest of the chunk is neither decoded nor checked).
     /// - Throws: ``StoreError/corruptChunk(_:)`` naming the extent, the field and its byte position in the
     ///   blob when the blob is malformed (a damaged index, never image input).
     public static func decode(
-        _ blob: some ContiguousBytes, start: UInt64, count: Int, until stop: UInt64? = nil, _ body: (Extent) throws -> Void
+        _ blob: some ContiguousBytes, start: UInt64, count: Int, skippingTo skip: UInt64 = 0, until stop: UInt64? = nil,
+        _ body: (Extent) throws -> Void
+    ) throws {
+        try decode(blob, from: ResumePoint(start: start), count: count, skippingTo: skip, until: stop, body)
+    }
+
+    /// Where decoding can resume inside a blob: an extent's index, guest offset and first byte, and the host
+    /// offset its delta is taken from. Only points a decode of the same blob reported are valid.
+    public struct ResumePoint: Sendable, Equatable {
+        public var index = 0
+        public var guest: UInt64
+        public var position = 0
+        public var predicted: UInt64 = 0
+
+        /// The first extent of a blob whose extents start at guest offset `start`.
+        public init(start: UInt64) {
+            guest = start
+        }
+    }
+
+    /// Like ``decode(_:start:count:skippingTo:until:_:)``, from `point` (the extents before it are neither
+    /// decoded nor checked), reporting to `mark` the resume point of every extent whose index is a multiple
+    /// of `interval` (when positive) before decoding it.
+    public static func decode(
+        _ blob: some ContiguousBytes, from point: ResumePoint, count: Int, skippingTo skip: UInt64 = 0, until stop: UInt64? = nil,
+        markingEvery interval: Int = 0, mark: (ResumePoint) -> Void = { _ in }, _ body: (Extent) throws -> Void
     ) throws {
         guard count >= 0 else { throw StoreError.corruptChunk("extent count \(count) is negative") }
+        guard point.index >= 0, point.index <= count, point.position >= 0 else {
+            throw StoreError.corruptChunk("resume point at extent \(point.index), byte \(point.position) is outside the chunk")
+        }
         try blob.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
-            var position = 0
-            var guest = start
-            var predicted: UInt64 = 0
-            for index in 0..<count {
+            var position = point.position
+            var guest = point.guest
+            var predicted = point.predicted
+            for index in point.index..<count {
                 if let stop, guest >= stop { break }
+                if interval > 0, index % interval == 0 {
+                    var here = ResumePoint(start: guest)
+                    here.index = index
+                    here.position = position
+                    here.predicted = predicted
+                    mark(here)
+                }
                 func damaged(_ field: String, at fieldPosition: Int, _ reason: String) -> StoreError {
                     .corruptChunk("extent \(index) \(field) at blob byte \(fieldPosition): \(reason)")
                 }
@@ -105,6 +143,10 @@ public enum ExtentRunCodec {
                         throw damaged("compressed byte count", at: countPosition, "\(count) is wider than 32 bits")
                     }
                     descriptor = .init(hostOffset: host, byteCount: UInt32(count))
+                }
+                if end <= skip {
+                    guest = end
+                    continue
                 }
                 try body(
                     Extent(

@@ -81,7 +81,7 @@ extension IndexStore {
                 let count: Int = row[1]
                 try row.withUnsafeData(atIndex: 2) { blob in
                     guard let blob else { throw StoreError.corruptChunk("chunk at \(start) has no runs") }
-                    try ExtentRunCodec.decode(blob, start: UInt64(start), count: count, until: upper) { extent in
+                    try ExtentRunCodec.decode(blob, start: UInt64(start), count: count, skippingTo: lower, until: upper) { extent in
                         if extent.start >= lower && extent.end <= upper {
                             try body(extent)
                         } else if let clipped = extent.clipped(to: lower, upper) {

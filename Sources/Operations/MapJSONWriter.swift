@@ -8,11 +8,23 @@ public enum MapJSONWriter {
     ///
     /// - Throws: a store error, or ``OutputError`` when the sink's descriptor cannot be written.
     public static func write(store: any IndexStoring, scanID: Int64, from lower: UInt64, to upper: UInt64, sink: inout ByteSink) throws {
+        try write(from: lower, to: upper, sink: &sink) { body in try store.forEachBatch(scanID: scanID, from: lower, to: upper, body) }
+    }
+
+    /// Like ``write(store:scanID:from:to:sink:)``, with the extents from a scan already in memory.
+    public static func write(extents: PackedScanExtents, from lower: UInt64, to upper: UInt64, sink: inout ByteSink) throws {
+        try write(from: lower, to: upper, sink: &sink) { body in try extents.forEachBatch(from: lower, to: upper, body) }
+    }
+
+    /// The list of the extents `batches` hands over (those overlapping `[lower, upper)`, clipped, in order).
+    static func write(
+        from lower: UInt64, to upper: UInt64, sink: inout ByteSink, batches: (_ body: ([Extent]) throws -> Void) throws -> Void
+    ) throws {
         var first = true
         // Stored compressed clusters are one extent each (with their descriptors); print them merged.
         var pending: Extent?
         sink.write("[" as StaticString)
-        try store.forEachBatch(scanID: scanID, from: lower, to: upper) { batch in
+        try batches { batch in
             for extent in batch {
                 if var held = pending {
                     if held.canMergeForDisplay(with: extent) {

@@ -88,6 +88,8 @@ struct ImageRoutes {
         if let style {
             let bits = ReadHeadersJSONWriter.clusterBits(of: indexed, override: nil)
             try ReadHeadersJSONWriter.write(store: store, indexed: indexed, style: style, clusterBits: bits, sink: &sink)
+        } else if let packed = try service.packedExtents(of: indexed) {
+            try MapJSONWriter.write(extents: packed, from: window.lower, to: window.upper, sink: &sink)
         } else {
             try MapJSONWriter.write(store: store, scanID: indexed.scan.id ?? -1, from: window.lower, to: window.upper, sink: &sink)
         }

@@ -71,4 +71,26 @@ extension IndexService {
         try confine(rescanned)
         return rescanned
     }
+
+    /// The packed extents of `indexed`'s scan, from memory, or read from the index now when no other
+    /// request is reading them and they fit the cache (``ResponseCache``); nil otherwise (read the index).
+    func packedExtents(of indexed: IndexedScan) throws -> PackedScanExtents? {
+        var claim = true
+        if let packed = cache.packedExtents(of: indexed.scan, claim: &claim) { return packed }
+        guard claim, let scanID = indexed.scan.id else { return nil }
+        let loaded: PackedScanExtents?
+        do {
+            loaded = try PackedScanExtents.load(
+                store: store, scanID: scanID, scannedAtNanoseconds: indexed.scan.scannedAtNs, maximumBytes: ResponseCache.largestPackedScan)
+        } catch {
+            cache.abandonLoading(scanID: scanID, refuse: false)
+            throw error
+        }
+        guard let loaded else {
+            cache.abandonLoading(scanID: scanID, refuse: true)
+            return nil
+        }
+        cache.remember(loaded, imageID: indexed.image.id ?? -1)
+        return loaded
+    }
 }
