@@ -75,6 +75,8 @@ public struct NewScan: Sendable {
     /// Keep at most this many scans of the image (this one included), deleting the oldest; nil keeps all.
     public var keepScans: Int?
     /// The trust the chain needed (trusted roots reached, files followed outside every allowed directory).
+    /// The image's qcow2 persistent dirty bitmaps (its own layer's).
+    public var bitmaps: [StoredBitmap] = []
     public var trust = ScanTrust()
 
     public init(
@@ -238,6 +240,7 @@ extension IndexStore {
                 } else {
                     try insertChunks(chunks, scanID: scanID, db)
                 }
+                try Self.insertBitmaps(scan.bitmaps, scanID: scanID, db)
                 try Self.clearFailure(path: scan.layers[0].path, db)
                 try db.execute(
                     sql: "UPDATE images SET latest_scan_id = ?, allows_outside_backing = ? WHERE id = ?",

@@ -34,6 +34,9 @@ public protocol IndexStoring: AnyObject, Sendable {
     /// The next stored chunks of a scan for a cursor (``ExtentCursor``), or nil when the scan is gone.
     func extentChunks(scanID: Int64, from lower: UInt64, continuingAt: Int64?, to upper: UInt64, limit: Int) throws -> ExtentChunkBatch?
 
+    /// The qcow2 persistent dirty bitmaps a scan recorded, by name.
+    func bitmaps(scanID: Int64) throws -> [StoredBitmap]
+
     // MARK: History
 
     /// Every kept scan of the image at `path`, oldest first.

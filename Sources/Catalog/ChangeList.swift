@@ -108,3 +108,31 @@ extension ImageCatalog {
         try classified { try ChangeList(plan: ExportPlan(store: store, indexed: image, basePath: basePath)) }
     }
 }
+
+extension ImageCatalog {
+    /// What a qcow2 persistent dirty bitmap of `image` marks, as the index recorded it at the image's last
+    /// scan, with whether each range reads as zeros.
+    ///
+    /// - Throws: ``CatalogError`` `notFound` for a bitmap the image does not have (naming those it has),
+    ///   `invalidImage` for a bitmap flagged `in_use` (its writer died: its content may be stale, and qemu
+    ///   refuses it too).
+    public func changes(of image: IndexedScan, bitmap name: String) throws(CatalogError) -> ChangeList {
+        let bitmaps = try classified { try store.bitmaps(scanID: image.scan.id ?? -1) }
+        guard let bitmap = bitmaps.first(where: { $0.name == name }) else {
+            let known = bitmaps.isEmpty ? "it has none" : "its bitmaps: " + bitmaps.map(\.name).joined(separator: ", ")
+            throw CatalogError(.notFound, "\(image.image.path) has no bitmap '\(name)' (\(known))", path: image.image.path)
+        }
+        guard !bitmap.inUse else {
+            throw CatalogError(
+                .invalidImage,
+                "\(image.image.path): bitmap '\(name)' is in use (flag in_use: its writer did not save it, so it may miss writes); "
+                    + "refusing it, as qemu does",
+                path: image.image.path)
+        }
+        return try classified {
+            var plan = try ExportPlan(store: store, indexed: image, basePath: nil)
+            plan.restrict(toDirty: bitmap.ranges)
+            return try ChangeList(plan: plan)
+        }
+    }
+}

@@ -67,6 +67,14 @@ public struct ExportPlan: Sendable {
         }
     }
 
+    /// Narrows the plan to the ranges a persistent dirty bitmap marks (qcow2 "Bitmaps"): those carry the
+    /// image's content (data, or zeros), everything else is unchanged, whatever layer supplies it.
+    public mutating func restrict(toDirty ranges: [Range<UInt64>]) {
+        baseDepth = 0
+        base = nil
+        baseBranch = RangeSet(ranges)
+    }
+
     /// Sets the plan up against a base that is not an ancestor: a sibling, a cousin, or a descendant.
     ///
     /// - Throws: ``ExportError/plan(_:remedy:)`` when the base is not indexed, is the image itself, or shares

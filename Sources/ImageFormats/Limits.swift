@@ -24,6 +24,8 @@ public enum Limits {
         public static let maxSnapshotExtraData: UInt32 = 1024
         /// Longest backing file name (the spec's 1023 bytes).
         public static let maxBackingNameLength: UInt32 = 1023
+        /// The most dirty ranges one persistent bitmap may yield when no scan limit is set (16 bytes each).
+        public static let maxBitmapRanges = 8_000_000
         /// L1 entries read per pread while walking the active table: 512 KiB at a time.
         public static let l1EntriesPerRead = 65_536
     }

@@ -252,10 +252,14 @@ public struct ImageIndexer: Sendable {
         let warnings = chain.layers.enumerated().flatMap { depth, layer in
             layer.metadata.warnings.map { "layer \(depth) \(layer.path): \($0)" }
         }
-        return try store.save(
-            NewScan(
-                layers: layers, extents: chain.extents, scannedAtNanoseconds: startedAt,
-                durationNanoseconds: chain.durationNanoseconds, toolVersion: "extentdb \(extentdbVersion)",
-                warnings: warnings, allowsOutsideBacking: options.allowsOutsideBacking, keepScans: keepScans, trust: chain.trust))
+        var scan = NewScan(
+            layers: layers, extents: chain.extents, scannedAtNanoseconds: startedAt,
+            durationNanoseconds: chain.durationNanoseconds, toolVersion: "extentdb \(extentdbVersion)",
+            warnings: warnings, allowsOutsideBacking: options.allowsOutsideBacking, keepScans: keepScans, trust: chain.trust)
+        // The image's own bitmaps: a backing file's track writes to the backing file, not to this image.
+        scan.bitmaps = (chain.layers.first?.bitmaps ?? []).map {
+            StoredBitmap(name: $0.name, granularity: $0.granularity, inUse: $0.inUse, auto: $0.auto, ranges: $0.dirtyRanges)
+        }
+        return try store.save(scan)
     }
 }

@@ -60,6 +60,8 @@ public struct QCOW2Details: Sendable, Codable, Equatable {
     public var externalDataFileEscapes: Bool?
     public var externalDataFileRaw: Bool
     public var hasBitmaps: Bool
+    /// The persistent dirty bitmaps, as the scan read them (nil when the scan read none).
+    public var bitmaps: [BitmapSummary]? = nil
     public var snapshots: [SnapshotSummary]
 }
 

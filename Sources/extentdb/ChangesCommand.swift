@@ -9,13 +9,15 @@ import Scanner
 struct ChangesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "changes",
-        abstract: "What differs between an image and a related base, from the index alone, in the formats backup tools read.",
+        abstract: "What changed: against a related base, or as a qcow2 dirty bitmap marks it, in the formats backup tools read.",
         discussion: Help.reflow(
             """
             BASE may be an ancestor, a sibling or cousin snapshot (XenServer's layout), or a descendant: any image
             whose chain shares a layer with IMAGE's. A range differs when a layer above the shared one supplies it
             on either side; the list is a superset of the bytes that differ, exact at layer granularity. No image
             data is read to decide.
+            --bitmap NAME lists what a qcow2 persistent dirty bitmap of IMAGE marks, as the last scan read it (a
+            bitmap flagged in_use, whose writer died, is refused, as qemu does).
             Outputs:
               table     the changed ranges, with totals
               json      [{"start","length","zero"}]; zero: the range reads as zeros in IMAGE
@@ -41,7 +43,14 @@ struct ChangesCommand: ParsableCommand {
     var image: String
 
     @Option(help: ArgumentHelp("The related base the changes are against.", valueName: "base"))
-    var base: String
+    var base: String?
+
+    @Option(help: ArgumentHelp("A qcow2 persistent dirty bitmap of IMAGE: what it marks (qemu-img bitmap --add).", valueName: "name"))
+    var bitmap: String?
+
+    func validate() throws {
+        guard (base == nil) != (bitmap == nil) else { throw ValidationError("give --base BASE or --bitmap NAME (one of them)") }
+    }
 
     @Option(help: "table, json, imageio, xapi-cbt or vmware.")
     var output: Output = .table
@@ -52,11 +61,20 @@ struct ChangesCommand: ParsableCommand {
     func run() throws {
         let store = try index.openStore()
         let indexed = try IndexedImage.load(image, store: store, chain: chain, rescan: !noRescan, checkHeaders: true)
-        let basePath = try ImageIndexer.canonicalPath(base)
-        if !indexed.layers.contains(where: { $0.path == basePath }) {
-            _ = try IndexedImage.load(basePath, store: store, chain: chain, rescan: !noRescan, checkHeaders: true)
+        let catalog = ImageCatalog(indexer: ImageIndexer(store: store, options: chain.scanOptions))
+        let changes: ChangeList
+        let against: String
+        if let bitmap {
+            changes = try catalog.changes(of: indexed, bitmap: bitmap)
+            against = "bitmap \(bitmap)"
+        } else {
+            let basePath = try ImageIndexer.canonicalPath(base ?? "")
+            if !indexed.layers.contains(where: { $0.path == basePath }) {
+                _ = try IndexedImage.load(basePath, store: store, chain: chain, rescan: !noRescan, checkHeaders: true)
+            }
+            changes = try catalog.changes(of: indexed, base: basePath)
+            against = "differ from \(TerminalText.name(basePath))"
         }
-        let changes = try ImageCatalog(indexer: ImageIndexer(store: store, options: chain.scanOptions)).changes(of: indexed, base: basePath)
         switch output {
         case .json: Console.print(changes.rendered(.json))
         case .imageio: Console.print(changes.rendered(.imageio))
@@ -68,7 +86,7 @@ struct ChangesCommand: ParsableCommand {
             }
             Console.print(TextTable.render(header: ["START", "LENGTH", "READS"], rows: rows))
             Console.print(
-                "\(Plural.count(changes.changed.count, "range")) differ from \(TerminalText.name(basePath)): "
+                "\(Plural.count(changes.changed.count, "range")) \(bitmap == nil ? "" : "marked by ")\(against): "
                     + "\(Units.bytes(changes.changedBytes)) of \(Units.bytes(changes.virtualSize))")
         }
         try Console.flushStandardOutput()

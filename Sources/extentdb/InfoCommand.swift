@@ -80,7 +80,17 @@ extension ImageInfo {
                     qcow2.externalDataFileResolved.map {
                         $0 + (qcow2.externalDataFileEscapes == true ? " (outside the image's directory)" : "")
                     })
-                line("bitmaps:", qcow2.hasBitmaps ? "yes" : nil)
+                if let bitmaps = qcow2.bitmaps, !bitmaps.isEmpty {
+                    Console.print("bitmaps:")
+                    for bitmap in bitmaps {
+                        let flags = [bitmap.auto ? "auto" : nil, bitmap.inUse ? "in-use" : nil].compactMap { $0 }.joined(separator: ", ")
+                        Console.print(
+                            "  \(bitmap.name): granularity \(bitmap.granularity), \(Units.bytes(bitmap.dirtyBytes)) dirty"
+                                + (flags.isEmpty ? "" : " (\(flags))"))
+                    }
+                } else {
+                    line("bitmaps:", qcow2.hasBitmaps ? "yes" : nil)
+                }
                 if !qcow2.snapshots.isEmpty {
                     Console.print("snapshots:")
                     for snapshot in qcow2.snapshots {

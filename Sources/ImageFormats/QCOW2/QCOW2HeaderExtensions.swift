@@ -17,6 +17,14 @@ public struct QCOW2HeaderExtensions: Sendable, Equatable {
     public var backingFormat: String?
     public var externalDataFile: String?
     public var hasBitmaps = false
+    /// The bitmaps extension's data (qcow2.txt, "Bitmaps extension"); nil without one.
+    public var bitmapsData: Payload?
+
+    /// An extension's data and the file offset it starts at.
+    public struct Payload: Sendable, Equatable {
+        public var bytes: ArraySlice<UInt8>
+        public var offset: UInt64
+    }
     /// Types of extensions this tool does not interpret.
     public var unknownTypes: [UInt32] = []
 
@@ -44,12 +52,15 @@ public struct QCOW2HeaderExtensions: Sendable, Equatable {
                     field: "header extension 0x\(String(type, radix: 16)) data", offset: reader.offset, needed: padded,
                     available: UInt64(reader.remaining))
             }
+            let dataOffset = reader.offset
             let data = try reader.readBytes(Int(length), field: "header extension data")
             try reader.skip(Int(padded) - Int(length), field: "header extension padding")
             switch type {
             case Self.backingFormat: backingFormat = Self.text(data)
             case Self.externalDataFile: externalDataFile = Self.text(data)
-            case Self.bitmaps: hasBitmaps = true
+            case Self.bitmaps:
+                hasBitmaps = true
+                bitmapsData = Payload(bytes: data, offset: dataOffset)
             case Self.featureNameTable, Self.fullDiskEncryption: break
             default: unknownTypes.append(type)
             }

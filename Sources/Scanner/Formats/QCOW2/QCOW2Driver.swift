@@ -83,9 +83,26 @@ struct QCOW2Driver: FormatDriver {
                 reader: reader, identity: identity, dataSource: dataSource ?? source, canonical: canonical,
                 hasExternalData: hasExternalData, progress: options.progress)
         }
-        return ScannedLayer(
+        // Persistent dirty bitmaps: a damaged bitmap is named in a warning, not a failed scan (the map stands).
+        var bitmaps: [ScannedBitmap] = []
+        if withMap, reader.extensions.hasBitmaps {
+            if !header.autoclearFeatures.contains(.bitmaps) {
+                metadata.warnings.append("bitmaps extension ignored: its autoclear bit is clear (the image was changed without them)")
+            }
+            do {
+                bitmaps = try reader.bitmaps(maximumRanges: options.maximumExtents ?? Limits.QCOW2.maxBitmapRanges)
+                metadata.qcow2?.bitmaps = bitmaps.map {
+                    BitmapSummary(name: $0.name, granularity: $0.granularity, inUse: $0.inUse, auto: $0.auto, dirtyBytes: $0.dirtyBytes)
+                }
+            } catch {
+                metadata.warnings.append("bitmaps not read: \(error)")
+            }
+        }
+        var layer = ScannedLayer(
             path: canonical, format: .qcow2, identity: identity, headerChecksum: HeaderChecksum.fnv1a64(reader.headerBytes),
             metadata: metadata, map: map, dataPath: dataSource?.openedPath, dataIdentity: dataSource?.identity)
+        layer.bitmaps = bitmaps
+        return layer
     }
 
     /// Maps a QCOW2 layer; when qemu would consider it metadata-preallocated, parts of data clusters that

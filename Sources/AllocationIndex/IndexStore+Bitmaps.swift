@@ -1,0 +1,93 @@
+import Foundation
+internal import GRDB
+
+/// A qcow2 persistent dirty bitmap as a scan recorded it (`scan_bitmaps`, migration 0006).
+public struct StoredBitmap: Sendable, Equatable {
+    public var name: String
+    public var granularity: UInt64
+    /// Its writer did not save it (qcow2's `in_use` flag): its content may be stale.
+    public var inUse: Bool
+    /// It tracks every write (qcow2's `auto` flag: qemu's "enabled").
+    public var auto: Bool
+    /// Dirty guest ranges, merged, in order.
+    public var ranges: [Range<UInt64>]
+
+    public init(name: String, granularity: UInt64, inUse: Bool, auto: Bool, ranges: [Range<UInt64>]) {
+        self.name = name
+        self.granularity = granularity
+        self.inUse = inUse
+        self.auto = auto
+        self.ranges = ranges
+    }
+
+    public var dirtyBytes: UInt64 { ranges.reduce(0) { $0 + UInt64($1.count) } }
+
+    /// The ranges as stored: little-endian (start, end) u64 pairs.
+    var packedRanges: Data {
+        var data = Data(capacity: ranges.count * 16)
+        for range in ranges {
+            withUnsafeBytes(of: range.lowerBound.littleEndian) { data.append(contentsOf: $0) }
+            withUnsafeBytes(of: range.upperBound.littleEndian) { data.append(contentsOf: $0) }
+        }
+        return data
+    }
+
+    /// Unpacks stored ranges; nil when the blob is not whole pairs of ordered, increasing ranges.
+    static func ranges(unpacking data: Data) -> [Range<UInt64>]? {
+        guard data.count % 16 == 0 else { return nil }
+        var ranges: [Range<UInt64>] = []
+        ranges.reserveCapacity(data.count / 16)
+        var previous: UInt64 = 0
+        var valid = true
+        data.withUnsafeBytes { raw in
+            for index in stride(from: 0, to: raw.count, by: 16) {
+                let start = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                let end = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index + 8, as: UInt64.self))
+                guard start < end, start >= previous else {
+                    valid = false
+                    return
+                }
+                previous = end
+                ranges.append(start..<end)
+            }
+        }
+        return valid ? ranges : nil
+    }
+}
+
+extension IndexStore {
+    /// The bitmaps a scan recorded, by name.
+    public func bitmaps(scanID: Int64) throws -> [StoredBitmap] {
+        try writer.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT name, granularity, in_use, auto, ranges FROM scan_bitmaps WHERE scan_id = ? ORDER BY name",
+                arguments: [scanID]
+            ).map { row in
+                let name: String = row[0]
+                let blob: Data = row[4]
+                guard let ranges = StoredBitmap.ranges(unpacking: blob) else {
+                    throw StoreError.corruptChunk("bitmap '\(name)' of scan \(scanID) has malformed ranges")
+                }
+                let granularity: Int64 = row[1]
+                let inUse: Bool = row[2]
+                let auto: Bool = row[3]
+                return StoredBitmap(name: name, granularity: UInt64(granularity), inUse: inUse, auto: auto, ranges: ranges)
+            }
+        }
+    }
+
+    /// Records a scan's bitmaps inside its save transaction.
+    static func insertBitmaps(_ bitmaps: [StoredBitmap], scanID: Int64, _ db: Database) throws {
+        for bitmap in bitmaps {
+            try db.execute(
+                sql: """
+                    INSERT INTO scan_bitmaps (scan_id, name, granularity, in_use, auto, range_count, dirty_bytes, ranges)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    scanID, bitmap.name, Int64(bitmap.granularity), bitmap.inUse, bitmap.auto, bitmap.ranges.count,
+                    Int64(bitmap.dirtyBytes), bitmap.packedRanges,
+                ])
+        }
+    }
+}
