@@ -150,7 +150,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CatalogTests",
-            dependencies: ["Catalog", "Report", "Scanner", "AllocationIndex", "Export", "ImageFormats", "ImageIO"],
+            dependencies: ["Catalog", "Report", "Scanner", "AllocationIndex", "Export", "ImageFormats", "ImageIO", "TestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(
