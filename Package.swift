@@ -130,7 +130,7 @@ let package = Package(
         .testTarget(name: "ImageFormatsTests", dependencies: ["ImageFormats"], swiftSettings: strictSwift),
         .testTarget(
             name: "AllocationIndexTests",
-            dependencies: ["AllocationIndex", "ImageFormats", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["AllocationIndex", "ImageFormats", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strictSwift
         ),
         .testTarget(
@@ -150,7 +150,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CatalogTests",
-            dependencies: ["Catalog", "Report", "Scanner", "AllocationIndex", "Export", "ImageFormats", "ImageIO"],
+            dependencies: ["Catalog", "Report", "Scanner", "AllocationIndex", "Export", "ImageFormats", "ImageIO", "TestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -4,6 +4,7 @@ import ImageFormats
 import Testing
 
 @testable import AllocationIndex
+@testable import TestSupport
 
 /// A pseudo-random composed map: contiguous extents of mixed status, tiling [0, size).
 func syntheticExtents(count: Int, seed: UInt64 = 42) -> [Extent] {
@@ -68,9 +69,9 @@ struct Crash: Error {}
 
     @Test("a real database file is WAL, reopens, and keeps its scans")
     func fileDatabase() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-\(UUID().uuidString)/nested")
-        let path = directory.appendingPathComponent("index.sqlite").path
-        defer { try? FileManager.default.removeItem(at: directory.deletingLastPathComponent()) }
+        let scratch = try TemporaryDirectory(prefix: "extentdb")
+        defer { scratch.cleanup() }
+        let path = scratch.url.appendingPathComponent("nested/index.sqlite").path
         let extents = syntheticExtents(count: 100)
         do {
             let store = try IndexStore(path: path)

@@ -24,39 +24,36 @@ func extentdb(_ arguments: [String], database: String, directory: URL? = nil) th
     return try runProcess(productsDirectory.appendingPathComponent("extentdb"), arguments, environment: environment, in: directory)
 }
 
-func shell(_ command: String, in directory: URL) throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/bash")
-    process.arguments = ["-c", command]
-    process.currentDirectoryURL = directory
-    try process.run()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw CocoaError(.executableLoad) }
+/// Runs a bash script with `$X` naming the built extentdb binary and `EXTENTDB_DB` set to `database`.
+func script(_ text: String, database: String, in directory: URL) throws -> CLIResult {
+    var environment = ProcessInfo.processInfo.environment
+    environment["EXTENTDB_DB"] = database
+    environment["X"] = productsDirectory.appendingPathComponent("extentdb").path
+    return try runProcess(URL(fileURLWithPath: "/bin/bash"), ["-c", text], environment: environment, in: directory)
 }
 
 /// A directory with a small chain: base.raw <- mid.qcow2 <- top.qcow2, plus a note file that is no image.
-func makeWorkspace() throws -> URL {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-cli-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    try shell(
-        """
-        set -e
-        truncate -s 32M base.raw
-        qemu-io -f raw -c 'write -P 1 0 1M' base.raw >/dev/null
-        qemu-img create -q -f qcow2 -b base.raw -F raw mid.qcow2
-        qemu-io -f qcow2 -c 'write -P 2 4M 256k' mid.qcow2 >/dev/null
-        qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size=128k -b mid.qcow2 -F qcow2 top.qcow2
-        qemu-io -f qcow2 -c 'write -P 3 8M 4k' -c 'write -c -P 4 16M 128k' top.qcow2 >/dev/null
-        echo "not an image" > notes.txt
-        """, in: directory)
-    return directory
+func makeWorkspace() throws -> TemporaryDirectory {
+    try TemporaryDirectory(
+        prefix: "extentdb-cli",
+        setup: """
+            set -e
+            truncate -s 32M base.raw
+            qemu-io -f raw -c 'write -P 1 0 1M' base.raw >/dev/null
+            qemu-img create -q -f qcow2 -b base.raw -F raw mid.qcow2
+            qemu-io -f qcow2 -c 'write -P 2 4M 256k' mid.qcow2 >/dev/null
+            qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size=128k -b mid.qcow2 -F qcow2 top.qcow2
+            qemu-io -f qcow2 -c 'write -P 3 8M 4k' -c 'write -c -P 4 16M 128k' top.qcow2 >/dev/null
+            echo "not an image" > notes.txt
+            """)
 }
 
 @Suite(.serialized) struct CLITests {
     @Test("scan a directory finds images by content, then map answers exactly like qemu-img map")
     func scanAndMap() throws {
-        let directory = try makeWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let scan = try extentdb(["scan", "--output", "json", directory.path], database: db)
         #expect(scan.status == 0, "\(scan.stderr)")
@@ -68,23 +65,16 @@ func makeWorkspace() throws -> URL {
 
         let map = try extentdb(["map", "--output", "json", "top.qcow2"], database: db, directory: directory)
         #expect(map.status == 0, "\(map.stderr)")
-        let qemu = Process()
-        qemu.executableURL = URL(fileURLWithPath: "/usr/bin/qemu-img")
-        qemu.arguments = ["map", "--output=json", "top.qcow2"]
-        qemu.currentDirectoryURL = directory
-        let pipe = Pipe()
-        qemu.standardOutput = pipe
-        try qemu.run()
-        let expected = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        qemu.waitUntilExit()
-        #expect(map.stdout.replacingOccurrences(of: ", \"compressed\": true", with: "") == expected)
+        let qemu = try runProcess(URL(fileURLWithPath: "/usr/bin/qemu-img"), ["map", "--output=json", "top.qcow2"], in: directory)
+        #expect(map.stdout.replacingOccurrences(of: ", \"compressed\": true", with: "") == qemu.stdout)
         #expect(map.stdout.contains("\"compressed\": true"))
     }
 
     @Test("map --offset/--length clips to the range; human output names the supplying file")
     func mapRange() throws {
-        let directory = try makeWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let ranged = try extentdb(
             ["map", "--output", "json", "--offset", "4194304", "--length", "131072", "top.qcow2"], database: db, directory: directory)
@@ -100,8 +90,9 @@ func makeWorkspace() throws -> URL {
 
     @Test("read-headers prints vhd-tool's JSON shapes, rounding sub-cluster extents outward")
     func readHeaders() throws {
-        let directory = try makeWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let legacy = try extentdb(["read-headers", "top.qcow2"], database: db, directory: directory)
         // 128 KiB clusters: base data 0-1M = clusters 0-7; mid 4M+256k = 32-33; top 4k at 8M = 64; compressed 16M = 128.
@@ -112,8 +103,9 @@ func makeWorkspace() throws -> URL {
 
     @Test("info shows the chain, snapshots-free metadata and index state as JSON")
     func info() throws {
-        let directory = try makeWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let result = try extentdb(["info", "--output", "json", "top.qcow2"], database: db, directory: directory)
         #expect(result.status == 0, "\(result.stderr)")
@@ -129,8 +121,9 @@ func makeWorkspace() throws -> URL {
 
     @Test("exit codes: 1 for bad images with file/field/offset, 2 for usage errors")
     func exitCodes() throws {
-        let directory = try makeWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let missing = try extentdb(["map", "nope.qcow2"], database: db, directory: directory)
         #expect(missing.status == 1)
@@ -152,8 +145,9 @@ func makeWorkspace() throws -> URL {
 
     @Test("map answers from the index: a fresh index is used without scanning, a changed image is rescanned")
     func mapUsesIndex() throws {
-        let directory = try makeWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         #expect(try extentdb(["scan", "top.qcow2"], database: db, directory: directory).status == 0)
         // With --no-rescan a fresh index answers; after a write it refuses, naming the stale layer.
@@ -171,8 +165,9 @@ func makeWorkspace() throws -> URL {
 @Suite(.serialized) struct ExportCLITests {
     @Test("export qcow2, vhd and xva through a pipe; qcow2 passes qemu-img check and matches")
     func throughPipe() throws {
-        let directory = try makeWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let binary = productsDirectory.appendingPathComponent("extentdb").path
         try shell(
             """
@@ -193,8 +188,9 @@ func makeWorkspace() throws -> URL {
 
     @Test("a closed pipe is an error with a non-zero exit")
     func closedPipe() throws {
-        let directory = try makeWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let binary = productsDirectory.appendingPathComponent("extentdb").path
         try shell(
             """
@@ -210,8 +206,9 @@ func makeWorkspace() throws -> URL {
 
     @Test("a failed export leaves no output file; --base must share a layer; raw --base writes --extents")
     func failuresAndDeltas() throws {
-        let directory = try makeWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         // Corrupt the top's L1 so the (re)scan fails: nothing may appear at --to.
         try shell(
@@ -247,8 +244,9 @@ func makeWorkspace() throws -> URL {
 @Suite(.serialized) struct ReportCLITests {
     @Test("report prints table/json/csv/html for a directory; diff shows a write between two scans")
     func reportAndDiff() throws {
-        let directory = try makeWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         #expect(try extentdb(["scan", "-q", directory.path], database: db).status == 0)
         let table = try extentdb(["report", directory.path], database: db)
@@ -284,8 +282,9 @@ func makeWorkspace() throws -> URL {
 @Suite(.serialized) struct FullDiskTests {
     @Test("a full disk (/dev/full as standard output) is an error with a non-zero exit")
     func fullDisk() throws {
-        let directory = try makeWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let binary = productsDirectory.appendingPathComponent("extentdb").path
         try shell(
             """

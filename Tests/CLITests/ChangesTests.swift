@@ -7,19 +7,20 @@ import Testing
 /// checked against the bytes themselves, and the HTTP route against the CLI.
 @Suite(.serialized) struct ChangesTests {
     /// The sibling snapshots of ``SiblingDeltaTests/xenHistory()``, under `root/`, plus their raw contents.
-    static func workspace() throws -> URL {
+    static func workspace() throws -> TemporaryDirectory {
         let history = try SiblingDeltaTests.xenHistory()
-        let directory = history.deletingLastPathComponent().appendingPathComponent("extentdb-changes-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try FileManager.default.moveItem(at: history, to: directory.appendingPathComponent("root"))
-        try shell("qemu-img convert -O raw root/s1.qcow2 s1.raw && qemu-img convert -O raw root/s2.qcow2 s2.raw", in: directory)
+        defer { history.cleanup() }
+        let directory = try TemporaryDirectory(prefix: "extentdb-changes")
+        try FileManager.default.moveItem(at: history.url, to: directory.url.appendingPathComponent("root"))
+        try shell("qemu-img convert -O raw root/s1.qcow2 s1.raw && qemu-img convert -O raw root/s2.qcow2 s2.raw", in: directory.url)
         return directory
     }
 
     @Test("every format covers each byte where snapshot 2 differs from its sibling snapshot 1; zero ranges read as zeros")
     func formatsCoverEveryDifferingByte() throws {
-        let directory = try Self.workspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try Self.workspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let database = directory.appendingPathComponent("index.sqlite").path
         var outputs: [String: String] = [:]
         for format in ["json", "imageio", "xapi-cbt", "vmware", "table"] {
@@ -65,8 +66,9 @@ import Testing
 
     @Test("GET /v1/images/{id}/changes answers what the CLI prints, in every format")
     func httpMatchesCLI() throws {
-        let directory = try Self.workspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try Self.workspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let database = directory.appendingPathComponent("index.sqlite").path
         let result = try serveScript(
             startServer + """

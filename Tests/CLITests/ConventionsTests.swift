@@ -64,8 +64,9 @@ import Testing
 
     @Test("export -O FORMAT works as qemu-img convert's spelling of --format")
     func exportCapitalO() throws {
-        let directory = try makeWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let result = try script(
             """
             set -euo pipefail
@@ -123,8 +124,9 @@ import Testing
 
     @Test("serve and nbd name a busy port, exit 1, and the watcher never starts")
     func busyPort() throws {
-        let directory = try makeWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let result = try script(
             """
             set -euo pipefail
@@ -159,8 +161,9 @@ import Testing
 
     @Test("a file that is no index, or a damaged index, is called a cache that rescanning rebuilds")
     func damagedIndex() throws {
-        let directory = try makeWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let result = try script(
             """
             set -euo pipefail
@@ -193,8 +196,9 @@ import Testing
 
     @Test("asking diff for a scan that gc removed says so; a scan that never existed is named as unknown")
     func removedScan() throws {
-        let directory = try makeWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let result = try script(
             """
             set -euo pipefail

@@ -7,8 +7,9 @@ import Testing
 @Suite(.serialized) struct DeployableTests {
     @Test("extentdb nbd stops on SIGTERM and SIGINT with status 0 and removes its socket, as qemu-nbd does")
     func nbdStopsCleanly() throws {
-        let directory = try makeTenantsWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantsWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let result = try script(
             """
             set -u
@@ -42,8 +43,9 @@ import Testing
 
     @Test("serve without --token-file refuses to start and names the flag; --insecure-no-auth serves loopback only")
     func authenticationByDefault() throws {
-        let directory = try makeTenantsWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantsWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let result = try script(
             """
             if timeout 10 $X serve --listen 127.0.0.1:0 --root root --db index.sqlite 2> refused.txt; then echo started; fi

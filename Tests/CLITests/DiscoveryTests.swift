@@ -8,27 +8,26 @@ import Testing
 @Suite(.serialized) struct DiscoveryTests {
     /// A directory of every kind of file discovery meets: images named oddly, a raw disk, a foreign
     /// container named like a VHD, a text file.
-    static func workspace() throws -> URL {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-discovery-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try shell(
-            """
-            set -e
-            mkdir -p root/sub
-            qemu-img create -q -f qcow2 root/a.qcow2 8M
-            qemu-img create -q -f qcow2 root/sub/no-suffix 8M
-            qemu-img create -q -f vpc root/c.vhd 8M
-            qemu-img create -q -f vhdx root/looks-like.vhd 8M
-            truncate -s 8M root/b.raw
-            echo "notes, not a disk" > root/notes.txt
-            """, in: directory)
-        return directory
+    static func workspace() throws -> TemporaryDirectory {
+        try TemporaryDirectory(
+            prefix: "extentdb-discovery",
+            setup: """
+                set -e
+                mkdir -p root/sub
+                qemu-img create -q -f qcow2 root/a.qcow2 8M
+                qemu-img create -q -f qcow2 root/sub/no-suffix 8M
+                qemu-img create -q -f vpc root/c.vhd 8M
+                qemu-img create -q -f vhdx root/looks-like.vhd 8M
+                truncate -s 8M root/b.raw
+                echo "notes, not a disk" > root/notes.txt
+                """)
     }
 
     /// The image paths (relative to root/) that `scan root` and the watcher of `serve --root root` index.
     static func found(extraFlags: String) throws -> (scan: [String], watcher: [String], scanOutput: String) {
-        let directory = try workspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try Self.workspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let result = try serveScript(
             startServer.replacingOccurrences(of: "--watch-interval 1 ", with: "--watch-interval 1 \(extraFlags) ") + """
 

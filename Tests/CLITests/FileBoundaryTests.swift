@@ -3,14 +3,6 @@ import Testing
 
 @testable import TestSupport
 
-/// Runs a bash script with `$X` naming the built extentdb binary and `EXTENTDB_DB` set to `database`.
-func script(_ text: String, database: String, in directory: URL) throws -> CLIResult {
-    var environment = ProcessInfo.processInfo.environment
-    environment["EXTENTDB_DB"] = database
-    environment["X"] = productsDirectory.appendingPathComponent("extentdb").path
-    return try runProcess(URL(fileURLWithPath: "/bin/bash"), ["-c", text], environment: environment, in: directory)
-}
-
 /// `ulimit -v KIB` for a script, or nothing in a sanitized build (scripts/sanitize.sh sets
 /// `EXTENTDB_SANITIZER`): ASan and TSan reserve terabytes of address space for their shadow memory, so a
 /// sanitized binary cannot start under a virtual-memory limit. The tests still check the errors.
@@ -19,17 +11,15 @@ func addressSpaceLimit(kib: Int) -> String {
 }
 
 /// A tenant's directory `vm/` beside a root-only `private/secret` (bytes 0x5A) that no image may reach.
-func makeTenantWorkspace() throws -> URL {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-boundary-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    try shell(
-        """
-        set -e
-        mkdir vm private
-        head -c 1048576 /dev/zero | tr '\\0' 'Z' > private/secret
-        chmod 600 private/secret
-        """, in: directory)
-    return directory
+func makeTenantWorkspace() throws -> TemporaryDirectory {
+    try TemporaryDirectory(
+        prefix: "extentdb-boundary",
+        setup: """
+            set -e
+            mkdir vm private
+            head -c 1048576 /dev/zero | tr '\\0' 'Z' > private/secret
+            chmod 600 private/secret
+            """)
 }
 
 /// The attacks of the file-boundary issue, each against the real binary: what an image's author controls
@@ -37,8 +27,9 @@ func makeTenantWorkspace() throws -> URL {
 @Suite(.serialized) struct FileBoundaryTests {
     @Test("a backing file that is a symbolic link to a file outside the directory is refused, and nothing is exported")
     func symlinkToSecret() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let result = try script(
             """
@@ -57,8 +48,9 @@ func makeTenantWorkspace() throws -> URL {
 
     @Test("a backing file or data file that is a link to a device, or a FIFO, is refused without hanging")
     func specialFiles() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let device = try script(
             """
@@ -87,8 +79,9 @@ func makeTenantWorkspace() throws -> URL {
 
     @Test("a data file replaced after the scan makes the index stale; replaced by a link outside, it is refused")
     func swappedDataFile() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let first = try script(
             """
@@ -119,8 +112,9 @@ func makeTenantWorkspace() throws -> URL {
 
     @Test("racing swaps of a backing file with a link to a root-only file never index the secret")
     func racingSwaps() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let result = try script(
             """
@@ -141,8 +135,9 @@ func makeTenantWorkspace() throws -> URL {
 
     @Test("a qcow2 whose L1 entries share one L2 table (33 million extents) is refused in bounded memory")
     func sharedL2Tables() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let made = try script(
             """
@@ -170,8 +165,9 @@ func makeTenantWorkspace() throws -> URL {
 
     @Test("a VHD whose current size is 2^64-1 fails alone: the good images of its directory are still indexed")
     func overflowingVHDInDirectory() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         var good = VHDWriter(kind: .dynamic, virtualSize: 8 << 20)
         good.write(sector: 0, count: 8, byte: 1)
@@ -195,8 +191,9 @@ func makeTenantWorkspace() throws -> URL {
 
     @Test("a qcow2 export of a 128 PiB disk picks clusters whose L1 fits qemu's limit, or refuses the size asked for")
     func hugeL1Export() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let result = try script(
             """
@@ -221,8 +218,9 @@ func makeTenantWorkspace() throws -> URL {
 
     @Test("--to refuses a FIFO, a device and a symbolic link; standard output opened for append or at an offset is refused")
     func unsafeTargets() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let result = try script(
             """
@@ -249,8 +247,9 @@ func makeTenantWorkspace() throws -> URL {
 
     @Test("escape sequences in a backing name reach the terminal escaped, in info and in errors")
     func escapesInNames() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let result = try script(
             """
@@ -269,8 +268,9 @@ func makeTenantWorkspace() throws -> URL {
 
     @Test("the default index is created 0700/0600; an explicit --db follows the umask")
     func privateDefaultIndex() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let result = try script(
             """
             set -e

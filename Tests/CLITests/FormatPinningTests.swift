@@ -7,8 +7,9 @@ import Testing
 @Suite(.serialized) struct FormatPinningTests {
     @Test("a raw disk given a qcow2 header naming a neighbour stays raw: never the neighbour's bytes")
     func rawStaysRaw() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let result = try script(
             """
@@ -34,8 +35,9 @@ import Testing
 
     @Test("first contact: a .raw file that probes as qcow2 is refused unless pinned; -f pins it")
     func rawNameRefusedUnlessPinned() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let refused = try script(
             """
@@ -54,8 +56,9 @@ import Testing
 
     @Test("an image indexed as qcow2 that now reads as raw is refused, naming both formats")
     func formatChangeRefused() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let result = try script(
             """
@@ -71,8 +74,9 @@ import Testing
 
     @Test("VHDX, VMDK, VDI, QED, Parallels, LUKS and qcow v1 are named and refused; a directory scan lists them skipped")
     func foreignContainers() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let result = try script(
             """

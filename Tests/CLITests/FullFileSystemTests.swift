@@ -36,18 +36,17 @@ struct FullFileSystemTests {
 
     @Test("a scan whose index is on a full file system fails clearly; earlier scans stay intact and readable")
     func scanIntoFullIndex() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TemporaryDirectory(
+            setup: """
+                set -e
+                qemu-img create -q -f qcow2 small.qcow2 1G
+                python3 -c "
+                f = open('big.raw', 'wb')
+                for i in range(16384):
+                    f.seek(i * 65536); f.write(b'x' * 4096)
+                f.truncate(1 << 30)"
+                """)
         defer { directory.cleanup() }
-        try shell(
-            """
-            set -e
-            qemu-img create -q -f qcow2 small.qcow2 1G
-            python3 -c "
-            f = open('big.raw', 'wb')
-            for i in range(16384):
-                f.seek(i * 65536); f.write(b'x' * 4096)
-            f.truncate(1 << 30)"
-            """, in: directory.url)
         try withSmallFileSystem(in: directory.url) { mountPoint in
             let db = mountPoint + "/index.sqlite"
             let first = try script("$X scan -q small.qcow2", database: db, in: directory.url)
@@ -77,14 +76,13 @@ struct FullFileSystemTests {
 
     @Test("an export to a full file system fails clearly in every format and leaves no file, partial or temporary")
     func exportToFullFileSystem() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TemporaryDirectory(
+            setup: """
+                set -e
+                qemu-img create -q -f qcow2 data.qcow2 64M
+                qemu-io -f qcow2 -c 'write -q -P 7 0 8M' data.qcow2 > /dev/null
+                """)
         defer { directory.cleanup() }
-        try shell(
-            """
-            set -e
-            qemu-img create -q -f qcow2 data.qcow2 64M
-            qemu-io -f qcow2 -c 'write -q -P 7 0 8M' data.qcow2 > /dev/null
-            """, in: directory.url)
         let db = directory.path("index.sqlite")
         try withSmallFileSystem(in: directory.url) { mountPoint in
             // Full from the start, then room for a part of the 8 MiB export: both fail the same way.

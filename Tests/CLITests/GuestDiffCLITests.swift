@@ -7,9 +7,9 @@ import Testing
 @Suite(.serialized) struct GuestDiffCLITests {
     @Test("diff of an image and its raw, VHD and qcow2 exports: 0 ranges differ; one written cluster differs by that range")
     func diffExports() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-diff-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try TemporaryDirectory(prefix: "extentdb-diff")
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let result = try script(
             """
             set -euo pipefail

@@ -7,8 +7,9 @@ import Testing
 @Suite(.serialized) struct InterruptionTests {
     @Test("SIGTERM and SIGINT during export --to exit 143 and 130 and leave no file, named or partial")
     func signalsDuringExport() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         // 1 GiB of written (not sparse) data: long enough to be interrupted once the output is open.
         let result = try script(
@@ -36,8 +37,9 @@ import Testing
 
     @Test("info on a differencing VHD whose parent is missing prints the disk's own header, then the error, exit 1")
     func infoWithMissingParent() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         var child = VHDWriter(kind: .differencing, virtualSize: 8 << 20)
         child.parentName = "gone.vhd"
@@ -60,8 +62,9 @@ import Testing
 
     @Test("trust given with scan --allow-outside-backing is kept by map and export rescans; hints name real flags")
     func trustIsRecorded() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let result = try script(
             """
@@ -84,8 +87,9 @@ import Testing
 
     @Test("an image rewritten in place during an export fails the export, and nothing is left under the name")
     func imageChangedDuringExport() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let result = try script(
             """

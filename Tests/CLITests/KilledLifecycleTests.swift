@@ -16,27 +16,27 @@ import Testing
 
     @Test("SIGKILL during gc --keep 1 and forget: integrity holds, each scan has its extents, all or nothing")
     func killedLifecycle() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-kill-gc-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
         // 8,000 scattered clusters (four index chunks a scan), and a history of 8 scans of it: every other one
         // changed, the others unchanged rescans that share the previous scan's chunks.
-        try shell(
-            """
-            set -e
-            python3 -c '
-            x = 7
-            with open("disk.raw", "wb") as f:
-                f.truncate(64 << 30)
-                for i in range(8000):
-                    x = x * 48271 % 2147483647
-                    f.seek(x % 16000000 * 4096)
-                    f.write(bytes([i % 250 + 1]) * 4096)
-            '
-            qemu-img convert -O qcow2 -o cluster_size=4k disk.raw disk.qcow2
-            rm disk.raw
-            truncate -s 16M small.raw
-            """, in: directory)
+        let workspace = try TemporaryDirectory(
+            prefix: "extentdb-kill-gc",
+            setup: """
+                set -e
+                python3 -c '
+                x = 7
+                with open("disk.raw", "wb") as f:
+                    f.truncate(64 << 30)
+                    for i in range(8000):
+                        x = x * 48271 % 2147483647
+                        f.seek(x % 16000000 * 4096)
+                        f.write(bytes([i % 250 + 1]) * 4096)
+                '
+                qemu-img convert -O qcow2 -o cluster_size=4k disk.raw disk.qcow2
+                rm disk.raw
+                truncate -s 16M small.raw
+                """)
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let template = directory.appendingPathComponent("template.sqlite").path
         for round in 0..<8 {
             if round % 2 == 0 {
@@ -64,16 +64,9 @@ import Testing
                 finished[arguments] = try checkedState(db)
             }
             try copyIndex(template, to: db)
-            let process = Process()
-            process.executableURL = binary
-            process.arguments = arguments + ["--db", db]
-            process.currentDirectoryURL = directory
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let process = try BackgroundProcess(binary, arguments + ["--db", db], in: directory)
             usleep(delay)
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            process.stop()
             let after = try checkedState(db)
             #expect(after == before || after == finished[arguments], "\(arguments) killed after \(delay / 1000) ms: \(after)")
         }

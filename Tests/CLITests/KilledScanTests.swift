@@ -10,31 +10,24 @@ import Testing
 @Suite(.serialized) struct KilledScanTests {
     @Test("SIGKILL during scans: integrity holds and the latest scan is whole")
     func killedScans() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-kill-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
         // Many scattered clusters, so a scan takes long enough to be interrupted.
-        try shell(
-            """
-            set -e
-            qemu-img create -q -f qcow2 -o cluster_size=4k disk.qcow2 64G
-            awk 'BEGIN { x = 7; for (i = 0; i < 6000; i++) { x = (x * 48271) % 2147483647; printf "write -q -P 1 %.0f 4k\\n", (x % 16000000) * 4096 } }' > cmds
-            qemu-io -f qcow2 disk.qcow2 < cmds > /dev/null
-            """, in: directory)
+        let workspace = try TemporaryDirectory(
+            prefix: "extentdb-kill",
+            setup: """
+                set -e
+                qemu-img create -q -f qcow2 -o cluster_size=4k disk.qcow2 64G
+                awk 'BEGIN { x = 7; for (i = 0; i < 6000; i++) { x = (x * 48271) % 2147483647; printf "write -q -P 1 %.0f 4k\\n", (x % 16000000) * 4096 } }' > cmds
+                qemu-io -f qcow2 disk.qcow2 < cmds > /dev/null
+                """)
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         #expect(try extentdb(["scan", "-q", "disk.qcow2"], database: db, directory: directory).status == 0)
         let binary = productsDirectory.appendingPathComponent("extentdb")
         for attempt in 0..<6 {
-            let process = Process()
-            process.executableURL = binary
-            process.arguments = ["scan", "-q", "--force", "--db", db, "disk.qcow2"]
-            process.currentDirectoryURL = directory
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let process = try BackgroundProcess(binary, ["scan", "-q", "--force", "--db", db, "disk.qcow2"], in: directory)
             usleep(UInt32(20_000 + attempt * 70_000))
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            process.stop()
             try checkConsistent(db)
         }
     }

@@ -49,8 +49,9 @@ func extentdbMetadata(_ path: String, database: String, in directory: URL) throw
 
 /// Guest bytes of an image as `extentdb export --format raw` writes them.
 func extentdbGuestBytes(_ path: String, database: String, in directory: URL) throws -> [UInt8]? {
-    let out = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-guest-\(UUID().uuidString).raw")
-    defer { try? FileManager.default.removeItem(at: out) }
+    let scratch = try TemporaryDirectory(prefix: "extentdb-guest")
+    defer { scratch.cleanup() }
+    let out = scratch.url.appendingPathComponent("guest.raw")
     let result = try extentdb(
         ["export", path, "--trust-root", ".", "--format", "raw", "--to", out.path], database: database, directory: directory)
     guard result.status == 0 else {
@@ -75,8 +76,9 @@ func libvhdiChainBytes(child: String, parent: String, in directory: URL) throws 
             data += child.read_buffer_at_offset(min(1 << 20, size - len(data)), len(data))
         open(sys.argv[3], "wb").write(data)
         """
-    let out = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-libvhdi-\(UUID().uuidString).raw")
-    defer { try? FileManager.default.removeItem(at: out) }
+    let scratch = try TemporaryDirectory(prefix: "extentdb-libvhdi")
+    defer { scratch.cleanup() }
+    let out = scratch.url.appendingPathComponent("guest.raw")
     let result = try runProcess(URL(fileURLWithPath: "/usr/bin/python3"), ["-c", script, child, parent, out.path], in: directory)
     guard result.status == 0 else {
         Issue.record("libvhdi failed: \(result.stderr)")
@@ -90,8 +92,9 @@ func libvhdiChainBytes(child: String, parent: String, in directory: URL) throws 
 @Suite(.serialized) struct MovedDeltaTests {
     @Test("qcow2 and VHD deltas exported to another directory still open after base and delta move together")
     func movedTogether() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-moved-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: root) }
+        let workspace = try TemporaryDirectory(prefix: "extentdb-moved")
+        defer { workspace.cleanup() }
+        let root = workspace.url
         let site = root.appendingPathComponent("site1")
         let vhdGuest = try makeSite(site)
         let db = root.appendingPathComponent("index.sqlite").path
@@ -135,8 +138,9 @@ func libvhdiChainBytes(child: String, parent: String, in directory: URL) throws 
 
     @Test("on standard output the base is named relative to the current directory")
     func standardOutput() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-moved-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: root) }
+        let workspace = try TemporaryDirectory(prefix: "extentdb-moved")
+        defer { workspace.cleanup() }
+        let root = workspace.url
         _ = try makeSite(root)
         let binary = productsDirectory.appendingPathComponent("extentdb").path
         try shell(
@@ -152,8 +156,9 @@ func libvhdiChainBytes(child: String, parent: String, in directory: URL) throws 
 
     @Test("--backing-name is recorded as given: qcow2 backing name, VHD W2ru and MacX; the parent name stays the file name")
     func backingName() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-moved-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: root) }
+        let workspace = try TemporaryDirectory(prefix: "extentdb-moved")
+        defer { workspace.cleanup() }
+        let root = workspace.url
         let vhdGuest = try makeSite(root)
         let db = root.appendingPathComponent("index.sqlite").path
         let topGuest = try extentdbGuestBytes("src/top.qcow2", database: db, in: root)

@@ -205,26 +205,18 @@ import Testing
             database: work.path("i.sqlite"), directory: work.url)
         #expect(encrypted.status == 1, "\(encrypted.stderr)")
 
-        let process = Process()
-        process.executableURL = productsDirectory.appendingPathComponent("extentdb")
-        process.arguments = [
-            "nbd", "disk.raw", "--image-format", "raw", "--listen", "127.0.0.1:0", "--export-name", "vm1", "--db", work.path("i.sqlite"),
-        ]
-        process.currentDirectoryURL = work.url
-        let log = work.url.appendingPathComponent("tcp.log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let output = try FileHandle(forWritingTo: log)
-        process.standardError = output
-        try process.run()
-        try output.close()
-        defer {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        let process = try BackgroundProcess(
+            productsDirectory.appendingPathComponent("extentdb"),
+            [
+                "nbd", "disk.raw", "--image-format", "raw", "--listen", "127.0.0.1:0", "--export-name", "vm1", "--db",
+                work.path("i.sqlite"),
+            ],
+            in: work.url, log: work.url.appendingPathComponent("tcp.log"))
+        defer { process.stop(signal: SIGTERM) }
         var text = ""
         for _ in 0..<600 where !text.contains("serving") && process.isRunning {
             usleep(100_000)
-            text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            text = process.logText
         }
         let port = try #require(
             text.split(separator: ":").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }, "\(text)")

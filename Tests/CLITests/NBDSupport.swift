@@ -8,7 +8,7 @@ import Foundation
 
 /// A running server (`extentdb nbd` or `qemu-nbd`) on a Unix socket in a test directory; `stop()` kills it.
 final class NBDServerProcess {
-    let process = Process()
+    private let process: BackgroundProcess
     let socket: String
     let log: URL
     var uri: String { "nbd+unix:///?socket=\(socket)" }
@@ -19,8 +19,9 @@ final class NBDServerProcess {
         log = directory.appendingPathComponent("nbd-\(UUID().uuidString.prefix(8)).log")
         var environment = ProcessInfo.processInfo.environment
         environment["EXTENTDB_DB"] = database
-        try start(
-            productsDirectory.appendingPathComponent("extentdb"), ["nbd", image, "--socket", socket] + arguments, environment, directory)
+        process = try BackgroundProcess(
+            productsDirectory.appendingPathComponent("extentdb"), ["nbd", image, "--socket", socket] + arguments, environment: environment,
+            in: directory, log: log)
         try waitUntil { (try? String(contentsOf: self.log, encoding: .utf8))?.contains("serving") == true }
     }
 
@@ -29,10 +30,9 @@ final class NBDServerProcess {
     init(qemuNBD image: String, format: String, in directory: URL, workingDirectory: URL? = nil) throws {
         socket = directory.appendingPathComponent("qemu-\(UUID().uuidString.prefix(8)).sock").path
         log = directory.appendingPathComponent("qemu-\(UUID().uuidString.prefix(8)).log")
-        try start(
+        process = try BackgroundProcess(
             URL(fileURLWithPath: "/usr/bin/qemu-nbd"), ["-r", "-A", "-t", "-f", format, "-k", socket, image],
-            ProcessInfo.processInfo.environment,
-            workingDirectory ?? directory)
+            in: workingDirectory ?? directory, log: log)
         try waitUntil { Self.accepts(self.socket) }
     }
 
@@ -52,20 +52,6 @@ final class NBDServerProcess {
         }
     }
 
-    private func start(_ executable: URL, _ arguments: [String], _ environment: [String: String], _ directory: URL) throws {
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let output = try FileHandle(forWritingTo: log)
-        process.executableURL = executable
-        process.arguments = arguments
-        process.environment = environment
-        process.currentDirectoryURL = directory
-        process.standardError = output
-        process.standardOutput = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        try output.close()
-    }
-
     private func waitUntil(_ ready: () -> Bool) throws {
         for _ in 0..<1200 {
             if ready() { return }
@@ -76,23 +62,13 @@ final class NBDServerProcess {
         throw CommandFailed(command: "server start", status: -1, stderr: logText)
     }
 
-    var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+    var logText: String { process.logText }
 
     var isRunning: Bool { process.isRunning }
 
     /// Kills the server with SIGKILL: a child of the test runner inherits its blocked signals, and
     /// qemu-nbd (unlike extentdb, which unblocks them) would never see SIGTERM.
-    func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-    }
-}
-
-/// Runs a bash script in `directory` with a time limit; returns its result.
-func bash(_ text: String, in directory: URL, seconds: Int = 120) throws -> ProcessResult {
-    try runProcess(URL(fileURLWithPath: "/usr/bin/timeout"), ["\(seconds)", "/bin/bash", "-c", text], in: directory)
+    func stop() { process.stop(signal: SIGKILL) }
 }
 
 /// One row of a block status map: offset, length and the context's value.

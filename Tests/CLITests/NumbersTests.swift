@@ -93,8 +93,9 @@ struct ImageNumbers {
 @Suite(.serialized) struct InfoRescanTests {
     @Test("info --output json after an automatic rescan names the new scan's id")
     func infoShowsNewScan() throws {
-        let directory = try makeWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         func index(_ result: CLIResult) throws -> (state: [String: Any], scan: [String: Any]) {
             let info = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]

@@ -7,8 +7,9 @@ import Testing
 @Suite(.serialized) struct OperatorIndexTests {
     @Test("list shows fresh, stale, missing and failed images; prune and forget remove them from list and report")
     func listForgetPrune() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let result = try script(
             """
@@ -45,8 +46,9 @@ import Testing
 
     @Test("30 forced rescans of an unchanged image keep 5 scans and one copy of the extents; gc and vacuum shrink the file")
     func retentionAndSharing() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let result = try script(
             """
@@ -77,8 +79,9 @@ import Testing
 
     @Test("check and every command give one clear line for a corrupt index or a file that is not SQLite")
     func corruptAndForeignDatabases() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let result = try script(
             """
@@ -109,8 +112,9 @@ import Testing
 
     @Test("another user without write access reads report, list, map and export; stale images are not rescanned")
     func readOnlySecondUser() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let result = try script(
             """
@@ -147,8 +151,9 @@ import Testing
 
     @Test("--db before the subcommand, JSON errors naming file, field and offset, size suffixes, plural counts")
     func commandLineConveniences() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let result = try script(
             """
@@ -176,8 +181,9 @@ import Testing
 
     @Test("report: raw holes are unallocated, states and failures are shown, history in tables, one --output vocabulary")
     func reportForOperators() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let result = try script(
             """
@@ -220,8 +226,9 @@ import Testing
 
     @Test("a directory scan names files it cannot read, with the reason, in the summary and in JSON")
     func unreadableFilesNamed() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let result = try script(
             """
             chmod 755 . && mkdir -m 777 shared && chmod 755 vm
@@ -241,8 +248,9 @@ import Testing
 
     @Test("a directory scan on a terminal shows images done of total and the bytes of metadata read")
     func scanProgressOnTerminal() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let result = try script(
             """

@@ -17,8 +17,9 @@ import Testing
 
     @Test("with standard output on /dev/full, every command that prints (and --help, --version) exits 1 and says so")
     func writeErrorsAreErrors() throws {
-        let directory = try makeTenantsWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantsWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let result = try script(
             """
             $X scan root/vmB/disk.qcow2 > /dev/null
@@ -34,8 +35,9 @@ import Testing
 
     @Test("a command that only reads the index says there is none, exits 1 and creates nothing")
     func noIndexNoCreation() throws {
-        let directory = try makeTenantsWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantsWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let result = try script(
             """
             for command in list check gc prune vacuum "forget root/vmB/disk.qcow2"; do

@@ -17,9 +17,8 @@ import Testing
 
     @Test("a raw file that is not a sector multiple maps as qemu shows it: rounded up to 512, padding zero")
     func mapsLikeQemu() throws {
-        let scratch = try TemporaryDirectory()
+        let scratch = try TemporaryDirectory(setup: Self.makeOddRawFiles)
         defer { scratch.cleanup() }
-        try shell(Self.makeOddRawFiles, in: scratch.url)
         let db = scratch.path("index.sqlite")
         let files = [
             ("data-1000.raw", 1000, 1024), ("hole-1000.raw", 1000, 1024), ("mixed-5000.raw", 5000, 5120),
@@ -45,9 +44,8 @@ import Testing
 
     @Test("exports of a 1,000-byte raw file (raw, qcow2, vhd, xva) are the 1,024-byte disk qemu sees")
     func exportsCompareEqual() throws {
-        let scratch = try TemporaryDirectory()
+        let scratch = try TemporaryDirectory(setup: Self.makeOddRawFiles)
         defer { scratch.cleanup() }
-        try shell(Self.makeOddRawFiles, in: scratch.url)
         let binary = productsDirectory.appendingPathComponent("extentdb").path
         try shell(
             """

@@ -38,8 +38,9 @@ import Testing
 
     @Test("hostile table sizes, counts, name lengths and chain depth fail clearly in 256 MiB of address space")
     func hostileHeadersStayInBudget() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let db = directory.appendingPathComponent("index.sqlite").path
         let made = try script(
             """

@@ -5,17 +5,17 @@ import Testing
 
 /// What `scan` tells about the images it finds: warnings, writers, external data files.
 @Suite(.serialized) struct ScanNoticesTests {
-    /// A fresh directory for one test.
-    static func workspace() throws -> URL {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-notices-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        return directory
+    /// A fresh directory for one test, set up by `setup` when given.
+    static func workspace(setup: String? = nil) throws -> TemporaryDirectory {
+        guard let setup else { return try TemporaryDirectory(prefix: "extentdb-notices") }
+        return try TemporaryDirectory(prefix: "extentdb-notices", setup: setup)
     }
 
     @Test("scan warns while qemu holds an image's write lock (qemu-img info refuses it) and prints info's dirty-bit warning")
     func writerAndDirtyWarnings() throws {
-        let directory = try Self.workspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try Self.workspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let result = try script(
             """
             set -euo pipefail
@@ -64,19 +64,17 @@ import Testing
     }
 
     /// `images/a.qcow2` with its data in `images/a.data` (raw), and an ordinary raw disk `images/b.raw`.
-    static func dataFileWorkspace() throws -> URL {
-        let directory = try workspace()
-        try shell(
-            """
-            set -e
-            mkdir images
-            cd images
-            qemu-img create -q -f qcow2 -o data_file=a.data,data_file_raw=on a.qcow2 64M
-            qemu-io -f qcow2 -c 'write -P 1 0 2M' -c 'write -P 2 30M 1M' a.qcow2 >/dev/null
-            truncate -s 16M b.raw
-            qemu-io -f raw -c 'write -P 3 0 1M' b.raw >/dev/null
-            """, in: directory)
-        return directory
+    static func dataFileWorkspace() throws -> TemporaryDirectory {
+        try workspace(
+            setup: """
+                set -e
+                mkdir images
+                cd images
+                qemu-img create -q -f qcow2 -o data_file=a.data,data_file_raw=on a.qcow2 64M
+                qemu-io -f qcow2 -c 'write -P 1 0 2M' -c 'write -P 2 30M 1M' a.qcow2 >/dev/null
+                truncate -s 16M b.raw
+                qemu-io -f raw -c 'write -P 3 0 1M' b.raw >/dev/null
+                """)
     }
 
     /// Data bytes `qemu-img map` reports, run in the image's directory (qemu 7.2 resolves a data file name
@@ -90,8 +88,9 @@ import Testing
 
     @Test("scan DIR does not index a qcow2's external data file as a raw disk of its own; report counts its bytes once")
     func externalDataFileOnce() throws {
-        let directory = try Self.dataFileWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try Self.dataFileWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let images = directory.appendingPathComponent("images")
         let db = directory.appendingPathComponent("index.sqlite").path
 
@@ -145,18 +144,16 @@ import Testing
             // Raw disks are indexed by the watcher only with --include-raw, as by scan DIR.
             prologue: startServer.replacingOccurrences(of: "--watch-interval 1 ", with: "--watch-interval 1 --include-raw "),
             in: {
-                let directory = try Self.workspace()
-                try shell(
-                    """
-                    set -e
-                    mkdir root
-                    cd root
-                    qemu-img create -q -f qcow2 -o data_file=a.raw,data_file_raw=on a.qcow2 64M
-                    qemu-io -f qcow2 -c 'write -P 1 0 2M' a.qcow2 >/dev/null
-                    truncate -s 16M b.raw
-                    qemu-io -f raw -c 'write -P 3 0 1M' b.raw >/dev/null
-                    """, in: directory)
-                return directory
+                try Self.workspace(
+                    setup: """
+                        set -e
+                        mkdir root
+                        cd root
+                        qemu-img create -q -f qcow2 -o data_file=a.raw,data_file_raw=on a.qcow2 64M
+                        qemu-io -f qcow2 -c 'write -P 1 0 2M' a.qcow2 >/dev/null
+                        truncate -s 16M b.raw
+                        qemu-io -f raw -c 'write -P 3 0 1M' b.raw >/dev/null
+                        """)
             })
     }
 }

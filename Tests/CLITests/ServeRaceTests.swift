@@ -5,16 +5,14 @@ import Testing
 
 /// A serve workspace plus `root/many.qcow2`: 256 MiB of 4 KiB clusters, every other one written, so its
 /// 65,536 extents fill 16 index chunks and an export reads them from the index in two batches.
-func makeRaceWorkspace() throws -> URL {
-    let directory = try makeServeWorkspace()
-    try shell(
-        """
-        set -e
-        python3 -c 'import sys; sys.stdout.buffer.write(b"".join(bytes([i % 250 + 1]) * 4096 + bytes(4096) for i in range(32768)))' > many.raw
-        qemu-img convert -O qcow2 -o cluster_size=4k many.raw root/many.qcow2
-        rm many.raw
-        """, in: directory)
-    return directory
+func makeRaceWorkspace() throws -> TemporaryDirectory {
+    try TemporaryDirectory(
+        prefix: "extentdb-serve",
+        setup: serveWorkspaceSetup + """
+            python3 -c 'import sys; sys.stdout.buffer.write(b"".join(bytes([i % 250 + 1]) * 4096 + bytes(4096) for i in range(32768)))' > many.raw
+            qemu-img convert -O qcow2 -o cluster_size=4k many.raw root/many.qcow2
+            rm many.raw
+            """)
 }
 
 /// `startServer` with the watcher off: only the test's requests scan, so their outcomes can be counted

@@ -33,33 +33,33 @@ func serveScript(_ text: String, database: String, in directory: URL) throws -> 
 /// Runs `script` after `prologue` (which starts the server) in a fresh workspace made by `workspace`, under
 /// `timeout`, and expects it to exit 0 with "ok" as its last line.
 func expectServeScript(
-    _ script: String, prologue: String = startServer, in workspace: () throws -> URL = makeServeWorkspace,
+    _ script: String, prologue: String = startServer, in workspace: () throws -> TemporaryDirectory = makeServeWorkspace,
     sourceLocation: SourceLocation = #_sourceLocation
 ) throws {
     let directory = try workspace()
-    defer { try? FileManager.default.removeItem(at: directory) }
-    let result = try serveScript(prologue + "\n" + script, database: directory.appendingPathComponent("index.sqlite").path, in: directory)
+    defer { directory.cleanup() }
+    let result = try serveScript(prologue + "\n" + script, database: directory.path("index.sqlite"), in: directory.url)
     #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)", sourceLocation: sourceLocation)
     #expect(result.stdout.hasSuffix("ok\n"), sourceLocation: sourceLocation)
 }
 
 /// A workspace for the service: `root/` with a raw base and a qcow2 over it, `outside/secret` beside it.
-func makeServeWorkspace() throws -> URL {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-serve-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    try shell(
-        """
-        set -e
-        mkdir root outside
-        truncate -s 64M root/base.raw
-        qemu-io -f raw -c 'write -P 1 0 1M' -c 'write -P 5 40M 3M' root/base.raw >/dev/null
-        qemu-img create -q -f qcow2 -b base.raw -F raw root/top.qcow2
-        qemu-io -f qcow2 -c 'write -P 2 2M 64k' -c 'write -P 3 10M 1M' root/top.qcow2 >/dev/null
-        head -c 4096 /dev/zero | tr '\\0' 'S' > outside/secret
-        ln -s ../outside/secret root/escape.raw
-        """, in: directory)
-    return directory
+func makeServeWorkspace() throws -> TemporaryDirectory {
+    try TemporaryDirectory(prefix: "extentdb-serve", setup: serveWorkspaceSetup)
 }
+
+/// The setup script of `makeServeWorkspace`, for workspaces that add to it.
+let serveWorkspaceSetup = """
+    set -e
+    mkdir root outside
+    truncate -s 64M root/base.raw
+    qemu-io -f raw -c 'write -P 1 0 1M' -c 'write -P 5 40M 3M' root/base.raw >/dev/null
+    qemu-img create -q -f qcow2 -b base.raw -F raw root/top.qcow2
+    qemu-io -f qcow2 -c 'write -P 2 2M 64k' -c 'write -P 3 10M 1M' root/top.qcow2 >/dev/null
+    head -c 4096 /dev/zero | tr '\\0' 'S' > outside/secret
+    ln -s ../outside/secret root/escape.raw
+
+    """
 
 @Suite(.serialized) struct ServeTests {
     @Test("real server on loopback: auth, confinement with symlink escapes, extents equal to map, export equal to the image, Range")

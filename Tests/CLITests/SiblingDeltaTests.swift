@@ -16,29 +16,28 @@ import Testing
     ///                 |          run1: the running disk after snapshot 1 (2 at 2M)
     ///                 s2         s2: snapshot 2 (3 at 12M)
     /// ```
-    static func xenHistory() throws -> URL {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-sibling-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try shell(
-            """
-            set -e
-            qemu-img create -q -f qcow2 base.qcow2 32M
-            qemu-io -f qcow2 -c 'write -P 1 0 1M' -c 'write -P 1 8M 1M' base.qcow2 >/dev/null
-            qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 s1.qcow2
-            qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 run1.qcow2
-            qemu-io -f qcow2 -c 'write -P 2 2M 128k' run1.qcow2 >/dev/null
-            qemu-img create -q -f qcow2 -b run1.qcow2 -F qcow2 s2.qcow2
-            qemu-io -f qcow2 -c 'write -P 3 12M 64k' s2.qcow2 >/dev/null
-            qemu-io -f qcow2 -c 'write -P 7 8M 64k' -c 'write -P 7 20M 64k' s1.qcow2 >/dev/null
-            qemu-img create -q -f qcow2 unrelated.qcow2 32M
-            """, in: directory)
-        return directory
+    static func xenHistory() throws -> TemporaryDirectory {
+        try TemporaryDirectory(
+            prefix: "extentdb-sibling",
+            setup: """
+                set -e
+                qemu-img create -q -f qcow2 base.qcow2 32M
+                qemu-io -f qcow2 -c 'write -P 1 0 1M' -c 'write -P 1 8M 1M' base.qcow2 >/dev/null
+                qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 s1.qcow2
+                qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 run1.qcow2
+                qemu-io -f qcow2 -c 'write -P 2 2M 128k' run1.qcow2 >/dev/null
+                qemu-img create -q -f qcow2 -b run1.qcow2 -F qcow2 s2.qcow2
+                qemu-io -f qcow2 -c 'write -P 3 12M 64k' s2.qcow2 >/dev/null
+                qemu-io -f qcow2 -c 'write -P 7 8M 64k' -c 'write -P 7 20M 64k' s1.qcow2 >/dev/null
+                qemu-img create -q -f qcow2 unrelated.qcow2 32M
+                """)
     }
 
     @Test("a qcow2 delta of snapshot 2 against its sibling snapshot 1 reads, over snapshot 1, exactly as snapshot 2")
     func qcow2Sibling() throws {
-        let directory = try Self.xenHistory()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try Self.xenHistory()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let database = directory.appendingPathComponent("index.sqlite").path
         let delta = try extentdb(
             ["export", "s2.qcow2", "--base", "s1.qcow2", "--format", "qcow2", "--to", "delta.qcow2"], database: database,
@@ -62,8 +61,9 @@ import Testing
 
     @Test("an older image against a newer descendant reverts the descendant's writes; unrelated images are refused by name")
     func descendantAndUnrelated() throws {
-        let directory = try Self.xenHistory()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try Self.xenHistory()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let database = directory.appendingPathComponent("index.sqlite").path
         let back = try extentdb(
             ["export", "run1.qcow2", "--base", "s2.qcow2", "--format", "qcow2", "--to", "back.qcow2"], database: database,
@@ -80,9 +80,9 @@ import Testing
 
     @Test("a VHD delta of one differencing disk against its sibling, read by libvhdi over the sibling, is the disk")
     func vhdSibling() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-vhd-sibling-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try TemporaryDirectory(prefix: "extentdb-vhd-sibling")
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         var parent = VHDWriter(kind: .dynamic, virtualSize: 8 << 20)
         parent.write(sector: 0, count: 64, byte: 0x11)
         parent.write(sector: 5000, count: 16, byte: 0x12)

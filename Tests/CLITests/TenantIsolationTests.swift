@@ -6,19 +6,17 @@ import Testing
 /// A service root holding two tenants and a shared base directory beside it:
 /// `root/vmA/disk.qcow2` (A's data, bytes 0x41), `root/vmB/disk.qcow2` (B's data, bytes 0x42) and
 /// `shared/base.raw` (bytes 0x53), none of them backed yet.
-func makeTenantsWorkspace() throws -> URL {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-tenants-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    try shell(
-        """
-        set -e
-        mkdir -p root/vmA root/vmB shared run
-        qemu-img create -q -f qcow2 root/vmB/disk.qcow2 4M
-        qemu-io -f qcow2 -c 'write -P 0x42 0 4M' root/vmB/disk.qcow2 >/dev/null
-        truncate -s 4M shared/base.raw
-        qemu-io -f raw -c 'write -P 0x53 0 4M' shared/base.raw >/dev/null
-        """, in: directory)
-    return directory
+func makeTenantsWorkspace() throws -> TemporaryDirectory {
+    try TemporaryDirectory(
+        prefix: "extentdb-tenants",
+        setup: """
+            set -e
+            mkdir -p root/vmA root/vmB shared run
+            qemu-img create -q -f qcow2 root/vmB/disk.qcow2 4M
+            qemu-io -f qcow2 -c 'write -P 0x42 0 4M' root/vmB/disk.qcow2 >/dev/null
+            truncate -s 4M shared/base.raw
+            qemu-io -f raw -c 'write -P 0x53 0 4M' shared/base.raw >/dev/null
+            """)
 }
 
 /// `startServer` with tenants: the root is `root/`, NBD on `run/nbd.sock`; `EXTRA` adds flags.
@@ -130,8 +128,9 @@ let startTenantServer =
 @Suite(.serialized) struct MagicLinkTests {
     @Test("a backing file through /proc/PID/fd/N (a memfd, a deleted file) is refused; nothing of it is exported")
     func procFileDescriptorLinks() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let result = try script(
             """
             set -u
@@ -166,8 +165,9 @@ let startTenantServer =
 
     @Test("a link to a neighbour whose directory name is not UTF-8 is refused")
     func nonUTF8Neighbour() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let result = try script(
             """
             mkdir $'vm\\xffB' && head -c 1048576 /dev/zero | tr '\\0' 'N' > $'vm\\xffB/disk.raw'
@@ -183,8 +183,9 @@ let startTenantServer =
 
     @Test("names of host FIFOs and files are never opened for reading, and every refusal reads the same")
     func vettedBeforeOpening() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let result = try script(
             """
             mkfifo private/fifo vm/own-fifo
@@ -241,8 +242,9 @@ let startTenantServer =
 
     @Test("a dangling --db symbolic link is refused, and nothing is created where it points")
     func danglingIndexLink() throws {
-        let directory = try makeTenantWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeTenantWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let result = try script(
             """
             ln -s "$PWD/planted/dir/index.sqlite" link.sqlite

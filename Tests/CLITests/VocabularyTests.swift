@@ -14,8 +14,9 @@ import Testing
 
     @Test("list, info, report and the HTTP image list and image agree, key for key and value for value")
     func sameKeysSameValues() throws {
-        let directory = try makeServeWorkspace()
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let workspace = try makeServeWorkspace()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
         let database = directory.appendingPathComponent("index.sqlite").path
         // A qcow2 whose L1 table lies far past its end: its scan fails, and the index remembers why.
         try shell(

@@ -5,16 +5,16 @@ import Scanner
 import Testing
 
 @testable import Catalog
+@testable import TestSupport
 
 /// The one status rule, on a real index and real files.
 @Suite struct ImageStateTests {
     /// A fresh directory holding one raw file of `size` bytes; returns its path and a cleanup.
     static func rawImage(size: Int) throws -> (path: String, cleanup: () -> Void) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-state-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let path = directory + "/disk.raw"
+        let directory = try TemporaryDirectory(prefix: "extentdb-state")
+        let path = directory.path("disk.raw")
         FileManager.default.createFile(atPath: path, contents: Data(repeating: 7, count: size))
-        return (path, { try? FileManager.default.removeItem(atPath: directory) })
+        return (path, directory.cleanup)
     }
 
     @Test("fresh, then stale when a layer changes, failed when a later scan fails, missing when the file goes")

@@ -3,12 +3,14 @@ import ImageIO
 import Testing
 
 @testable import Catalog
+@testable import TestSupport
 
 /// Root confinement, in process: the same answers HTTP gives as 400/403/404 and NBD as "no export".
 @Suite struct RootPolicyTests {
     /// A root with an image, a link to it, a link out of the root, and a directory beside the root.
     static func layout() throws -> (root: String, outside: String, cleanup: () -> Void) {
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("extentdb-policy-\(UUID().uuidString)").path
+        let scratch = try TemporaryDirectory(prefix: "extentdb-policy")
+        let base = scratch.url.path
         let root = base + "/root"
         let outside = base + "/outside"
         for directory in [root + "/vmA", root + "/vmB", outside] {
@@ -21,7 +23,7 @@ import Testing
         try FileManager.default.createSymbolicLink(atPath: root + "/vmA/theirs.qcow2", withDestinationPath: "../vmB/disk.qcow2")
         try FileManager.default.createSymbolicLink(atPath: root + "/escape", withDestinationPath: "../outside/secret")
         let canonicalRoot = PathResolver.canonical(root) ?? root
-        return (canonicalRoot, PathResolver.canonical(outside) ?? outside, { try? FileManager.default.removeItem(atPath: base) })
+        return (canonicalRoot, PathResolver.canonical(outside) ?? outside, scratch.cleanup)
     }
 
     @Test("inside: resolved; a link in the same directory is followed")

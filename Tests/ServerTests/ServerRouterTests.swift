@@ -15,15 +15,9 @@ struct ServerWorkspace {
     static let token = "test-token-0123456789abcdef"
 
     init() throws {
-        directory = try TemporaryDirectory()
-        let base = directory.url.path
-        _ = try run(
-            "/bin/bash",
-            [
-                "-c",
-                """
+        directory = try TemporaryDirectory(
+            setup: """
                 set -e
-                cd '\(base)'
                 mkdir root outside
                 truncate -s 8M root/base.raw
                 qemu-io -f raw -c 'write -P 1 0 1M' root/base.raw >/dev/null
@@ -31,8 +25,7 @@ struct ServerWorkspace {
                 qemu-io -f qcow2 -c 'write -P 2 2M 64k' root/top.qcow2 >/dev/null
                 head -c 65536 /dev/zero > outside/secret.raw
                 ln -s ../outside/secret.raw root/escape.raw
-                """,
-            ])
+                """)
     }
 
     func configuration(token: String? = Self.token) -> ServerConfiguration {
