@@ -6,6 +6,8 @@ import Testing
 /// Stops the server the prologue started and starts it again with `EXTRA`'s flags.
 let restartWithExtra = """
     kill $PID; wait $PID 2>/dev/null || true
+    # Emptied first: the wait below must see the new server's start line, not the old one's.
+    : > serve.log
     \(startTenantServer.replacingOccurrences(of: "set -euo pipefail\n", with: ""))
     """
 
