@@ -90,7 +90,7 @@ public struct RangeSet: Sendable {
 
     /// The first range boundary strictly inside `(start, end)`, where an extent must be cut so that it lies
     /// wholly inside or wholly outside the set; nil when there is none.
-    func boundary(after start: UInt64, before end: UInt64) -> UInt64? {
+    public func boundary(after start: UInt64, before end: UInt64) -> UInt64? {
         let index = firstIndex(endingAfter: start)
         guard index < ranges.count else { return nil }
         let range = ranges[index]

@@ -32,7 +32,7 @@ final class ExportSession: @unchecked Sendable {
         self.export = export
         structuredReplies = negotiation.structuredReplies
         contexts = negotiation.selectedContexts.compactMap { id in
-            export.advertised.contextName(id: id).flatMap(MetaContext.init(rawValue:)).map { (id, $0) }
+            export.advertised.contextName(id: id).flatMap(MetaContext.init(name:)).map { (id, $0) }
         }
         self.staleReason = staleReason
         reader = GuestReader(plan: export.plan)
@@ -158,14 +158,25 @@ final class ExportSession: @unchecked Sendable {
     }
 
     /// One `BLOCK_STATUS` chunk per selected context, from the index alone; the last carries `DONE`.
+    /// Extent contexts follow the extents; a bitmap context follows its dirty ranges.
     private func blockStatus(cookie: UInt64, range: Range<UInt64>, requestOne: Bool) throws -> ByteBuffer {
-        var builders = contexts.map { _ in NBDDescriptorBuilder(limit: requestOne ? 1 : Self.maximumDescriptors) }
-        var open = Array(repeating: true, count: builders.count)
-        try statusWindow.visit(range) { extent, piece in
-            for index in builders.indices where open[index] {
-                open[index] = builders[index].add(length: UInt64(piece.count), flags: contexts[index].context.flags(of: extent))
+        let limit = requestOne ? 1 : Self.maximumDescriptors
+        var builders = contexts.map { _ in NBDDescriptorBuilder(limit: limit) }
+        var open = contexts.map { entry in
+            if case .dirtyBitmap = entry.context { return false }
+            return true
+        }
+        if open.contains(true) {
+            try statusWindow.visit(range) { extent, piece in
+                for index in builders.indices where open[index] {
+                    open[index] = builders[index].add(length: UInt64(piece.count), flags: contexts[index].context.flags(of: extent))
+                }
+                return open.contains(true)
             }
-            return open.contains(true)
+        }
+        for (index, entry) in contexts.enumerated() {
+            guard case .dirtyBitmap(let name) = entry.context else { continue }
+            Self.describe(range, by: export.bitmaps[name] ?? RangeSet([]), into: &builders[index])
         }
         var buffer = ByteBuffer()
         for (index, builder) in builders.enumerated() {
@@ -174,5 +185,16 @@ final class ExportSession: @unchecked Sendable {
                 into: &buffer)
         }
         return buffer
+    }
+
+    /// Descriptors for `range` from a bitmap's dirty ranges: bit 0 where dirty.
+    static func describe(_ range: Range<UInt64>, by dirty: RangeSet, into builder: inout NBDDescriptorBuilder) {
+        var position = range.lowerBound
+        while position < range.upperBound {
+            let next = dirty.boundary(after: position, before: range.upperBound) ?? range.upperBound
+            let flags = dirty.contains(position) ? MetaContext.stateDirty : 0
+            guard builder.add(length: next - position, flags: flags) else { return }
+            position = next
+        }
     }
 }

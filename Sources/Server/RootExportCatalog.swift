@@ -40,7 +40,9 @@ struct RootExportCatalog: ImageExportCatalog {
             let indexed = try service.indexer.lookup(path: path, rescan: true, checkHeaders: true).indexed
             service.markChecked(path)
             try service.confine(indexed)
-            return .success(try ImageExport(store: service.store, indexed: indexed, name: name))
+            // Every persistent bitmap not flagged in use, as qemu:dirty-bitmap:NAME, in name order.
+            let bitmaps = try service.store.bitmaps(scanID: indexed.scan.id ?? -1).filter { !$0.inUse }
+            return .success(try ImageExport(store: service.store, indexed: indexed, name: name, bitmaps: bitmaps))
         } catch {
             // A name the roots or the chain boundary refuse, or one now leading through a link, is unknown here,
             // so a client learns nothing about files it may not read.

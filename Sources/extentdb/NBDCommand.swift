@@ -1,9 +1,12 @@
+import AllocationIndex
 import ArgumentParser
+import Catalog
 import CExtentShims
 import Export
 import Foundation
 import Logging
 import NBDServer
+import Scanner
 import Server
 
 struct NBDCommand: ParsableCommand {
@@ -37,6 +40,13 @@ struct NBDCommand: ParsableCommand {
     @Option(help: "The export name clients ask for (default: the empty string, as qemu-nbd).")
     var exportName: String = ""
 
+    @Option(
+        name: [.customShort("B"), .customLong("bitmap")],
+        help: ArgumentHelp(
+            "Serve this qcow2 persistent dirty bitmap as the qemu:dirty-bitmap:NAME context (repeatable; as qemu-nbd -B).",
+            valueName: "name"))
+    var bitmaps: [String] = []
+
     func validate() throws {
         guard (socket == nil) != (listen == nil) else { throw ValidationError("give exactly one of --socket or --listen") }
         if let listen { _ = try Self.tcpAddress(listen) }
@@ -52,6 +62,19 @@ struct NBDCommand: ParsableCommand {
         }
     }
 
+    /// The bitmaps asked for with -B, from the image's latest scan: one it does not have, or one flagged in
+    /// use, is refused by name (as qemu-nbd does).
+    static func servedBitmaps(_ names: [String], of indexed: IndexedScan, store: any IndexStoring) throws -> [StoredBitmap] {
+        guard !names.isEmpty else { return [] }
+        let catalog = ImageCatalog(indexer: ImageIndexer(store: store))
+        let recorded = try store.bitmaps(scanID: indexed.scan.id ?? -1)
+        return try names.map { name in
+            _ = try catalog.changes(of: indexed, bitmap: name)  // the same refusals as `changes --bitmap`
+            guard let bitmap = recorded.first(where: { $0.name == name }) else { throw CommandFailure("no bitmap '\(name)'") }
+            return bitmap
+        }
+    }
+
     static func logger() -> Logger {
         var logger = Logger(label: "extentdb.nbd", factory: { label in StreamLogHandler.standardError(label: label) })
         logger.logLevel = .notice
@@ -61,11 +84,13 @@ struct NBDCommand: ParsableCommand {
     func run() throws {
         let store = try index.openStore()
         let indexed = try IndexedImage.load(image, store: store, chain: chain, rescan: true, checkHeaders: true)
-        let export = try ImageExport(store: store, indexed: indexed, name: exportName)
-        let (image, chain, name) = (self.image, self.chain, exportName)
+        let (image, chain, name, asked) = (self.image, self.chain, exportName, bitmaps)
+        let export = try ImageExport(
+            store: store, indexed: indexed, name: name, bitmaps: try Self.servedBitmaps(asked, of: indexed, store: store))
         let catalog = SingleImageCatalog(export) {
             let rescanned = try IndexedImage.load(image, store: store, chain: chain, rescan: true, checkHeaders: true)
-            return try ImageExport(store: store, indexed: rescanned, name: name)
+            return try ImageExport(
+                store: store, indexed: rescanned, name: name, bitmaps: try Self.servedBitmaps(asked, of: rescanned, store: store))
         }
         let logger = Self.logger()
         let address: NBDListenAddress
