@@ -73,6 +73,7 @@ let startTenantServer =
             # The CLI still reuses its own scan (its flags cover it).
             $X map root/vmA/disk.qcow2 --trust-root shared --db index.sqlite 2>&1 | grep -qv rescanned
             kill $PID; wait $PID 2>/dev/null || true
+            : > serve.log  # so the wait below sees the new server's start line
             # Started with the shared directory trusted, the service serves the chain.
             EXTRA="--trust-root $PWD/shared"
             \(startTenantServer.replacingOccurrences(of: "set -euo pipefail\n", with: ""))
