@@ -117,6 +117,17 @@ extension ImageCatalog {
     ///   `invalidImage` for a bitmap flagged `in_use` (its writer died: its content may be stale, and qemu
     ///   refuses it too).
     public func changes(of image: IndexedScan, bitmap name: String) throws(CatalogError) -> ChangeList {
+        let ranges = try dirtyRanges(of: image, bitmap: name)
+        return try classified {
+            var plan = try ExportPlan(store: store, indexed: image, basePath: nil)
+            plan.restrict(toDirty: ranges)
+            return try ChangeList(plan: plan)
+        }
+    }
+
+    /// The dirty ranges of a bitmap of `image` (what `export --bitmap` sends), with the same refusals as
+    /// ``changes(of:bitmap:)``.
+    public func dirtyRanges(of image: IndexedScan, bitmap name: String) throws(CatalogError) -> [Range<UInt64>] {
         let bitmaps = try classified { try store.bitmaps(scanID: image.scan.id ?? -1) }
         guard let bitmap = bitmaps.first(where: { $0.name == name }) else {
             let known = bitmaps.isEmpty ? "it has none" : "its bitmaps: " + bitmaps.map(\.name).joined(separator: ", ")
@@ -129,10 +140,6 @@ extension ImageCatalog {
                     + "refusing it, as qemu does",
                 path: image.image.path)
         }
-        return try classified {
-            var plan = try ExportPlan(store: store, indexed: image, basePath: nil)
-            plan.restrict(toDirty: bitmap.ranges)
-            return try ChangeList(plan: plan)
-        }
+        return bitmap.ranges
     }
 }

@@ -25,6 +25,9 @@ public struct ExportRequest: Sendable {
     public var backingName: String?
     /// The directory the output will live in (relative backing names are worked out from it).
     public var outputDirectory: String
+    /// The dirty ranges of a qcow2 persistent bitmap (`export --bitmap NAME`): only those are sent, over the
+    /// previous backup (a qcow2 naming ``backingName`` as its backing file, or a raw file of the ranges).
+    public var dirtyRanges: [Range<UInt64>]?
 
     public init(
         format: ExportFormat, basePath: String? = nil, range: Range<UInt64>? = nil, clusterSize: UInt64? = nil, backingName: String? = nil,
@@ -57,7 +60,18 @@ public struct ExportJob: Sendable {
             throw ExportError.plan("a guest range applies to raw exports only")
         }
         self.request = request
-        plan = try ExportPlan(store: store, indexed: indexed, basePath: request.basePath, range: request.range)
+        var plan = try ExportPlan(store: store, indexed: indexed, basePath: request.basePath, range: request.range)
+        if let dirty = request.dirtyRanges {
+            guard request.basePath == nil else { throw ExportError.plan("a base and a bitmap cannot be combined") }
+            guard request.format != .vhd else {
+                throw ExportError.plan("a VHD delta needs its parent's unique id, which a bitmap does not give (export it as qcow2 or raw)")
+            }
+            if request.format == .qcow2, request.backingName == nil {
+                throw ExportError.plan("a qcow2 of a bitmap's ranges needs the previous backup it goes over (its backing file name)")
+            }
+            plan.restrict(toDirty: dirty)
+        }
+        self.plan = plan
         // Refused here, before a byte is sent (over HTTP the status is gone once the body starts).
         if request.format == .vhd { _ = try vhdParent() }
     }
@@ -83,9 +97,11 @@ public struct ExportJob: Sendable {
             try reader.verifyUnchanged()
             return changed
         case .qcow2:
-            let backing = plan.base.map { base in
-                (name: backingName(for: base.path), format: base.format == .vhd ? "vpc" : base.format.rawValue)
-            }
+            // Over a base: named relative to the output. Over the previous backup of a bitmap: as given (a qcow2).
+            let backing =
+                plan.base.map { base in
+                    (name: backingName(for: base.path), format: base.format == .vhd ? "vpc" : base.format.rawValue)
+                } ?? (request.dirtyRanges == nil ? nil : request.backingName.map { (name: $0, format: "qcow2") })
             var chosen = request.clusterSize ?? 65536
             if request.clusterSize == nil, let fitting = QCOW2StreamWriter.smallestClusterSize(virtualSize: plan.virtualSize),
                 fitting != chosen

@@ -1,4 +1,5 @@
 import AllocationIndex
+import Catalog
 import Export
 import Foundation
 import Hummingbird
@@ -6,7 +7,7 @@ import Logging
 import NIOConcurrencyHelpers
 import Scanner
 
-/// `GET /v1/images/{id}/export?format=raw|qcow2|vhd|xva[&base={id}]`: the bytes `extentdb export` writes,
+/// `GET /v1/images/{id}/export?format=raw|qcow2|vhd|xva[&base={id}|&bitmap=NAME&backing_name=NAME]`: the bytes `extentdb export` writes,
 /// streamed through a pipe from the library's writers (``ExportJob``). raw honours one `Range:`.
 struct ExportRoute {
     let service: IndexService
@@ -68,6 +69,15 @@ struct ExportRoute {
         let name = Self.fileName(of: indexed.image.path, as: format)
         headers[.contentDisposition] = "attachment; filename=\"\(name.filter { $0 != "\"" && $0 != "\\" && !$0.isNewline })\""
         var exportRequest = ExportRequest(format: format, basePath: basePath, range: range ?? (format == .raw ? 0..<size : nil))
+        // Only what a qcow2 persistent bitmap marks, over the previous backup the client names.
+        if let bitmap = query.get("bitmap") {
+            guard basePath == nil else { throw APIError.badRequest("give base or bitmap, not both") }
+            guard format != .raw else {
+                throw APIError.badRequest("a bitmap's ranges over HTTP: ask for qcow2 (with backing_name) or xva; raw needs a file")
+            }
+            exportRequest.dirtyRanges = try service.catalog.dirtyRanges(of: indexed, bitmap: bitmap)
+            exportRequest.backingName = query.get("backing_name")
+        }
         // A delta names its base by file name: base and delta sit side by side where the client puts them.
         if let basePath { exportRequest.backingName = String(basePath.split(separator: "/").last ?? "") }
         let job = try ExportJob(store: service.store, indexed: indexed, request: exportRequest)

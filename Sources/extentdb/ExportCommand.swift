@@ -1,5 +1,6 @@
 import AllocationIndex
 import ArgumentParser
+import Catalog
 import Export
 import Foundation
 import ImageFormats
@@ -62,6 +63,12 @@ struct ExportCommand: ParsableCommand {
         })
     var explicitBackingName: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Send only what this qcow2 persistent dirty bitmap marks: a qcow2 over the previous backup (--backing-name), or raw ranges.",
+            valueName: "name"))
+    var bitmap: String?
+
     @Option(help: "Start of the guest range (raw only).")
     var offset: ByteCount?
 
@@ -96,9 +103,10 @@ struct ExportCommand: ParsableCommand {
         if format != .raw && (offset != nil || length != nil) {
             throw ValidationError("--offset/--length apply to --format raw only")
         }
-        if extents != nil && (format != .raw || base == nil) {
-            throw ValidationError("--extents goes with --format raw --base")
+        if extents != nil && (format != .raw || (base == nil && bitmap == nil)) {
+            throw ValidationError("--extents goes with --format raw and --base or --bitmap")
         }
+        if base != nil && bitmap != nil { throw ValidationError("give --base or --bitmap, not both") }
     }
 
     func run() throws {
@@ -117,6 +125,9 @@ struct ExportCommand: ParsableCommand {
             format: format, basePath: basePath,
             range: format == .raw ? window.range : nil, clusterSize: clusterSize?.value, backingName: explicitBackingName,
             outputDirectory: to.map { PathResolver.directory(of: PathResolver.absolute($0, relativeTo: current)) } ?? current)
+        if let bitmap {
+            request.dirtyRanges = try ImageCatalog(indexer: ImageIndexer(store: store)).dirtyRanges(of: indexed, bitmap: bitmap)
+        }
         request.xvaPrefix = prefix
         request.closesArchive = !noTarEnd
         var job = try ExportJob(store: store, indexed: indexed, request: request)
