@@ -162,6 +162,7 @@ let package = Package(
             name: "NBDServerTests",
             dependencies: [
                 "NBDServer", "NBD", "Export", "Scanner", "AllocationIndex", "TestSupport", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: strictSwift
         ),
@@ -171,6 +172,8 @@ let package = Package(
                 "Server", "Catalog", "Operations", "AllocationIndex", "Scanner", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSwift
         ),
