@@ -59,6 +59,29 @@ import Testing
         #expect(!covered.contains { $0.contains(0) }, "\(own)")
     }
 
+    @Test("an XVA delta against a sibling carries exactly the 1 MiB chunks the change list touches, plus the first and last")
+    func xvaSibling() throws {
+        let workspace = try Self.xenHistory()
+        defer { workspace.cleanup() }
+        let directory = workspace.url
+        let database = directory.appendingPathComponent("index.sqlite").path
+        let xva = try extentdb(
+            ["export", "s2.qcow2", "--base", "s1.qcow2", "--format", "xva", "--to", "delta.xva"], database: database, directory: directory)
+        #expect(xva.status == 0, "\(xva.stderr)")
+        let changes = try extentdb(
+            ["changes", "s2.qcow2", "--base", "s1.qcow2", "--output", "json"], database: database, directory: directory)
+        let listed = try JSONSerialization.jsonObject(with: Data(changes.stdout.utf8)) as? [[String: Any]] ?? []
+        var expected: Set<Int> = [0, 31]
+        for range in listed {
+            let start = range["start"] as? Int ?? 0
+            let length = range["length"] as? Int ?? 0
+            for chunk in (start >> 20)...((start + length - 1) >> 20) { expected.insert(chunk) }
+        }
+        let names = try run("tar", ["-tf", "delta.xva"], in: directory).split(separator: "\n")
+        let chunks = Set(names.filter { !$0.hasSuffix(".xxhash") }.compactMap { Int($0.split(separator: "/").last ?? "") })
+        #expect(chunks == expected, "chunks \(chunks.sorted()), expected \(expected.sorted())")
+    }
+
     @Test("an older image against a newer descendant reverts the descendant's writes; unrelated images are refused by name")
     func descendantAndUnrelated() throws {
         let workspace = try Self.xenHistory()
