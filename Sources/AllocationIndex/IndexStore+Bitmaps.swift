@@ -1,8 +1,9 @@
 import Foundation
 internal import GRDB
 
-/// A qcow2 persistent dirty bitmap as a scan recorded it (`scan_bitmaps`, migration 0006).
-public struct StoredBitmap: Sendable, Equatable {
+/// A qcow2 persistent dirty bitmap: as a scan reads it from the image, and as the index records it
+/// (`scan_bitmaps`, migration 0006).
+public struct DirtyBitmap: Sendable, Equatable {
     public var name: String
     public var granularity: UInt64
     /// Its writer did not save it (qcow2's `in_use` flag): its content may be stale.
@@ -57,7 +58,7 @@ public struct StoredBitmap: Sendable, Equatable {
 
 extension IndexStore {
     /// The bitmaps a scan recorded, by name.
-    public func bitmaps(scanID: Int64) throws -> [StoredBitmap] {
+    public func bitmaps(scanID: Int64) throws -> [DirtyBitmap] {
         try writer.read { db in
             try Row.fetchAll(
                 db, sql: "SELECT name, granularity, in_use, auto, ranges FROM scan_bitmaps WHERE scan_id = ? ORDER BY name",
@@ -65,19 +66,19 @@ extension IndexStore {
             ).map { row in
                 let name: String = row[0]
                 let blob: Data = row[4]
-                guard let ranges = StoredBitmap.ranges(unpacking: blob) else {
+                guard let ranges = DirtyBitmap.ranges(unpacking: blob) else {
                     throw StoreError.corruptChunk("bitmap '\(name)' of scan \(scanID) has malformed ranges")
                 }
                 let granularity: Int64 = row[1]
                 let inUse: Bool = row[2]
                 let auto: Bool = row[3]
-                return StoredBitmap(name: name, granularity: UInt64(granularity), inUse: inUse, auto: auto, ranges: ranges)
+                return DirtyBitmap(name: name, granularity: UInt64(granularity), inUse: inUse, auto: auto, ranges: ranges)
             }
         }
     }
 
     /// Records a scan's bitmaps inside its save transaction.
-    static func insertBitmaps(_ bitmaps: [StoredBitmap], scanID: Int64, _ db: Database) throws {
+    static func insertBitmaps(_ bitmaps: [DirtyBitmap], scanID: Int64, _ db: Database) throws {
         for bitmap in bitmaps {
             try db.execute(
                 sql: """

@@ -76,7 +76,7 @@ public struct NewScan: Sendable {
     public var keepScans: Int?
     /// The trust the chain needed (trusted roots reached, files followed outside every allowed directory).
     /// The image's qcow2 persistent dirty bitmaps (its own layer's).
-    public var bitmaps: [StoredBitmap] = []
+    public var bitmaps: [DirtyBitmap] = []
     public var trust = ScanTrust()
 
     public init(

@@ -35,7 +35,7 @@ public protocol IndexStoring: AnyObject, Sendable {
     func extentChunks(scanID: Int64, from lower: UInt64, continuingAt: Int64?, to upper: UInt64, limit: Int) throws -> ExtentChunkBatch?
 
     /// The qcow2 persistent dirty bitmaps a scan recorded, by name.
-    func bitmaps(scanID: Int64) throws -> [StoredBitmap]
+    func bitmaps(scanID: Int64) throws -> [DirtyBitmap]
 
     // MARK: History
 

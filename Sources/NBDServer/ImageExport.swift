@@ -20,7 +20,7 @@ public struct ImageExport: Sendable {
     ///   - name: The export name clients must ask for (`""`, as qemu-nbd, by default).
     ///   - bitmaps: qcow2 persistent dirty bitmaps to offer (the caller leaves out those flagged in use).
     /// - Throws: `ExportError.plan` when the scan cannot be exported (an encrypted image, an unknown format).
-    public init(store: any IndexStoring, indexed: IndexedScan, name: String = "", bitmaps: [StoredBitmap] = []) throws {
+    public init(store: any IndexStoring, indexed: IndexedScan, name: String = "", bitmaps: [DirtyBitmap] = []) throws {
         self.indexed = indexed
         plan = try ExportPlan(store: store, indexed: indexed, basePath: nil)
         let offered = bitmaps.sorted { $0.name < $1.name }

@@ -16,7 +16,7 @@ public struct ScannedLayer: Sendable {
     /// The `fstat` identity of that data file, checked for freshness like the layer's own.
     public var dataIdentity: FileIdentity?
     /// qcow2 persistent dirty bitmaps (read when the layer is mapped).
-    public var bitmaps: [ScannedBitmap] = []
+    public var bitmaps: [DirtyBitmap] = []
 }
 
 /// An image and its whole backing chain, composed into one allocation map.

@@ -257,9 +257,7 @@ public struct ImageIndexer: Sendable {
             durationNanoseconds: chain.durationNanoseconds, toolVersion: "extentdb \(extentdbVersion)",
             warnings: warnings, allowsOutsideBacking: options.allowsOutsideBacking, keepScans: keepScans, trust: chain.trust)
         // The image's own bitmaps: a backing file's track writes to the backing file, not to this image.
-        scan.bitmaps = (chain.layers.first?.bitmaps ?? []).map {
-            StoredBitmap(name: $0.name, granularity: $0.granularity, inUse: $0.inUse, auto: $0.auto, ranges: $0.dirtyRanges)
-        }
+        scan.bitmaps = chain.layers.first?.bitmaps ?? []
         return try store.save(scan)
     }
 }

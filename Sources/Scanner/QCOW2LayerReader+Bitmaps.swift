@@ -1,17 +1,6 @@
+import AllocationIndex
 import ImageFormats
 import ImageIO
-
-/// A persistent dirty bitmap of a qcow2 image, read at scan time (qcow2.txt, "Bitmaps").
-public struct ScannedBitmap: Sendable, Equatable {
-    public var name: String
-    public var granularity: UInt64
-    public var inUse: Bool
-    public var auto: Bool
-    /// Guest ranges whose bits are set, merged, in order.
-    public var dirtyRanges: [Range<UInt64>]
-
-    public var dirtyBytes: UInt64 { dirtyRanges.reduce(0) { $0 + UInt64($1.count) } }
-}
 
 /// A bitmap as `info` lists it (stored with the header metadata).
 public struct BitmapSummary: Sendable, Codable, Equatable {
@@ -30,7 +19,7 @@ extension QCOW2LayerReader {
     /// the extension's autoclear bit is clear (another program changed the image: qemu drops the bitmaps).
     ///
     /// - Parameter maximumRanges: the most dirty ranges one bitmap may have (bounded memory).
-    func bitmaps(maximumRanges: Int) throws -> [ScannedBitmap] {
+    func bitmaps(maximumRanges: Int) throws -> [DirtyBitmap] {
         guard let payload = extensions.bitmapsData, header.autoclearFeatures.contains(.bitmaps) else { return [] }
         let path = source.path
         return try attributing(to: path) {
@@ -76,8 +65,7 @@ extension QCOW2LayerReader {
                             limit: UInt64(maximumRanges))
                     }
                 }
-                return ScannedBitmap(
-                    name: entry.name, granularity: entry.granularity, inUse: entry.inUse, auto: entry.auto, dirtyRanges: ranges)
+                return DirtyBitmap(name: entry.name, granularity: entry.granularity, inUse: entry.inUse, auto: entry.auto, ranges: ranges)
             }
         }
     }

@@ -64,7 +64,7 @@ struct NBDCommand: ParsableCommand {
 
     /// The bitmaps asked for with -B, from the image's latest scan: one it does not have, or one flagged in
     /// use, is refused by name (as qemu-nbd does).
-    static func servedBitmaps(_ names: [String], of indexed: IndexedScan, store: any IndexStoring) throws -> [StoredBitmap] {
+    static func servedBitmaps(_ names: [String], of indexed: IndexedScan, store: any IndexStoring) throws -> [DirtyBitmap] {
         guard !names.isEmpty else { return [] }
         let catalog = ImageCatalog(indexer: ImageIndexer(store: store))
         let recorded = try store.bitmaps(scanID: indexed.scan.id ?? -1)

@@ -1,3 +1,4 @@
+import AllocationIndex
 import ImageFormats
 import ImageIO
 
@@ -84,7 +85,7 @@ struct QCOW2Driver: FormatDriver {
                 hasExternalData: hasExternalData, progress: options.progress)
         }
         // Persistent dirty bitmaps: a damaged bitmap is named in a warning, not a failed scan (the map stands).
-        var bitmaps: [ScannedBitmap] = []
+        var bitmaps: [DirtyBitmap] = []
         if withMap, reader.extensions.hasBitmaps {
             if !header.autoclearFeatures.contains(.bitmaps) {
                 metadata.warnings.append("bitmaps extension ignored: its autoclear bit is clear (the image was changed without them)")
