@@ -128,6 +128,12 @@ extension ImageCatalog {
     /// The dirty ranges of a bitmap of `image` (what `export --bitmap` sends), with the same refusals as
     /// ``changes(of:bitmap:)``.
     public func dirtyRanges(of image: IndexedScan, bitmap name: String) throws(CatalogError) -> [Range<UInt64>] {
+        try bitmap(of: image, named: name).ranges
+    }
+
+    /// A bitmap of `image` as its last scan recorded it, refused when the image has none of that name or it
+    /// is flagged `in_use`.
+    public func bitmap(of image: IndexedScan, named name: String) throws(CatalogError) -> DirtyBitmap {
         let bitmaps = try classified { try store.bitmaps(scanID: image.scan.id ?? -1) }
         guard let bitmap = bitmaps.first(where: { $0.name == name }) else {
             let known = bitmaps.isEmpty ? "it has none" : "its bitmaps: " + bitmaps.map(\.name).joined(separator: ", ")
@@ -140,6 +146,6 @@ extension ImageCatalog {
                     + "refusing it, as qemu does",
                 path: image.image.path)
         }
-        return bitmap.ranges
+        return bitmap
     }
 }

@@ -40,6 +40,17 @@ final class ExportSession: @unchecked Sendable {
         statusWindow = ExtentWindow(plan: export.plan)
     }
 
+    /// True when the reply to `request` reads neither a file nor the index: block status over bitmap
+    /// contexts only, answered from the ranges in memory. The connection then answers it where it is,
+    /// without a hop to the blocking-I/O pool (a client mapping a bitmap sends hundreds of these).
+    func answersFromMemory(_ request: NBDRequest) -> Bool {
+        guard request.type == NBDCommand.blockStatus, staleReason == nil, !contexts.isEmpty else { return false }
+        return contexts.allSatisfy { entry in
+            if case .dirtyBitmap = entry.context { return true }
+            return false
+        }
+    }
+
     /// The reply to `request` (nil for `NBD_CMD_DISC`, which has none).
     func reply(to request: NBDRequest) -> ByteBuffer? {
         let cookie = request.cookie

@@ -94,7 +94,10 @@ struct NBDConnection {
             while let message = try decoder.next(from: &pending) {
                 if let session {
                     guard case .request(let request) = message else { continue }
-                    guard let reply = try await NIOThreadPool.singleton.runIfActive({ session.reply(to: request) }) else { return }
+                    let answer =
+                        session.answersFromMemory(request)
+                        ? session.reply(to: request) : try await NIOThreadPool.singleton.runIfActive({ session.reply(to: request) })
+                    guard let reply = answer else { return }
                     try await outbound.write(reply)
                     continue
                 }

@@ -67,12 +67,8 @@ struct NBDCommand: ParsableCommand {
     static func servedBitmaps(_ names: [String], of indexed: IndexedScan, store: any IndexStoring) throws -> [DirtyBitmap] {
         guard !names.isEmpty else { return [] }
         let catalog = ImageCatalog(indexer: ImageIndexer(store: store))
-        let recorded = try store.bitmaps(scanID: indexed.scan.id ?? -1)
-        return try names.map { name in
-            _ = try catalog.changes(of: indexed, bitmap: name)  // the same refusals as `changes --bitmap`
-            guard let bitmap = recorded.first(where: { $0.name == name }) else { throw CommandFailure("no bitmap '\(name)'") }
-            return bitmap
-        }
+        // The same refusals as `changes --bitmap`: an unknown name, a bitmap in use.
+        return try names.map { name in try catalog.bitmap(of: indexed, named: name) }
     }
 
     static func logger() -> Logger {
