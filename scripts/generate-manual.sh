@@ -31,4 +31,5 @@ mkdir "$work/bin" "$work/out"
 ln -s "$(readlink -f "$binary")" "$work/bin/extentdb"
 "$tool" "$work/bin/extentdb" --date "$(date -u -d "@$epoch" +%Y-%m-%d)" --output-directory "$work/out"
 [[ -s $work/out/extentdb.1 ]] || { echo "generate-manual.sh: no extentdb.1 written" >&2; exit 1; }
-mv "$work/out/extentdb.1" "$out"
+# A blank line in a help text is a paragraph break: mdoc's is .Pp (groff warns of empty input lines).
+sed 's/^$/.Pp/' "$work/out/extentdb.1" > "$out"

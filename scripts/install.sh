@@ -70,6 +70,7 @@ trap 'rm -rf "$work"' EXIT
 for shell in bash zsh fish; do
     "$binary" --generate-completion-script "$shell" > "$work/completion.$shell"
 done
+sed -i '1{/^#!/d}' "$work/completion.bash"   # sourced by bash-completion, never run
 version=$("$binary" --version)
 
 # 3. Files.
