@@ -4,13 +4,14 @@
 # fixtures and are the peer the tests compare with), python3-libvhdi (a second VHD reader the tests
 # compare with), libnbd-bin (nbdinfo, nbdcopy: the NBD clients the nbd server is tested with), python3-libnbd
 # (nbdsh: a client that holds a connection open while a test changes the image), curl and
-# wrk (the service tests and scripts/load.sh), python3-venv (scripts/api-fuzz.sh, and the venv below).
+# wrk (the service tests and scripts/load.sh), python3-venv (scripts/api-fuzz.sh, and the venv below),
+# systemd (systemd-analyze: DeployScriptsTests verifies contrib/extentdb.service and rates its exposure).
 #
 # Then openapi-spec-validator from PyPI, in a venv at .build/openapi-venv (OPENAPI_VENV=dir to put it
 # elsewhere): the test suite validates openapi.yaml with it. Debian 12 does not package it.
 set -euo pipefail
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-packages=(libsqlite3-dev zlib1g-dev libzstd-dev qemu-utils python3-libvhdi libnbd-bin python3-libnbd curl wrk python3-venv)
+packages=(libsqlite3-dev zlib1g-dev libzstd-dev qemu-utils python3-libvhdi libnbd-bin python3-libnbd curl wrk python3-venv systemd)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
