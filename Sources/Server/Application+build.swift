@@ -103,19 +103,28 @@ public protocol ApplicationRunner: Sendable {
 /// Builds the service for `extentdb serve`.
 public func makeServeRunner(_ configuration: ServerConfiguration, logger: Logger) throws -> any ApplicationRunner {
     let (app, gate) = try buildApplicationAndGate(configuration, logger: logger)
-    return Runner(app: app, address: configuration.listenAddress, gate: gate)
+    return Runner(
+        app: app, address: configuration.listenAddress, gate: gate, shutdownTimeout: configuration.shutdownTimeout, logger: logger)
 }
 
 private struct Runner<App: ApplicationProtocol>: ApplicationRunner {
     let app: App
     let address: String
     let gate: ListenGate
+    /// How long a graceful shutdown may drain exports and scans before the service is cancelled.
+    let shutdownTimeout: Double
+    let logger: Logger
 
     /// Runs the service. A socket error before every listener is bound is the HTTP listener's failure to
     /// bind (each NBD listener throws its own ``ListenError``): it becomes one naming the address.
     func runService() async throws {
+        // Hummingbird's runService(), with the drain bounded: past the timeout the group is cancelled, which
+        // closes the connections still exporting (an unfinished export ends short, as a client sees it).
+        var configuration = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        configuration.maximumGracefulShutdownDuration = .milliseconds(Int64(shutdownTimeout * 1000))
+        configuration.maximumCancellationDuration = .seconds(5)
         do {
-            try await app.runService()
+            try await ServiceGroup(configuration: configuration).run()
         } catch let error as ListenError {
             throw error
         } catch {

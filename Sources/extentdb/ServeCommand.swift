@@ -44,6 +44,12 @@ struct ServeCommand: ParsableCommand {
             discussion: "Not served itself unless it is also a --root.", valueName: "dir"))
     var trustRoots: [String] = []
 
+    @Option(
+        help: ArgumentHelp(
+            "Seconds SIGTERM/SIGINT lets exports and scans under way finish before they are cut (set TimeoutStopSec above it).",
+            valueName: "seconds"))
+    var shutdownTimeout: Double = 30
+
     @Flag(help: "The watcher also indexes raw files it finds as raw disks (as scan DIR --include-raw); else only QCOW2/VHD.")
     var includeRaw = false
 
@@ -118,6 +124,7 @@ struct ServeCommand: ParsableCommand {
 
     func validate() throws {
         if roots.isEmpty { throw ValidationError("at least one --root is needed") }
+        guard shutdownTimeout >= 0, shutdownTimeout <= 86400 else { throw ValidationError("--shutdown-timeout must be 0 to 86400 seconds") }
     }
 
     func run() throws {
@@ -135,6 +142,7 @@ struct ServeCommand: ParsableCommand {
         configuration.debounce = debounce
         configuration.trustRoots = trustRoots
         configuration.includeRaw = includeRaw
+        configuration.shutdownTimeout = shutdownTimeout
         configuration.allowsNoAuthentication = insecureNoAuth
         configuration.maximumConnections = maxConnections
         configuration.maximumConnectionsPerClient = maxConnectionsPerClient
