@@ -105,10 +105,16 @@ struct ExportRoute {
                 var metadata: Logger.Metadata = [
                     "client": "\(client)", "image": "\(indexed.image.path)", "format": "\(format.rawValue)",
                     "bytes": "\(sent.withLockedValue { $0 })", "seconds": "\(AccessLogMiddleware.seconds(since: started))",
-                    "result": "\(error == nil ? "complete" : "ended early")",
+                    "result": "\(error == nil ? "complete" : error is CancellationError ? "cut" : "ended early")",
                 ]
                 if let error { metadata["reason"] = "\(error)" }
-                logger.info("export", metadata: metadata)
+                if error is CancellationError {
+                    // What a shutdown past --shutdown-timeout cuts (or a connection torn down under it): named.
+                    metadata["reason"] = "cancelled: the service stopped (--shutdown-timeout ran out) or the connection went away"
+                    logger.warning("export", metadata: metadata)
+                } else {
+                    logger.info("export", metadata: metadata)
+                }
             })
         return Response(status: status, headers: headers, body: body)
     }

@@ -6,7 +6,8 @@ import Testing
 /// `serve --shutdown-timeout` (#22): SIGTERM drains exports for at most that long, then cuts them, so a
 /// client that reads slowly cannot hold the service (and systemd's stop) for minutes.
 @Suite(.serialized) struct ShutdownTimeoutTests {
-    @Test("a slow export is cut after --shutdown-timeout: the service exits 0 within it, the client sees a short transfer")
+    @Test(
+        "a slow export is cut after --shutdown-timeout: the service exits 0 within it, the log names it, the client sees a short transfer")
     func boundedDrain() throws {
         try expectServeScript(
             """
@@ -24,6 +25,8 @@ import Testing
             curl_status=0; wait $client || curl_status=$?
             test "$curl_status" != 0 || { echo "the slow export was not cut"; exit 1; }
             test "$(stat -c %s slow.raw)" -lt 67108864
+            # The log names what the timeout cut.
+            grep 'warning' serve.log | grep 'result=cut' | grep -q 'image=[^ ]*top.qcow2'
             echo ok
             """,
             prologue: startServer.replacingOccurrences(of: "--debounce 0.3", with: "--debounce 0.3 --shutdown-timeout 2"))
