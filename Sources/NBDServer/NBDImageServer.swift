@@ -37,6 +37,9 @@ public struct NBDImageServer: Sendable {
     /// bound under a temporary name, given these, and only then renamed into place, so no client connects
     /// before they apply.
     public var socketMode: mode_t?
+    /// The group a Unix socket is given (with ``socketMode``, before it is renamed into place): members of
+    /// it may connect when the mode is 0660, as libvirt and qemu-nbd deployments do with file permissions.
+    public var socketGroup: gid_t?
     /// Told of connections and requests (the service's metrics).
     public var observer: (any NBDServerObserver)?
     /// Sessions open at once on this listener, in all and per client address (qemu-nbd's `--shared`);
@@ -119,7 +122,9 @@ public struct NBDImageServer: Sendable {
                 try Self.refuseNonSocket(at: path)
                 let temporary = Self.temporaryName(for: path)
                 server = try await bootstrap.bind(unixDomainSocketPath: temporary, childChannelInitializer: initializer)
-                guard chmod(temporary, socketMode) == 0, rename(temporary, path) == 0 else {
+                guard chown(temporary, uid_t.max, socketGroup ?? gid_t.max) == 0, chmod(temporary, socketMode) == 0,
+                    rename(temporary, path) == 0
+                else {
                     let failure = NBDSocketError(path: path, reason: String(cString: strerror(errno)))
                     unlink(temporary)
                     try? await server.channel.close()

@@ -15,7 +15,11 @@ struct NBDService: Service {
 
     func run() async throws {
         var configured = NBDImageServer(catalog: RootExportCatalog(service: service), logger: service.logger)
-        if case .unix = address { configured.socketMode = 0o600 }
+        if case .unix = address {
+            // 0600 (root's clients only), or 0660 for a --socket-group whose members are the clients.
+            configured.socketMode = service.configuration.socketGroup == nil ? 0o600 : 0o660
+            configured.socketGroup = service.configuration.socketGroup
+        }
         configured.observer = service.metrics.nbd
         let sessions = service.configuration.nbdMaximumSessions
         configured.limiter = ConnectionLimiter(total: sessions, perClient: sessions)

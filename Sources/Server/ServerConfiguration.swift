@@ -17,6 +17,9 @@ public struct ServerConfiguration: Sendable {
     /// The watcher indexes raw files it finds as raw disks (`--include-raw`), as `scan DIR --include-raw`
     /// does; otherwise only files whose content is qcow2 or VHD (``ImageDiscovery``).
     public var includeRaw = false
+    /// The group NBD Unix sockets are given, mode 0660 (`--socket-group`): its members connect; nil keeps
+    /// them 0600.
+    public var socketGroup: gid_t?
     /// Seconds SIGTERM/SIGINT waits for exports and scans under way before they are cut (`--shutdown-timeout`);
     /// a unit's `TimeoutStopSec` should leave a margin above it.
     public var shutdownTimeout: Double = 30

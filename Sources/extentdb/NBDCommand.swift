@@ -41,6 +41,10 @@ struct NBDCommand: ParsableCommand {
     var exportName: String = ""
 
     @Option(
+        help: ArgumentHelp("Give the --socket this group and mode 0660, so that its members may connect.", valueName: "group"))
+    var socketGroup: String?
+
+    @Option(
         name: [.customShort("B"), .customLong("bitmap")],
         help: ArgumentHelp(
             "Serve this qcow2 persistent dirty bitmap as the qemu:dirty-bitmap:NAME context (repeatable; as qemu-nbd -B).",
@@ -49,6 +53,7 @@ struct NBDCommand: ParsableCommand {
 
     func validate() throws {
         guard (socket == nil) != (listen == nil) else { throw ValidationError("give exactly one of --socket or --listen") }
+        if socketGroup != nil && socket == nil { throw ValidationError("--socket-group goes with --socket") }
         if let listen { _ = try Self.tcpAddress(listen) }
     }
 
@@ -100,7 +105,11 @@ struct NBDCommand: ParsableCommand {
             throw ValidationError("give exactly one of --socket or --listen")
         }
         let size = export.plan.virtualSize
-        let server = NBDImageServer(catalog: catalog, logger: logger)
+        var server = NBDImageServer(catalog: catalog, logger: logger)
+        if let socketGroup {
+            server.socketMode = 0o660
+            server.socketGroup = try SocketGroup.id(named: socketGroup)
+        }
         // Stopping a server is its normal end: exit 0, as qemu-nbd does and as systemd counts success.
         extentdb_set_signal_stops_cleanly(1)
         do {

@@ -46,6 +46,11 @@ struct ServeCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
+            "Give the NBD socket this group and mode 0660, so that its members (a backup agent's user) may connect.", valueName: "group"))
+    var socketGroup: String?
+
+    @Option(
+        help: ArgumentHelp(
             "Seconds SIGTERM/SIGINT lets exports and scans under way finish before they are cut (set TimeoutStopSec above it).",
             valueName: "seconds"))
     var shutdownTimeout: Double = 30
@@ -143,6 +148,7 @@ struct ServeCommand: ParsableCommand {
         configuration.trustRoots = trustRoots
         configuration.includeRaw = includeRaw
         configuration.shutdownTimeout = shutdownTimeout
+        configuration.socketGroup = try socketGroup.map(SocketGroup.id(named:))
         configuration.allowsNoAuthentication = insecureNoAuth
         configuration.maximumConnections = maxConnections
         configuration.maximumConnectionsPerClient = maxConnectionsPerClient
