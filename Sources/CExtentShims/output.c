@@ -1,4 +1,7 @@
 #define _GNU_SOURCE
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -66,3 +69,9 @@ int extentdb_set_cleanup_path(const char *path) {
 }
 
 void extentdb_set_progress_shown(int shown) { progress_shown = shown ? 1 : 0; }
+
+int extentdb_clone_file(int dest, int source) { return ioctl(dest, FICLONE, source); }
+
+int extentdb_punch_hole(int fd, int64_t offset, int64_t length) {
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
+}

@@ -119,6 +119,60 @@ public final class ExportOutput {
         return true
     }
 
+    /// The file already holds the base's content (`export --into COPY`): a range the delta says reads as
+    /// zeros must be zeroed, not skipped.
+    public var holdsBase = false
+
+    /// Makes the next `count` bytes read as zeros in a file that may hold other data: a punched hole, or
+    /// zeros written where the file system cannot punch.
+    public func zero(_ count: UInt64) throws {
+        guard isRegularFile, holdsBase else { return try skip(count) }
+        if extentdb_punch_hole(descriptor, Int64(position), Int64(count)) == 0 {
+            try skip(count)
+            return
+        }
+        guard lseek(descriptor, off_t(position), SEEK_SET) >= 0 else {
+            throw ExportError.output("\(name): seek failed: \(String(cString: strerror(errno)))")
+        }
+        try writeZeros(count)
+    }
+
+    /// Fills the file with the content of the file at `path` (the copy of the base a delta is applied to):
+    /// shared extents where the file system can (FICLONE), else its data segments copied by the kernel
+    /// (holes stay holes). The output's position stays at 0.
+    public func seed(fromFileAt path: String) throws {
+        let source = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard source >= 0 else { throw ExportError.output("\(path): cannot open the copy: \(String(cString: strerror(errno)))") }
+        defer { close(source) }
+        var info = stat()
+        guard fstat(source, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            throw ExportError.output("\(path): the copy to apply to must be a regular file")
+        }
+        holdsBase = true
+        if extentdb_clone_file(descriptor, source) == 0 { return }
+        let size = Int64(info.st_size)
+        var offset: Int64 = 0
+        while offset < size {
+            let data = extentdb_seek_data(source, offset)
+            guard data >= 0 else { break }  // ENXIO: only a hole remains
+            let hole = max(data, min(extentdb_seek_hole(source, data), size))
+            var from = data
+            var to = data
+            var remaining = UInt64(hole - data)
+            while remaining > 0 {
+                let copied = extentdb_copy_file_range(source, &from, descriptor, &to, remaining)
+                guard copied > 0 else {
+                    throw ExportError.output("\(path): copying it failed at byte \(from): \(String(cString: strerror(extentdb_errno())))")
+                }
+                remaining -= UInt64(copied)
+            }
+            offset = hole
+        }
+        guard ftruncate(descriptor, off_t(size)) == 0 else {
+            throw ExportError.output("\(name): ftruncate failed: \(String(cString: strerror(errno)))")
+        }
+    }
+
     /// Sets the file length (regular files): the tail after the last write becomes a hole.
     public func finish(length: UInt64) throws {
         if isRegularFile {

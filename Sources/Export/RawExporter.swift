@@ -45,7 +45,8 @@ public struct RawExporter {
                 changed.append(reported)
             }
             guard role == .data else {
-                try output.skip(extent.length)
+                // Applied over a copy of the base, a zero range must be zeroed; otherwise it is a hole.
+                if role == .zero { try output.zero(extent.length) } else { try output.skip(extent.length) }
                 continue
             }
             if let copier, extent.compressedCluster == nil, let host = extent.offset {

@@ -69,6 +69,12 @@ struct ExportCommand: ParsableCommand {
             valueName: "name"))
     var bitmap: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "raw with --base or --bitmap: apply the delta to this copy of the base (a new file takes its name when complete).",
+            valueName: "copy"))
+    var into: String?
+
     @Option(help: "Start of the guest range (raw only).")
     var offset: ByteCount?
 
@@ -107,6 +113,13 @@ struct ExportCommand: ParsableCommand {
             throw ValidationError("--extents goes with --format raw and --base or --bitmap")
         }
         if base != nil && bitmap != nil { throw ValidationError("give --base or --bitmap, not both") }
+        if into != nil {
+            guard format == .raw, base != nil || bitmap != nil else {
+                throw ValidationError("--into goes with --format raw and --base or --bitmap")
+            }
+            guard to == nil else { throw ValidationError("give --to or --into, not both") }
+            guard offset == nil, length == nil else { throw ValidationError("--into applies the whole delta; drop --offset/--length") }
+        }
     }
 
     func run() throws {
@@ -133,8 +146,17 @@ struct ExportCommand: ParsableCommand {
         var job = try ExportJob(store: store, indexed: indexed, request: request)
         let quiet = quiet
         job.notice = { if !quiet { Console.error("extentdb: \($0)") } }
-        let destination = try ExportDestination(path: to)
+        let destination = try ExportDestination(path: into ?? to)
         let output = ExportOutput(descriptor: destination.descriptor, name: destination.name)
+        if let into {
+            // The copy of the base, cloned or copied into the new file; the delta then goes over it.
+            do {
+                try output.seed(fromFileAt: into)
+            } catch {
+                destination.abandon()
+                throw error
+            }
+        }
         let meter = ProgressMeter(enabled: !quiet && Console.standardErrorIsTerminal)
         output.progress = { meter.add($0) }
         // The writer announces the bytes it will send for its format, worked out from the plan.

@@ -1,6 +1,8 @@
 #ifndef CEXTENTSHIMS_OUTPUT_H
 #define CEXTENTSHIMS_OUTPUT_H
 
+#include <stdint.h>
+
 /// open(directory, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666 & ~umask): an unnamed file in `directory` that
 /// disappears if the process dies before it is linked. Returns -1 and sets errno (EOPNOTSUPP, EISDIR when
 /// the file system has no O_TMPFILE).
@@ -23,4 +25,10 @@ void extentdb_set_progress_shown(int shown);
 /// Makes SIGTERM and SIGINT end the process with status 0 after the cleanup (a server told to stop), instead
 /// of 128 + the signal; SIGHUP keeps 129.
 void extentdb_set_signal_stops_cleanly(int on);
+/// ioctl(dest, FICLONE, source): `dest` shares `source`'s extents (btrfs, XFS with reflink). Returns -1 with
+/// errno EOPNOTSUPP, EXDEV or EINVAL where the file system cannot.
+int extentdb_clone_file(int dest, int source);
+/// fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length): the range reads as zeros and
+/// stores nothing. Returns 0, or -1 with errno (EOPNOTSUPP where the file system cannot).
+int extentdb_punch_hole(int fd, int64_t offset, int64_t length);
 #endif
