@@ -1,4 +1,5 @@
 import AllocationIndex
+import Foundation
 import Hummingbird
 import NBDServer
 import Logging
@@ -47,9 +48,20 @@ func buildApplicationAndGate(_ configuration: ServerConfiguration, logger: Logge
                 // Hummingbird counts a connection active only once a whole request head has arrived, so
                 // this also bounds how long a half-sent request holds its descriptor.
                 idleTimeout: .nanoseconds(Int64(configuration.idleTimeout * 1e9)))),
-        configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "extentdb"),
+        configuration: ApplicationConfiguration(
+            address: configuration.unixSocketPath.map { .unixDomainSocket(path: $0) }
+                ?? .hostname(configuration.host, port: configuration.port),
+            serverName: "extentdb"),
         // The watcher waits for every listener: a busy port stops the service before anything is scanned.
-        onServerRunning: { _ in gate.listenerBound() },
+        onServerRunning: { [unixSocketPath = configuration.unixSocketPath, socketGroup = configuration.socketGroup] _ in
+            // An HTTP Unix socket gets its mode (and group) at once; until then it has the umask's, which
+            // (022, 027, 077) lets nobody else connect: connecting needs write permission on the socket.
+            if let path = unixSocketPath {
+                _ = chown(path, uid_t.max, socketGroup ?? gid_t.max)
+                _ = chmod(path, socketGroup == nil ? 0o600 : 0o660)
+            }
+            gate.listenerBound()
+        },
         logger: logger)
     app.addServices(LifecycleService(service: service))
     if configuration.watchInterval > 0 {

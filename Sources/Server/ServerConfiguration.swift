@@ -64,6 +64,9 @@ public struct ServerConfiguration: Sendable {
     /// Extents one scan may hold in memory (about 170 bytes each while the chain is composed); a chain
     /// mapping more is refused, so a hostile table cannot make the service allocate gigabytes.
     public var maximumScanExtents = 8_000_000
+    /// Serve HTTP on this Unix socket instead of TCP (`--listen unix:PATH`): mode 0600, or 0660 with
+    /// ``socketGroup``; its permissions are then the authentication, so a token is optional.
+    public var unixSocketPath: String?
     /// Serve every indexed image under the roots over NBD on this Unix socket (created mode 0600).
     public var nbdSocket: String?
     /// Serve them over NBD on this TCP address too: loopback only, since NBD has no authentication.
@@ -72,7 +75,10 @@ public struct ServerConfiguration: Sendable {
     public private(set) var nbdAddresses: [NBDListenAddress] = []
 
     /// `HOST:PORT` as `--listen` takes it (`[V6]:PORT` for IPv6).
-    public var listenAddress: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var listenAddress: String {
+        if let unixSocketPath { return "unix:\(unixSocketPath)" }
+        return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
 
     public init(host: String, port: Int, roots: [String], token: String?, databasePath: String, watchInterval: Double = 30) {
         self.host = host
@@ -143,7 +149,7 @@ public struct ServerConfiguration: Sendable {
     /// Makes the roots canonical and refuses a non-loopback address without a token.
     public mutating func validate() throws(Invalid) {
         if host == "localhost" { host = "127.0.0.1" }
-        if token == nil {
+        if token == nil && unixSocketPath == nil {
             guard allowsNoAuthentication else {
                 throw Invalid(
                     "refusing to serve without --token-file: every /v1 request would be unauthenticated, and any local user could "

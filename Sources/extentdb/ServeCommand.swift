@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ImageIO
 import Logging
 import NBDServer
 import Server
@@ -31,7 +32,10 @@ struct ServeCommand: ParsableCommand {
 
     @OptionGroup var index: IndexOptions
 
-    @Option(help: ArgumentHelp("Address and port to listen on.", valueName: "host:port"))
+    @Option(
+        help: ArgumentHelp(
+            "Address and port to listen on, or unix:PATH for a Unix socket (0600, or 0660 with --socket-group; no token needed).",
+            valueName: "host:port"))
     var listen: String = "127.0.0.1:8080"
 
     @Option(name: .customLong("root"), help: ArgumentHelp("A directory whose images the service serves (repeatable).", valueName: "dir"))
@@ -46,7 +50,8 @@ struct ServeCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Give the NBD socket this group and mode 0660, so that its members (a backup agent's user) may connect.", valueName: "group"))
+            "Give the Unix sockets (NBD, and HTTP with --listen unix:PATH) this group and mode 0660, so that its members may connect.",
+            valueName: "group"))
     var socketGroup: String?
 
     @Option(
@@ -135,8 +140,11 @@ struct ServeCommand: ParsableCommand {
     func run() throws {
         let address: (host: String, port: Int)
         let token: String?
+        let unixPath =
+            listen.hasPrefix("unix:")
+            ? PathResolver.absolute(String(listen.dropFirst(5)), relativeTo: PathResolver.currentDirectory()) : nil
         do {
-            address = try ServerConfiguration.parseListen(listen)
+            address = unixPath == nil ? try ServerConfiguration.parseListen(listen) : ("127.0.0.1", 0)
             token = try tokenFile.map { try ServerConfiguration.readToken(file: $0) }
         } catch {
             throw CommandFailure("\(error)")
@@ -147,6 +155,7 @@ struct ServeCommand: ParsableCommand {
         configuration.debounce = debounce
         configuration.trustRoots = trustRoots
         configuration.includeRaw = includeRaw
+        configuration.unixSocketPath = unixPath
         configuration.shutdownTimeout = shutdownTimeout
         configuration.socketGroup = try socketGroup.map(SocketGroup.id(named:))
         configuration.allowsNoAuthentication = insecureNoAuth
