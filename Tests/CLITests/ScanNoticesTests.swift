@@ -28,6 +28,10 @@ import Testing
             QPID=$!
             trap 'kill -9 $QPID 2>/dev/null || true' EXIT
             exec 3> commands
+            # Wait until qemu-io holds its locks, seen in /proc/locks (which takes none): a qemu-img info
+            # probe racing with qemu-io's open would take the lock first and make qemu-io fail.
+            inode=$(stat -c %i disk.qcow2)
+            for _ in $(seq 400); do grep -q ":$inode " /proc/locks && break; sleep 0.05; done
             echo 'write -P 1 0 64k' >&3
             for _ in $(seq 400); do
                 if ! qemu-img info disk.qcow2 > info.out 2>&1 && dirty; then break; fi
