@@ -163,12 +163,3 @@ extension ImageCatalog {
         }
     }
 }
-
-extension JSONDecoder {
-    /// Decodes the snake_case JSON the index stores.
-    public static var snakeCase: JSONDecoder {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return decoder
-    }
-}

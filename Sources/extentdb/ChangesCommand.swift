@@ -69,9 +69,7 @@ struct ChangesCommand: ParsableCommand {
             against = "bitmap \(bitmap)"
         } else {
             let basePath = try ImageIndexer.canonicalPath(base ?? "")
-            if !indexed.layers.contains(where: { $0.path == basePath }) {
-                _ = try IndexedImage.load(basePath, store: store, chain: chain, rescan: !noRescan, checkHeaders: true)
-            }
+            try IndexedImage.loadRelatedBase(basePath, of: indexed, store: store, chain: chain, rescan: !noRescan)
             changes = try catalog.changes(of: indexed, base: basePath)
             against = "differ from \(TerminalText.name(basePath))"
         }

@@ -129,10 +129,8 @@ struct ExportCommand: ParsableCommand {
         let window = GuestWindow(offset: offset?.value ?? 0, length: length?.value, virtualSize: UInt64(indexed.scan.virtualSize))
         let current = PathResolver.currentDirectory()
         let basePath = try base.map { try ImageIndexer.canonicalPath($0) }
-        // A base outside the image's chain (a sibling snapshot) is looked up like the image: its scan decides
-        // which ranges its own branch wrote.
-        if let basePath, !indexed.layers.contains(where: { $0.path == basePath }) {
-            _ = try IndexedImage.load(basePath, store: store, chain: chain, rescan: !noRescan, checkHeaders: true, quiet: quiet)
+        if let basePath {
+            try IndexedImage.loadRelatedBase(basePath, of: indexed, store: store, chain: chain, rescan: !noRescan, quiet: quiet)
         }
         var request = ExportRequest(
             format: format, basePath: basePath,

@@ -125,4 +125,13 @@ enum IndexedImage {
         }
         return lookup.indexed
     }
+
+    /// Makes the scan of a base outside the image's chain (a sibling or cousin snapshot) fresh, as the
+    /// image's own: its scan decides which ranges its branch wrote. An ancestor is already part of it.
+    static func loadRelatedBase(
+        _ basePath: String, of indexed: IndexedScan, store: any IndexStoring, chain: ChainOptions, rescan: Bool, quiet: Bool = false
+    ) throws {
+        guard !indexed.layers.contains(where: { $0.path == basePath }) else { return }
+        _ = try load(basePath, store: store, chain: chain, rescan: rescan, checkHeaders: true, quiet: quiet)
+    }
 }
