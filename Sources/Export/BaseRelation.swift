@@ -71,8 +71,8 @@ public struct RangeSet: Sendable {
 
     public var isEmpty: Bool { ranges.isEmpty }
 
-    /// The index of the first range that ends after `offset`.
-    func firstIndex(endingAfter offset: UInt64) -> Int {
+    /// The index of the first range that ends after `offset` (`ranges.count` when none does).
+    public func firstIndex(endingAfter offset: UInt64) -> Int {
         var low = 0
         var high = ranges.count
         while low < high {

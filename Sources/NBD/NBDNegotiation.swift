@@ -41,6 +41,20 @@ public struct NBDNegotiation: Sendable {
         return buffer
     }
 
+    /// True when answering `message` may consult the export directory (which may read the index or a file,
+    /// so the caller runs it where blocking is allowed); the other messages are answered from the
+    /// negotiation's own state.
+    public static func consultsDirectory(_ message: NBDClientMessage) -> Bool {
+        guard case .option(let option) = message else { return false }
+        switch option.code {
+        case NBDOptionCode.exportName, NBDOptionCode.list, NBDOptionCode.info, NBDOptionCode.go, NBDOptionCode.listMetaContext,
+            NBDOptionCode.setMetaContext:
+            return true
+        default:
+            return false
+        }
+    }
+
     /// Answers one message of the negotiation phase.
     public mutating func handle(_ message: NBDClientMessage) -> Outcome {
         switch message {

@@ -86,7 +86,14 @@ public enum NBDStructuredReply {
             flags: done ? NBDReplyFlags.done : 0, type: NBDReplyType.blockStatus, cookie: cookie, length: UInt32(length), into: &buffer)
         buffer.reserveCapacity(minimumWritableBytes: length)
         buffer.writeInteger(contextID)
-        for descriptor in descriptors { buffer.writeMultipleIntegers(descriptor.length, descriptor.flags) }
+        // Written straight into the reserved bytes: a map of a large bitmap sends tens of thousands.
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 8 * descriptors.count) { target in
+            for (index, descriptor) in descriptors.enumerated() {
+                target.storeBytes(of: descriptor.length.bigEndian, toByteOffset: 8 * index, as: UInt32.self)
+                target.storeBytes(of: descriptor.flags.bigEndian, toByteOffset: 8 * index + 4, as: UInt32.self)
+            }
+            return 8 * descriptors.count
+        }
     }
 
     /// `NBD_REPLY_TYPE_ERROR` with `DONE`: the command failed; `message` is for people (bounded to 4 KiB).

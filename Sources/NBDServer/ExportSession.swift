@@ -198,12 +198,24 @@ final class ExportSession: @unchecked Sendable {
         return buffer
     }
 
-    /// Descriptors for `range` from a bitmap's dirty ranges: bit 0 where dirty.
+    /// Descriptors for `range` from a bitmap's dirty ranges: bit 0 where dirty. One binary search finds
+    /// the first range, then the ranges are walked in order (a map of a 1 TiB bitmap asks this hundreds
+    /// of times, each over tens of thousands of ranges).
     static func describe(_ range: Range<UInt64>, by dirty: RangeSet, into builder: inout NBDDescriptorBuilder) {
+        let ranges = dirty.ranges
+        var index = dirty.firstIndex(endingAfter: range.lowerBound)
         var position = range.lowerBound
         while position < range.upperBound {
-            let next = dirty.boundary(after: position, before: range.upperBound) ?? range.upperBound
-            let flags = dirty.contains(position) ? MetaContext.stateDirty : 0
+            let next: UInt64
+            let flags: UInt32
+            if index < ranges.count, ranges[index].lowerBound <= position {
+                next = min(ranges[index].upperBound, range.upperBound)
+                flags = MetaContext.stateDirty
+                index += 1
+            } else {
+                next = index < ranges.count ? min(ranges[index].lowerBound, range.upperBound) : range.upperBound
+                flags = 0
+            }
             guard builder.add(length: next - position, flags: flags) else { return }
             position = next
         }

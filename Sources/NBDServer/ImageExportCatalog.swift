@@ -9,6 +9,13 @@ public protocol ImageExportCatalog: Sendable {
     func exportNames() -> [String]
     /// The image served as `name`, as fresh as the catalog's policy makes it, or why there is none.
     func imageExport(named name: String) -> Result<ImageExport, NBDExportUnavailable>
+    /// True when every export ``imageExport(named:)`` returns was checked (stat and header checksum) and
+    /// found fresh, or rescanned, in that call: a session starting right after needs no second check.
+    var checksOnLookup: Bool { get }
+}
+
+extension ImageExportCatalog {
+    public var checksOnLookup: Bool { false }
 }
 
 /// One image under one name (`""` by default, as qemu-nbd). When a client asks for it and the image
@@ -31,6 +38,9 @@ public final class SingleImageCatalog: ImageExportCatalog {
 
     public func exportNames() -> [String] { [name] }
 
+    /// With `refresh`, a stale image is rescanned before it is returned; without, it is returned as it is.
+    public var checksOnLookup: Bool { refresh != nil }
+
     public func imageExport(named name: String) -> Result<ImageExport, NBDExportUnavailable> {
         guard name == self.name else { return .failure(NBDExportUnavailable("no export named '\(name)'")) }
         // One rescan at a time: clients connecting together after a change wait for the same one.
@@ -48,7 +58,9 @@ public final class SingleImageCatalog: ImageExportCatalog {
 
 /// A connection's view of a catalog for its negotiation: remembers the image of the last name it found,
 /// which is the one `NBD_OPT_GO` or `NBD_OPT_EXPORT_NAME` just chose when transmission begins. Only one is
-/// kept, so a client asking about many names holds no more than one export.
+/// kept, so a client asking about many names holds no more than one export. Asking again for that name
+/// (a client sends `NBD_OPT_SET_META_CONTEXT`, then `NBD_OPT_GO`) reuses it instead of looking it up and
+/// checking the image again; the session still checks the image when transmission starts.
 final class NegotiatedExports: NBDExportDirectory {
     let catalog: any ImageExportCatalog
     private let last = NIOLockedValueBox<ImageExport?>(nil)
@@ -60,10 +72,23 @@ final class NegotiatedExports: NBDExportDirectory {
     func exportNames() -> [String] { catalog.exportNames() }
 
     func export(named name: String) -> Result<NBDExport, NBDExportUnavailable> {
+        if let found = image(named: name) {
+            checkedNow = false
+            return .success(found.advertised)
+        }
         let found = catalog.imageExport(named: name)
         last.withLockedValue { $0 = try? found.get() }
+        checkedNow = catalog.checksOnLookup
         return found.map(\.advertised)
     }
+
+    /// True when the last ``export(named:)`` looked the image up in the catalog, which checked it then
+    /// (``ImageExportCatalog/checksOnLookup``); false when it reused the export of an earlier option.
+    private(set) var checkedNow: Bool {
+        get { checked.withLockedValue { $0 } }
+        set { checked.withLockedValue { $0 = newValue } }
+    }
+    private let checked = NIOLockedValueBox(false)
 
     /// The image of `name`, if it was the last one found.
     func image(named name: String) -> ImageExport? {

@@ -102,23 +102,35 @@ struct NBDConnection {
                     continue
                 }
                 let before = negotiation
-                let (after, outcome) = try await NIOThreadPool.singleton.runIfActive {
+                // Options that may look an export up (the index, a rescan, a header check) run on the
+                // blocking-I/O pool, and `NBD_OPT_GO` starts the session in the same hop; the others are
+                // answered here.
+                let step: (NBDNegotiation, NBDNegotiation.Outcome, ExportSession?)
+                if NBDNegotiation.consultsDirectory(message) {
+                    step = try await NIOThreadPool.singleton.runIfActive {
+                        var negotiation = before
+                        let outcome = negotiation.handle(message)
+                        guard case .beginTransmission = outcome, let name = negotiation.chosen?.name,
+                            let export = exports.image(named: name)
+                        else { return (negotiation, outcome, nil) }
+                        return (negotiation, outcome, startSession(negotiation, export: export, justChecked: exports.checkedNow))
+                    }
+                } else {
                     var negotiation = before
                     let outcome = negotiation.handle(message)
-                    return (negotiation, outcome)
+                    step = (negotiation, outcome, nil)
                 }
-                negotiation = after
-                switch outcome {
+                negotiation = step.0
+                switch step.1 {
                 case .reply(let reply):
                     if reply.readableBytes > 0 { try await outbound.write(reply) }
                 case .beginTransmission(let reply):
                     try await outbound.write(reply)
                     decoder.beginTransmission()
                     negotiated()
-                    let agreed = negotiation
-                    guard let name = agreed.chosen?.name, let export = exports.image(named: name) else { return }
+                    guard let started = step.2, let name = negotiation.chosen?.name else { return }
                     figures.export = name
-                    session = try await NIOThreadPool.singleton.runIfActive { startSession(agreed, export: export) }
+                    session = started
                 case .close(let reply):
                     if reply.readableBytes > 0 { try await outbound.write(reply) }
                     return
@@ -128,10 +140,11 @@ struct NBDConnection {
         }
     }
 
-    /// Checks the image against the index (stat and header checksum) as the client starts transmission.
-    private func startSession(_ negotiation: NBDNegotiation, export: ImageExport) -> ExportSession {
+    /// Checks the image against the index (stat and header checksum) as the client starts transmission,
+    /// unless the catalog did that in this same step (`justChecked`).
+    private func startSession(_ negotiation: NBDNegotiation, export: ImageExport, justChecked: Bool) -> ExportSession {
         var staleReason: String?
-        if case .stale(let reason) = export.freshness() {
+        if !justChecked, case .stale(let reason) = export.freshness() {
             staleReason = "\(export.indexed.image.path) changed since it was indexed (\(reason)); reconnect to rescan it"
             logger.warning("\(staleReason ?? "")")
         }

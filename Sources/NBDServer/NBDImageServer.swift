@@ -97,7 +97,7 @@ public struct NBDImageServer: Sendable {
                         observer?.limitHit(refusal.isPerClient ? "sessions_per_client" : "sessions")
                         logger.warning("NBD connection refused: \(refusal)")
                     }
-                    group.addTask {
+                    group.addTask(executorPreference: EventLoopTaskExecutor(connection.channel.eventLoop)) {
                         var served = NBDConnection(catalog: catalog, logger: logger, observer: observer)
                         served.refusal = refusal.map { "\($0)" }
                         await served.run(connection)

@@ -20,11 +20,15 @@ struct QCOW2LayerReader {
         self.source = source
         let path = source.path
         let parsed = try attributing(to: path) { () throws -> (QCOW2Header, [UInt8], QCOW2HeaderExtensions, String?) in
-            // The header, its extensions and the backing name all live in the first cluster (<= 2 MiB).
-            let head = try source.read(at: 0, count: Int(min(source.size, 1 << QCOW2Header.maxClusterBits)))
+            // The header, its extensions and the backing name all live in the first cluster (<= 2 MiB). The
+            // fixed header is read first and then the rest of that cluster, not 2 MiB every time: every
+            // freshness check of an image reads this (an NBD connection, an HTTP lookup).
+            let probe = Int(min(source.size, 4096))
+            let head = try source.read(at: 0, count: probe)
             var reader = ByteReader(head)
             let header = try QCOW2Header(parsing: &reader, fileSize: source.size)
-            let headerBytes = Array(head.prefix(Int(header.clusterSize)))
+            let clusterBytes = Int(min(source.size, header.clusterSize))
+            let headerBytes = clusterBytes <= head.count ? Array(head.prefix(clusterBytes)) : try source.read(at: 0, count: clusterBytes)
             let extensions = try QCOW2HeaderExtensions(parsing: headerBytes[...], header: header)
             var backingName: String?
             if header.backingFileOffset != 0 && header.backingFileSize > 0 {

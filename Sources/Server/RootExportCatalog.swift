@@ -30,6 +30,9 @@ struct RootExportCatalog: ImageExportCatalog {
         return servable.compactMap { service.policy.relativePath(of: $0.image.path) }.sorted()
     }
 
+    /// Every lookup checks the image's headers and rescans it when it changed.
+    var checksOnLookup: Bool { true }
+
     func imageExport(named name: String) -> Result<ImageExport, NBDExportUnavailable> {
         let unknown = NBDExportUnavailable("no export named '\(name)'")
         guard let path = resolve(name) else { return .failure(unknown) }
