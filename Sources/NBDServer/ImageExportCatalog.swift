@@ -60,7 +60,8 @@ public final class SingleImageCatalog: ImageExportCatalog {
 /// which is the one `NBD_OPT_GO` or `NBD_OPT_EXPORT_NAME` just chose when transmission begins. Only one is
 /// kept, so a client asking about many names holds no more than one export. Asking again for that name
 /// (a client sends `NBD_OPT_SET_META_CONTEXT`, then `NBD_OPT_GO`) reuses it instead of looking it up and
-/// checking the image again; the session still checks the image when transmission starts.
+/// checking the image again: a negotiation lasts at most the handshake limit, and every read the session
+/// makes checks the files again (``GuestReader``).
 final class NegotiatedExports: NBDExportDirectory {
     let catalog: any ImageExportCatalog
     private let last = NIOLockedValueBox<ImageExport?>(nil)
@@ -72,26 +73,35 @@ final class NegotiatedExports: NBDExportDirectory {
     func exportNames() -> [String] { catalog.exportNames() }
 
     func export(named name: String) -> Result<NBDExport, NBDExportUnavailable> {
-        if let found = image(named: name) {
-            checkedNow = false
-            return .success(found.advertised)
-        }
+        if let found = image(named: name) { return .success(found.advertised) }
         let found = catalog.imageExport(named: name)
         last.withLockedValue { $0 = try? found.get() }
-        checkedNow = catalog.checksOnLookup
         return found.map(\.advertised)
     }
-
-    /// True when the last ``export(named:)`` looked the image up in the catalog, which checked it then
-    /// (``ImageExportCatalog/checksOnLookup``); false when it reused the export of an earlier option.
-    private(set) var checkedNow: Bool {
-        get { checked.withLockedValue { $0 } }
-        set { checked.withLockedValue { $0 = newValue } }
-    }
-    private let checked = NIOLockedValueBox(false)
 
     /// The image of `name`, if it was the last one found.
     func image(named name: String) -> ImageExport? {
         last.withLockedValue { $0.flatMap { $0.advertised.name == name ? $0 : nil } }
+    }
+
+    /// True when the image the session starts on was checked (stat and header checksum) when this
+    /// negotiation looked it up (``ImageExportCatalog/checksOnLookup``), so the session need not check again.
+    var imagesWereChecked: Bool { catalog.checksOnLookup }
+
+    /// True when answering `message` needs nothing but what this negotiation already found: an option
+    /// about the export it already looked up, on a catalog that checked it then. The connection answers
+    /// those where it is, without a hop to the blocking-I/O pool.
+    func answersFromMemory(_ message: NBDClientMessage) -> Bool {
+        guard imagesWereChecked, case .option(let option) = message else { return false }
+        let name: String?
+        switch option.code {
+        case NBDOptionCode.go, NBDOptionCode.info:
+            name = try? NBDExportQuery(parsing: option.data).name
+        case NBDOptionCode.setMetaContext, NBDOptionCode.listMetaContext:
+            name = try? NBDMetaContextQuery(parsing: option.data).exportName
+        default:
+            return false
+        }
+        return name.map { image(named: $0) != nil } ?? false
     }
 }

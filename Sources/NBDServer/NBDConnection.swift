@@ -103,22 +103,20 @@ struct NBDConnection {
                 }
                 let before = negotiation
                 // Options that may look an export up (the index, a rescan, a header check) run on the
-                // blocking-I/O pool, and `NBD_OPT_GO` starts the session in the same hop; the others are
-                // answered here.
+                // blocking-I/O pool, and `NBD_OPT_GO` starts the session in the same step; the others, and
+                // options about the export this negotiation already found, are answered here.
                 let step: (NBDNegotiation, NBDNegotiation.Outcome, ExportSession?)
-                if NBDNegotiation.consultsDirectory(message) {
-                    step = try await NIOThreadPool.singleton.runIfActive {
-                        var negotiation = before
-                        let outcome = negotiation.handle(message)
-                        guard case .beginTransmission = outcome, let name = negotiation.chosen?.name,
-                            let export = exports.image(named: name)
-                        else { return (negotiation, outcome, nil) }
-                        return (negotiation, outcome, startSession(negotiation, export: export, justChecked: exports.checkedNow))
-                    }
-                } else {
+                let handle: @Sendable () -> (NBDNegotiation, NBDNegotiation.Outcome, ExportSession?) = {
                     var negotiation = before
                     let outcome = negotiation.handle(message)
-                    step = (negotiation, outcome, nil)
+                    guard case .beginTransmission = outcome, let name = negotiation.chosen?.name, let export = exports.image(named: name)
+                    else { return (negotiation, outcome, nil) }
+                    return (negotiation, outcome, startSession(negotiation, export: export, justChecked: exports.imagesWereChecked))
+                }
+                if NBDNegotiation.consultsDirectory(message) && !exports.answersFromMemory(message) {
+                    step = try await NIOThreadPool.singleton.runIfActive(handle)
+                } else {
+                    step = handle()
                 }
                 negotiation = step.0
                 switch step.1 {
@@ -141,7 +139,7 @@ struct NBDConnection {
     }
 
     /// Checks the image against the index (stat and header checksum) as the client starts transmission,
-    /// unless the catalog did that in this same step (`justChecked`).
+    /// unless the catalog did that when this negotiation looked the image up (`justChecked`).
     private func startSession(_ negotiation: NBDNegotiation, export: ImageExport, justChecked: Bool) -> ExportSession {
         var staleReason: String?
         if !justChecked, case .stale(let reason) = export.freshness() {

@@ -83,6 +83,8 @@ public struct NBDImageServer: Sendable {
         } catch {
             throw ListenError(address: address.description, bindError: error) ?? error
         }
+        // Starts the blocking-I/O pool's threads now, not when the first client negotiates.
+        _ = try? await NIOThreadPool.singleton.runIfActive {}
         onListening(bound)
         let catalog = self.catalog
         let logger = self.logger

@@ -31,7 +31,8 @@ import Testing
         let indexer = ImageIndexer(store: store, options: options)
         let indexed = try indexer.ensureIndexed(path: path).indexed
         let export = try ImageExport(store: store, indexed: indexed)
-        return CountingCatalog(SingleImageCatalog(export) { try ImageExport(store: store, indexed: indexer.ensureIndexed(path: path).indexed) })
+        return CountingCatalog(
+            SingleImageCatalog(export) { try ImageExport(store: store, indexed: indexer.ensureIndexed(path: path).indexed) })
     }
 
     @Test func `SET_META_CONTEXT then GO looks the image up once, and the GO lookup counts as the session's check`() throws {
@@ -62,16 +63,23 @@ import Testing
             return
         }
         #expect(catalog.lookups.withLockedValue { $0 } == 1)
-        // The lookup happened at SET_META_CONTEXT; GO reused it, so the session must check the image itself.
-        #expect(exports.checkedNow == false)
         #expect(exports.image(named: "") != nil)
+        #expect(exports.imagesWereChecked, "the CLI's catalog rescans a changed image when it is looked up")
     }
 
-    @Test func `a GO without an earlier lookup is checked by the catalog in that step`() throws {
+    @Test func `only options about the export already found are answered without the blocking-I/O pool`() throws {
         let catalog = try Self.catalog()
         let exports = NegotiatedExports(catalog: catalog)
+        func go(_ name: String) -> NBDClientMessage {
+            var data = ByteBuffer()
+            NBDExportQuery(name: name, requests: []).encode(into: &data)
+            return .option(NBDOption(code: NBDOptionCode.go, data: data))
+        }
+        #expect(!exports.answersFromMemory(go("")), "nothing was looked up yet")
         _ = exports.export(named: "")
+        #expect(exports.answersFromMemory(go("")))
+        #expect(!exports.answersFromMemory(go("other")))
+        #expect(!exports.answersFromMemory(.option(NBDOption(code: NBDOptionCode.list, data: ByteBuffer()))))
         #expect(catalog.lookups.withLockedValue { $0 } == 1)
-        #expect(exports.checkedNow)
     }
 }
