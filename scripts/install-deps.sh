@@ -11,7 +11,7 @@
 # elsewhere): the test suite validates openapi.yaml with it. Debian 12 does not package it.
 set -euo pipefail
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-packages=(libsqlite3-dev zlib1g-dev libzstd-dev qemu-utils python3-libvhdi libnbd-bin python3-libnbd curl wrk python3-venv systemd)
+packages=(libsqlite3-dev zlib1g-dev libzstd-dev qemu-utils python3-libvhdi libnbd-bin python3-libnbd curl openssl wrk python3-venv systemd)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

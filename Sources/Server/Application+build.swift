@@ -1,6 +1,8 @@
 import AllocationIndex
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import NBDServer
 import Logging
 import NIOCore
@@ -31,23 +33,30 @@ func buildApplicationAndGate(_ configuration: ServerConfiguration, logger: Logge
         configuration.maximumConnections = min(configuration.maximumConnections, share)
         configuration.nbdMaximumSessions = min(configuration.nbdMaximumSessions, share)
     }
+    if let tls = configuration.tls {
+        logger.info("serving HTTPS with the certificate in \(tls.certificatePath)")
+        if tls.keyIsWorldReadable {
+            logger.warning("\(tls.keyPath) can be read by every user: make it mode 0600 (or 0640 for a group)")
+        }
+    }
     let gate = ListenGate(listeners: 1 + configuration.nbdAddresses.count)
     let service = try IndexService(configuration: configuration, logger: logger)
     let router = buildRouter(service: service)
     let limiter = ConnectionLimiter(total: configuration.maximumConnections, perClient: configuration.maximumConnectionsPerClient)
     let metrics = service.metrics
     let stall = TimeAmount.nanoseconds(Int64(configuration.writeStallTimeout * 1e9))
+    let http = HTTPServerBuilder.http1(
+        configuration: .init(
+            additionalChannelHandlers: [
+                ConnectionCap(limiter: limiter, metrics: metrics), WriteStallTimeout(limit: stall, metrics: metrics),
+                CloseAfterPendingWrites(),
+            ],
+            // Hummingbird counts a connection active only once a whole request head has arrived, so
+            // this also bounds how long a half-sent request holds its descriptor.
+            idleTimeout: .nanoseconds(Int64(configuration.idleTimeout * 1e9))))
     var app = Application(
         router: router,
-        server: .http1(
-            configuration: .init(
-                additionalChannelHandlers: [
-                    ConnectionCap(limiter: limiter, metrics: metrics), WriteStallTimeout(limit: stall, metrics: metrics),
-                    CloseAfterPendingWrites(),
-                ],
-                // Hummingbird counts a connection active only once a whole request head has arrived, so
-                // this also bounds how long a half-sent request holds its descriptor.
-                idleTimeout: .nanoseconds(Int64(configuration.idleTimeout * 1e9)))),
+        server: try configuration.tlsConfiguration.map { try .tls(http, tlsConfiguration: $0) } ?? http,
         configuration: ApplicationConfiguration(
             address: configuration.unixSocketPath.map { .unixDomainSocket(path: $0) }
                 ?? .hostname(configuration.host, port: configuration.port),
@@ -103,7 +112,14 @@ struct LifecycleService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         service.logger.info("shutting down: letting running scans finish")
-        await service.shutdown()
+        // Past --shutdown-timeout the service group cancels this task: the scans still running are named
+        // and stopped (each rolls back) rather than vanishing with the process.
+        let scans = service.scans
+        await withTaskCancellationHandler {
+            await service.shutdown()
+        } onCancel: {
+            scans.cutRunning()
+        }
     }
 }
 

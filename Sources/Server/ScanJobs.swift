@@ -233,4 +233,15 @@ public final class ScanJobs: Sendable {
     func shutdown() async {
         try? await pool.shutdownGracefully()
     }
+
+    /// Stops the scans still running when the shutdown's time ran out, naming each in the log: each one
+    /// rolls back (the index keeps the image's previous scan) and its job ends `cancelled`.
+    func cutRunning() {
+        let cut = running.withLockedValue { $0 }
+        let paths = state.withLockedValue { queue in cut.keys.compactMap { id in queue.jobs[id].map { (id, $0.path) } } }
+        for (id, path) in paths.sorted(by: { $0.1 < $1.1 }) {
+            logger.warning("scan cut by shutdown", metadata: ["job": "\(id)", "path": "\(path)", "result": "cut"])
+            cut[id]?.cancel()
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOSSL
 import ImageIO
 import NBDServer
 
@@ -71,6 +72,10 @@ public struct ServerConfiguration: Sendable {
     public var nbdSocket: String?
     /// Serve them over NBD on this TCP address too: loopback only, since NBD has no authentication.
     public var nbdListen: String?
+    /// HTTPS instead of HTTP on the TCP listener (`--tls-cert`, `--tls-key`).
+    public var tls: ServerTLS?
+    /// The TLS configuration ``validate()`` loaded from ``tls``'s files.
+    public private(set) var tlsConfiguration: TLSConfiguration?
     /// Where the NBD server listens: `nbdSocket` and `nbdListen` as ``validate()`` parsed them.
     public private(set) var nbdAddresses: [NBDListenAddress] = []
 
@@ -160,6 +165,12 @@ public struct ServerConfiguration: Sendable {
             }
         }
         guard !roots.isEmpty else { throw Invalid("at least one --root is needed") }
+        if let tls {
+            guard unixSocketPath == nil else {
+                throw Invalid("--tls-cert and --tls-key serve HTTPS on TCP; a Unix socket (--listen unix:PATH) is local and takes no TLS")
+            }
+            tlsConfiguration = try tls.configuration()
+        }
         roots = try Self.canonicalDirectories(roots, option: "--root")
         trustRoots = try Self.canonicalDirectories(trustRoots, option: "--trust-root")
         nbdAddresses = nbdSocket.map { [.unix(path: $0)] } ?? []

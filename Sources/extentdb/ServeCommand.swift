@@ -63,6 +63,14 @@ struct ServeCommand: ParsableCommand {
     @Flag(help: "The watcher also indexes raw files it finds as raw disks (as scan DIR --include-raw); else only QCOW2/VHD.")
     var includeRaw = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Serve HTTPS: the server's certificate (PEM, then any intermediates); needs --tls-key.", valueName: "file"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("The certificate's private key (PEM, unencrypted; keep it mode 0600).", valueName: "file"))
+    var tlsKey: String?
+
     @Option(help: ArgumentHelp("File whose first line is the bearer token (at least 16 characters).", valueName: "file"))
     var tokenFile: String?
 
@@ -134,6 +142,7 @@ struct ServeCommand: ParsableCommand {
 
     func validate() throws {
         if roots.isEmpty { throw ValidationError("at least one --root is needed") }
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together: give both, or neither") }
         guard shutdownTimeout >= 0, shutdownTimeout <= 86400 else { throw ValidationError("--shutdown-timeout must be 0 to 86400 seconds") }
     }
 
@@ -159,6 +168,11 @@ struct ServeCommand: ParsableCommand {
         configuration.shutdownTimeout = shutdownTimeout
         configuration.socketGroup = try socketGroup.map(SocketGroup.id(named:))
         configuration.allowsNoAuthentication = insecureNoAuth
+        if let tlsCert, let tlsKey {
+            configuration.tls = ServerTLS(
+                certificatePath: PathResolver.absolute(tlsCert, relativeTo: PathResolver.currentDirectory()),
+                keyPath: PathResolver.absolute(tlsKey, relativeTo: PathResolver.currentDirectory()))
+        }
         configuration.maximumConnections = maxConnections
         configuration.maximumConnectionsPerClient = maxConnectionsPerClient
         configuration.idleTimeout = idleTimeout

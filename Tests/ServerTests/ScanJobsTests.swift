@@ -7,6 +7,7 @@ import Scanner
 import Testing
 
 @testable import Server
+@testable import TestSupport
 
 /// The scan queue: bounded, fair between directories, and never forgetting a job before it ends.
 @Suite(.serialized) struct ScanJobsTests {
@@ -84,5 +85,47 @@ import Testing
         waitUntil { jobs.activeCount == 0 && ran.withLockedValue { $0.count } == 1 }
         #expect(ran.withLockedValue { $0 } == [first.path])
         #expect(jobs.job(id: second.id)?.error?.contains("cancelled") == true)
+    }
+
+    /// Keeps every log message, for tests that check what the service says.
+    struct RecordingLogHandler: LogHandler {
+        let messages: NIOLockedValueBox<[(Logger.Message, Logger.Metadata?)]>
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .info
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            messages.withLockedValue { $0.append((event.message, event.metadata)) }
+        }
+    }
+
+    @Test("a scan still running when the shutdown's time runs out is named in the log, stopped, and leaves the index as it was")
+    func cutByShutdown() throws {
+        let directory = try TemporaryDirectory(prefix: "extentdb-cut")
+        defer { directory.cleanup() }
+        // 16 GiB of 4 KiB clusters with every table preallocated: thousands of L2 tables, so the scan runs
+        // long enough (seconds in a debug build) to be cut.
+        let image = directory.path("big.qcow2")
+        _ = try runProcess(
+            URL(fileURLWithPath: "/usr/bin/qemu-img"),
+            ["create", "-q", "-f", "qcow2", "-o", "cluster_size=4096,preallocation=metadata", image, "16G"])
+        let messages = NIOLockedValueBox<[(Logger.Message, Logger.Metadata?)]>([])
+        let logger = Logger(label: "test") { _ in RecordingLogHandler(messages: messages) }
+        let store = try IndexStore()
+        let jobs = ScanJobs(indexer: ImageIndexer(store: store), concurrency: 1, metrics: .shared, logger: logger)
+        let job = try jobs.submit(path: image)
+        waitUntil { jobs.job(id: job.id)?.state == .running }
+        try #require(jobs.job(id: job.id)?.state == .running)
+        jobs.cutRunning()
+        waitUntil { jobs.activeCount == 0 }
+        let ended = try #require(jobs.job(id: job.id))
+        #expect(ended.state == .cancelled, "\(ended)")
+        let cut = messages.withLockedValue { $0 }.filter { $0.0.description == "scan cut by shutdown" }
+        #expect(cut.count == 1)
+        #expect(cut.first?.1?["path"]?.description == image)
+        #expect(cut.first?.1?["result"]?.description == "cut")
+        #expect(try store.latestScan(path: image) == nil, "the cut scan rolled back")
     }
 }
