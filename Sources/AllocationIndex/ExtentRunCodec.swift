@@ -11,7 +11,10 @@ import ImageFormats
 /// ```
 /// flags: bit 0 present · bit 1 zero · bit 2 data · bit 3 compressed · bit 4 has offset
 ///        bit 5 has compressed descriptor (then LEB128 host offset, LEB128 byte count)
+///        bit 6 host zero (the host file system reads the stored range as zeros; ``Extent/storedZero``)
 /// ```
+/// Blobs written before bit 6 existed have it clear: their extents carry no host-zero knowledge until the
+/// image is rescanned.
 public enum ExtentRunCodec {
     static let present: UInt8 = 1 << 0
     static let zero: UInt8 = 1 << 1
@@ -19,6 +22,7 @@ public enum ExtentRunCodec {
     static let compressed: UInt8 = 1 << 3
     static let hasOffset: UInt8 = 1 << 4
     static let hasDescriptor: UInt8 = 1 << 5
+    static let storedZero: UInt8 = 1 << 6
 
     /// Guest offsets are SQLite integers in the index: no extent ends past `Int64.max`.
     public static let maximumGuestEnd = UInt64(Int64.max)
@@ -36,6 +40,7 @@ public enum ExtentRunCodec {
             if extent.compressed { flags |= compressed }
             if extent.offset != nil { flags |= hasOffset }
             if extent.compressedCluster != nil { flags |= hasDescriptor }
+            if extent.storedZero { flags |= storedZero }
             bytes.append(flags)
             appendVarint(UInt64(extent.depth), to: &bytes)
             if let offset = extent.offset {
@@ -152,7 +157,7 @@ public enum ExtentRunCodec {
                     Extent(
                         start: guest, length: length, depth: UInt32(depth), present: flags & present != 0,
                         zero: flags & zero != 0, data: flags & data != 0, compressed: flags & compressed != 0,
-                        offset: offset, compressedCluster: descriptor))
+                        offset: offset, compressedCluster: descriptor, storedZero: flags & storedZero != 0))
                 guest = end
             }
         }

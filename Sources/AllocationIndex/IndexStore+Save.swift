@@ -105,11 +105,13 @@ public struct ExtentTotals: Sendable, Equatable {
 
     public init() {}
 
+    /// Data that reads as zeros (flagged by the format, or over a host hole or unwritten extent) counts as
+    /// zero, not data: a preallocated image is not reported full.
     public mutating func add(_ extent: Extent) {
-        if extent.data {
+        if extent.storesData {
             data += extent.length
             if extent.depth == 0 { ownData += extent.length }
-        } else if extent.zero && extent.present {
+        } else if extent.present && (extent.zero || extent.data) {
             zero += extent.length
             if extent.depth == 0 { ownZero += extent.length }
         }
@@ -136,7 +138,7 @@ public struct DataExtentStatistics: Sendable, Equatable {
     public init(_ extents: [Extent]) {
         var lengths: [UInt64] = []
         var buckets = [UInt64](repeating: 0, count: 64)
-        for extent in extents where extent.data {
+        for extent in extents where extent.storesData {
             lengths.append(extent.length)
             buckets[63 - extent.length.leadingZeroBitCount] += 1
         }

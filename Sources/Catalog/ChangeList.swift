@@ -40,7 +40,7 @@ public struct ChangeList: Sendable, Equatable {
         let cursor = plan.cursor(from: 0, to: plan.virtualSize)
         while let extent = try cursor.next() {
             if extent.start > position { append(Range(start: position, length: extent.start - position, dirty: false, zero: true)) }
-            let readsZero = !(extent.data && !extent.zero)
+            let readsZero = !extent.storesData
             append(Range(start: extent.start, length: extent.length, dirty: plan.role(of: extent) != .unchanged, zero: readsZero))
             position = extent.end
         }

@@ -159,7 +159,7 @@ public struct ExportJob: Sendable {
         for (index, extent) in changed.enumerated() {
             text +=
                 (index == 0 ? "" : ",\n") + "{ \"start\": \(extent.start), \"length\": \(extent.length), \"depth\": \(extent.depth), "
-                + "\"zero\": \(extent.zero || !extent.data), \"data\": \(extent.data && !extent.zero)}"
+                + "\"zero\": \(!extent.storesData), \"data\": \(extent.storesData)}"
         }
         return text + "]\n"
     }

@@ -121,7 +121,7 @@ public struct ExportPlan: Sendable {
     /// out of them.
     public func role(of extent: Extent) -> Role {
         if let baseDepth, extent.depth >= UInt32(baseDepth), !baseBranch.contains(extent.start) { return .unchanged }
-        if extent.data && !extent.zero { return .data }
+        if extent.storesData { return .data }
         if baseDepth == nil && !extent.present { return .unchanged }
         return .zero
     }

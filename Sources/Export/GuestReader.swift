@@ -134,7 +134,7 @@ public final class GuestStream {
     /// ranges must not go backwards. The read is logged as if it were made.
     public func plainSource(from start: UInt64, count: UInt64) throws -> (descriptor: Int32, offset: UInt64)? {
         try advance(to: start)
-        guard let extent = current, extent.start <= start, start + count <= extent.end, extent.data, !extent.zero,
+        guard let extent = current, extent.start <= start, start + count <= extent.end, extent.storesData,
             extent.compressedCluster == nil, let offset = extent.offset
         else { return nil }
         let source = try reader.source(depth: Int(extent.depth))
@@ -168,7 +168,7 @@ public final class GuestStream {
             }
             let stop = min(extent.end, end)
             let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[Int(position - start)..<Int(stop - start)])
-            if extent.data && !extent.zero {
+            if extent.storesData {
                 try reader.read(extent, guestStart: position, into: slice)
             } else {
                 slice.initializeMemory(as: UInt8.self, repeating: 0)

@@ -18,6 +18,13 @@ public struct Extent: Sendable, Equatable, Hashable {
     public var data: Bool
     /// The data is stored compressed (qcow2), so it has no plain host offset.
     public var compressed: Bool
+    /// The format's metadata says data, but the stored bytes are known to read as zeros: the host file
+    /// system holds them as a hole or an unwritten (fallocated) extent (FIEMAP, at scan), or a scan that read
+    /// them (`scan --digests`) found only zero bytes. A preallocated image's unused clusters or blocks.
+    /// qemu-img map shows host holes as `zero: true` only for images its metadata-preallocation heuristic
+    /// picks (``zero`` is then set instead); extentdb knows them for every image, so exports skip these
+    /// ranges and reports count them as zeros, while `map` stays equal to qemu-img's.
+    public var storedZero: Bool
     /// Host offset of `start` in the file of the supplying layer, where the format gives one.
     public var offset: UInt64?
     /// Where a compressed cluster's stored bytes are (compressed extents cover exactly one cluster, or the
@@ -39,7 +46,7 @@ public struct Extent: Sendable, Equatable, Hashable {
     @inlinable
     public init(
         start: UInt64, length: UInt64, depth: UInt32, present: Bool, zero: Bool, data: Bool,
-        compressed: Bool = false, offset: UInt64? = nil, compressedCluster: CompressedCluster? = nil
+        compressed: Bool = false, offset: UInt64? = nil, compressedCluster: CompressedCluster? = nil, storedZero: Bool = false
     ) {
         self.start = start
         self.length = length
@@ -50,16 +57,31 @@ public struct Extent: Sendable, Equatable, Hashable {
         self.compressed = compressed
         self.offset = offset
         self.compressedCluster = compressedCluster
+        self.storedZero = storedZero
     }
 
     @inlinable public var end: UInt64 { start + length }
+
+    /// This extent with a stored zero shown as qemu shows host holes in preallocated images: `zero` set (what
+    /// `map --detect-zeros` and the human map print).
+    @inlinable public var withStoredZerosShown: Extent {
+        guard storedZero else { return self }
+        var shown = self
+        shown.zero = true
+        shown.storedZero = false
+        return shown
+    }
+
+    /// True when the range's bytes must be read from a file: stored data that neither the format nor the
+    /// host file system says reads as zeros.
+    @inlinable public var storesData: Bool { data && !zero && !storedZero }
 
     /// True when `next` starts where this ends and carries the same status, so the two are one run.
     /// Host offsets must continue (or both be absent), as qemu-img map merges them. Compressed clusters
     /// with descriptors stay separate (each has its own stored bytes); see ``displayMerged(with:)``.
     @inlinable
     public func canMerge(with next: Extent) -> Bool {
-        guard compressedCluster == nil, next.compressedCluster == nil else { return false }
+        guard compressedCluster == nil, next.compressedCluster == nil, storedZero == next.storedZero else { return false }
         return canMergeForDisplay(with: next)
     }
 

@@ -110,7 +110,7 @@ final class ExportSession: @unchecked Sendable {
     private func runs(of range: Range<UInt64>) throws -> [Run] {
         var runs: [Run] = []
         try readWindow.visit(range) { extent, piece in
-            let data = extent.map { $0.data && !$0.zero } ?? false
+            let data = extent.map(\.storesData) ?? false
             if let last = runs.last, last.isData == data, last.range.upperBound == piece.lowerBound {
                 runs[runs.count - 1].range = last.range.lowerBound..<piece.upperBound
                 if data, let extent { runs[runs.count - 1].pieces.append((extent, piece)) }

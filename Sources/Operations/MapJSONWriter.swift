@@ -7,8 +7,14 @@ public enum MapJSONWriter {
     /// then flushes `sink`.
     ///
     /// - Throws: a store error, or ``OutputError`` when the sink's descriptor cannot be written.
-    public static func write(store: any IndexStoring, scanID: Int64, from lower: UInt64, to upper: UInt64, sink: inout ByteSink) throws {
-        try write(from: lower, to: upper, sink: &sink) { body in try store.forEachBatch(scanID: scanID, from: lower, to: upper, body) }
+    /// - Parameter detectZeros: also report data over host holes (``Extent/storedZero``) as `"zero": true`;
+    ///   without it the list is qemu-img map's, which shows them only for metadata-preallocated images.
+    public static func write(
+        store: any IndexStoring, scanID: Int64, from lower: UInt64, to upper: UInt64, detectZeros: Bool = false, sink: inout ByteSink
+    ) throws {
+        try write(from: lower, to: upper, detectZeros: detectZeros, sink: &sink) { body in
+            try store.forEachBatch(scanID: scanID, from: lower, to: upper, body)
+        }
     }
 
     /// Like ``write(store:scanID:from:to:sink:)``, with the extents from a scan already in memory.
@@ -18,14 +24,16 @@ public enum MapJSONWriter {
 
     /// The list of the extents `batches` hands over (those overlapping `[lower, upper)`, clipped, in order).
     static func write(
-        from lower: UInt64, to upper: UInt64, sink: inout ByteSink, batches: (_ body: ([Extent]) throws -> Void) throws -> Void
+        from lower: UInt64, to upper: UInt64, detectZeros: Bool = false, sink: inout ByteSink,
+        batches: (_ body: ([Extent]) throws -> Void) throws -> Void
     ) throws {
         var first = true
         // Stored compressed clusters are one extent each (with their descriptors); print them merged.
         var pending: Extent?
         sink.write("[" as StaticString)
         try batches { batch in
-            for extent in batch {
+            for stored in batch {
+                let extent = detectZeros ? stored.withStoredZerosShown : stored
                 if var held = pending {
                     if held.canMergeForDisplay(with: extent) {
                         held.length += extent.length

@@ -38,7 +38,7 @@ public struct AllocationDiff: Sendable {
                 return
             }
             self.init(
-                depth: extent.depth, present: extent.present, zero: extent.zero, data: extent.data,
+                depth: extent.depth, present: extent.present, zero: extent.zero || extent.storedZero, data: extent.data,
                 offset: extent.offset.map { $0 + (position - extent.start) })
         }
 

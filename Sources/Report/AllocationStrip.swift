@@ -12,7 +12,7 @@ public struct AllocationStrip: Sendable, Equatable {
 
         /// - Parameter rawDepths: chain depths that are raw files: their holes are unallocated, not zero.
         init(_ extent: Extent, rawDepths: Set<UInt32> = []) {
-            if extent.data && !extent.zero {
+            if extent.storesData {
                 self = extent.depth == 0 ? .data : .parent
             } else if extent.present && !rawDepths.contains(extent.depth) {
                 self = .zero

@@ -27,11 +27,15 @@ public struct LayerMap: Sendable {
 }
 
 extension LayerMap {
-    /// Marks the parts of data runs whose host range is a hole (or past the end) of the data file as
-    /// reading zero, as qemu's block layer does when it asks the file below a qcow2 image.
+    /// Marks the parts of data runs whose host range is a hole, an unwritten extent or past the end of the
+    /// data file as reading zero.
     ///
-    /// - Parameter segments: the data file's data segments, sorted (``FileBlockSource/dataSegments()``).
-    mutating func markHostHoles(segments: [Range<UInt64>], fileSize: UInt64) {
+    /// - Parameters:
+    ///   - segments: the data file's data segments, sorted (``FileBlockSource/dataSegments()``, FIEMAP).
+    ///   - visibleToQemu: true when qemu asks the file below too (its metadata-preallocation heuristic,
+    ///     ``QCOW2PreallocationProbe``): the parts get `zero`, as qemu-img map reports them. Otherwise they
+    ///     get ``Extent/storedZero``, which `map` does not show.
+    mutating func markHostHoles(segments: [Range<UInt64>], fileSize: UInt64, visibleToQemu: Bool = true) {
         if segments.count == 1, segments[0] == 0..<fileSize,
             !runs.contains(where: { ($0.offset ?? 0) + $0.length > fileSize && $0.data })
         {
@@ -39,7 +43,7 @@ extension LayerMap {
         }
         var builder = ExtentListBuilder()
         for run in runs {
-            guard run.data, !run.zero, let hostStart = run.offset else {
+            guard run.data, !run.zero, !run.compressed, let hostStart = run.offset else {
                 builder.append(run)
                 continue
             }
@@ -57,7 +61,7 @@ extension LayerMap {
                 } else {
                     let nextData = index < segments.count ? segments[index].lowerBound : UInt64.max
                     pieceEnd = min(hostEnd, nextData)
-                    piece.zero = true
+                    if visibleToQemu { piece.zero = true } else { piece.storedZero = true }
                 }
                 piece.length = pieceEnd - host
                 builder.append(piece)

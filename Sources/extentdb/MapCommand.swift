@@ -16,6 +16,12 @@ struct MapCommand: ParsableCommand {
             --output json prints the list `qemu-img map --output=json` prints (start, length, depth, present,
             zero, data, offset), plus "compressed": true on compressed extents. Only a stat of each chain
             layer is done to check freshness; the image's tables are not read when the index is fresh.
+
+            Data clusters or blocks whose bytes the host file system holds as holes or unwritten extents
+            (a preallocated image's unused space) read as zeros. qemu-img map reports them as "zero": true
+            only when it guesses the image is metadata-preallocated; --output json does the same, so it stays
+            equal to qemu-img map, and --detect-zeros reports all of them. The human table always does
+            (status data(zero)).
             """))
 
     @OptionGroup var index: IndexOptions
@@ -36,6 +42,9 @@ struct MapCommand: ParsableCommand {
     @Flag(help: "Fail instead of scanning when the index is missing or stale.")
     var noRescan = false
 
+    @Flag(help: "With --output json, also report data over host holes and unwritten extents as \"zero\": true.")
+    var detectZeros = false
+
     func run() throws {
         let store = try index.openStore()
         let indexed = try IndexedImage.load(image, store: store, chain: chain, rescan: !noRescan)
@@ -44,7 +53,7 @@ struct MapCommand: ParsableCommand {
         guard let scanID = indexed.scan.id else { throw CommandFailure("index has no scan id") }
         switch output {
         case .json:
-            try MapJSONWriter.write(store: store, scanID: scanID, from: lower, to: upper, sink: &Console.output)
+            try MapJSONWriter.write(store: store, scanID: scanID, from: lower, to: upper, detectZeros: detectZeros, sink: &Console.output)
         case .human:
             try MapTableWriter.write(store: store, indexed: indexed, from: lower, to: upper)
         }
@@ -60,7 +69,8 @@ enum MapTableWriter {
         let files = Dictionary(uniqueKeysWithValues: indexed.layers.map { (UInt32($0.depth), $0.path) })
         // The rows of the JSON output (and the scan's extent count): stored compressed clusters merged.
         var pending: Extent?
-        try store.forEachExtent(scanID: scanID, from: lower, to: upper) { extent in
+        try store.forEachExtent(scanID: scanID, from: lower, to: upper) { stored in
+            let extent = stored.withStoredZerosShown
             if var held = pending, held.canMergeForDisplay(with: extent) {
                 held.length += extent.length
                 pending = held

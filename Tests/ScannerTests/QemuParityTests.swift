@@ -16,8 +16,10 @@ import Testing
             let expected = try qemuExtents(Data(contentsOf: directory.appendingPathComponent("\(name).map.json"))).filter { $0.length > 0 }
             let scan = try ChainScanner.scan(path: directory.appendingPathComponent(file).path)
             // qemu 7.2 does not report "compressed"; compare it separately.
+            // Stored zeros (data over host holes) are ours alone: qemu's map does not show them.
             let ours = ExtentListBuilder.displayMerged(scan.extents).map { extent -> Extent in
                 var copy = extent
+                copy.storedZero = false
                 copy.compressed = false
                 copy.compressedCluster = nil
                 return copy

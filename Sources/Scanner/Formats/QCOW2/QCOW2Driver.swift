@@ -106,19 +106,19 @@ struct QCOW2Driver: FormatDriver {
         return layer
     }
 
-    /// Maps a QCOW2 layer; when qemu would consider it metadata-preallocated, parts of data clusters that
-    /// are holes in the data file are marked as reading zero, as qemu-img map reports them.
+    /// Maps a QCOW2 layer. Parts of data clusters that are holes or unwritten extents in the data file read
+    /// as zeros: marked `zero` when qemu would consider the image metadata-preallocated (qemu-img map then
+    /// reports them so), ``Extent/storedZero`` otherwise.
     static func mapQCOW2(
         reader: QCOW2LayerReader, identity: FileIdentity, dataSource: FileBlockSource, canonical: String, hasExternalData: Bool,
         progress: ScanProgress?
     ) throws -> LayerMap {
         var map = try reader.layerMap(dataFileSize: dataSource.size, hasExternalData: hasExternalData, progress: progress)
-        if reader.header.cryptMethod == 0,
-            try QCOW2PreallocationProbe.looksPreallocated(reader: reader, allocatedBytes: identity.allocatedBytes)
-        {
-            let segments = try attributing(to: dataSource.path) { try dataSource.dataSegments() }
-            map.markHostHoles(segments: segments, fileSize: dataSource.size)
-        }
+        // Encrypted clusters over a hole read as ciphertext of zeros, not zeros: never marked.
+        guard reader.header.cryptMethod == 0 else { return map }
+        let segments = try attributing(to: dataSource.path) { try dataSource.dataSegments() }
+        let visible = try QCOW2PreallocationProbe.looksPreallocated(reader: reader, allocatedBytes: identity.allocatedBytes)
+        map.markHostHoles(segments: segments, fileSize: dataSource.size, visibleToQemu: visible)
         return map
     }
 }

@@ -66,7 +66,13 @@ struct VHDDriver: FormatDriver {
             metadata.warnings.append("the footer at the end of the file is damaged; used the copy at offset 0")
         }
         if footer.savedState { metadata.warnings.append("the disk has a saved state (the VM was suspended)") }
-        let map = withMap ? try reader.layerMap(progress: options.progress) : LayerMap(virtualSize: footer.currentSize, runs: [])
+        var map = withMap ? try reader.layerMap(progress: options.progress) : LayerMap(virtualSize: footer.currentSize, runs: [])
+        if withMap, footer.diskType != .fixed {
+            // Sectors of a block that the file system holds as a hole or unwritten extent read as zeros;
+            // qemu's vpc driver does not ask the file, so they are host zeros, not shown by `map`.
+            let segments = try attributing(to: source.path) { try source.dataSegments() }
+            map.markHostHoles(segments: segments, fileSize: source.size, visibleToQemu: false)
+        }
         return ScannedLayer(
             path: canonical, format: .vhd, identity: identity, headerChecksum: HeaderChecksum.fnv1a64(reader.headerBytes),
             metadata: metadata, map: map)
