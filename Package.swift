@@ -21,6 +21,8 @@ let package = Package(
         // The HTTP service (`extentdb serve`). Traits off: no swift-configuration, no full Foundation.
         .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1", traits: []),
         .package(url: "https://github.com/apple/swift-nio", exact: "2.101.2"),
+        // SHA-256 for content digests (BoringSSL's, which uses the CPU's SHA instructions).
+        .package(url: "https://github.com/apple/swift-crypto", exact: "4.5.2"),
         // HTTPS for `serve --tls-cert/--tls-key` (hummingbird's TLS support is built on it).
         .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),
         .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
@@ -73,11 +75,17 @@ let package = Package(
             dependencies: ["Scanner", "AllocationIndex", "ImageFormats", "ImageIO"],
             swiftSettings: strictSwift
         ),
+        // What the data says: chunk digests (SHA-256), zeros found by reading, verification.
+        .target(
+            name: "Content",
+            dependencies: ["Export", "AllocationIndex", "ImageFormats", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strictSwift
+        ),
         // The front door every front end calls: lookup and rescan policy, state and summaries, confinement,
         // errors with a stable code.
         .target(
             name: "Catalog",
-            dependencies: ["Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "Export", "Report", "Operations"],
+            dependencies: ["Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "Export", "Report", "Operations", "Content"],
             swiftSettings: strictSwift
         ),
         // `extentdb serve`: Hummingbird routes, error -> HTTP mapping, watcher, metrics.

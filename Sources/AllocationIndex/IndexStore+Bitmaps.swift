@@ -24,36 +24,10 @@ public struct DirtyBitmap: Sendable, Equatable {
     public var dirtyBytes: UInt64 { ranges.reduce(0) { $0 + UInt64($1.count) } }
 
     /// The ranges as stored: little-endian (start, end) u64 pairs.
-    var packedRanges: Data {
-        var data = Data(capacity: ranges.count * 16)
-        for range in ranges {
-            withUnsafeBytes(of: range.lowerBound.littleEndian) { data.append(contentsOf: $0) }
-            withUnsafeBytes(of: range.upperBound.littleEndian) { data.append(contentsOf: $0) }
-        }
-        return data
-    }
+    var packedRanges: Data { RangePacking.pack(ranges) }
 
     /// Unpacks stored ranges; nil when the blob is not whole pairs of ordered, increasing ranges.
-    static func ranges(unpacking data: Data) -> [Range<UInt64>]? {
-        guard data.count % 16 == 0 else { return nil }
-        var ranges: [Range<UInt64>] = []
-        ranges.reserveCapacity(data.count / 16)
-        var previous: UInt64 = 0
-        var valid = true
-        data.withUnsafeBytes { raw in
-            for index in stride(from: 0, to: raw.count, by: 16) {
-                let start = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index, as: UInt64.self))
-                let end = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: index + 8, as: UInt64.self))
-                guard start < end, start >= previous else {
-                    valid = false
-                    return
-                }
-                previous = end
-                ranges.append(start..<end)
-            }
-        }
-        return valid ? ranges : nil
-    }
+    static func ranges(unpacking data: Data) -> [Range<UInt64>]? { RangePacking.unpack(data) }
 }
 
 extension IndexStore {

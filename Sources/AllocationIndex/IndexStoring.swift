@@ -37,6 +37,17 @@ public protocol IndexStoring: AnyObject, Sendable {
     /// The qcow2 persistent dirty bitmaps a scan recorded, by name.
     func bitmaps(scanID: Int64) throws -> [DirtyBitmap]
 
+    // MARK: Content digests
+
+    /// Records (or replaces) the chunk digests of a scan, in one transaction.
+    func saveDigests(_ digests: ScanDigests) throws
+    /// The digests recorded for a scan, or nil when no digest scan was made of it.
+    func digests(scanID: Int64) throws -> ScanDigests?
+    /// Guest ranges a digest scan of the scan found to read as zeros inside stored data (empty without one).
+    func foundZeroRanges(scanID: Int64) throws -> [Range<UInt64>]
+    /// The latest digests of any kept scan of the image at `path` (what a new digest scan keeps chunks from).
+    func latestDigests(path: String) throws -> ScanDigests?
+
     // MARK: History
 
     /// Every kept scan of the image at `path`, oldest first.

@@ -100,22 +100,30 @@ public struct RangeSet: Sendable {
 }
 
 /// A plan's extents in guest order, cut where the base's branch ranges begin and end, so that each extent
-/// lies wholly inside or outside them (``ExportPlan/role(of:)`` then decides per extent).
+/// lies wholly inside or outside them (``ExportPlan/role(of:)`` then decides per extent), and where the
+/// zeros a digest scan found begin and end: stored data inside those is marked ``Extent/storedZero``.
 public final class PlanCursor {
     private let cursor: ExtentCursor
     private let cuts: RangeSet
+    private let zeros: RangeSet
     private var pending: Extent?
 
-    init(cursor: ExtentCursor, cuts: RangeSet) {
+    init(cursor: ExtentCursor, cuts: RangeSet, zeros: RangeSet = RangeSet([])) {
         self.cursor = cursor
         self.cuts = cuts
+        self.zeros = zeros
     }
 
     public func next() throws -> Extent? {
-        guard let extent = try pending ?? cursor.next() else { return nil }
+        guard var extent = try pending ?? cursor.next() else { return nil }
         pending = nil
-        guard !cuts.isEmpty, let cut = cuts.boundary(after: extent.start, before: extent.end) else { return extent }
-        pending = extent.clipped(to: cut, extent.end)
-        return extent.clipped(to: extent.start, cut) ?? extent
+        let branchCut = cuts.isEmpty ? nil : cuts.boundary(after: extent.start, before: extent.end)
+        let zeroCut = zeros.isEmpty ? nil : zeros.boundary(after: extent.start, before: extent.end)
+        if let cut = min(branchCut ?? .max, zeroCut ?? .max) as UInt64?, cut != .max {
+            pending = extent.clipped(to: cut, extent.end)
+            extent = extent.clipped(to: extent.start, cut) ?? extent
+        }
+        if extent.storesData, !zeros.isEmpty, zeros.contains(extent.start) { extent.storedZero = true }
+        return extent
     }
 }

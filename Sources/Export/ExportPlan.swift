@@ -34,12 +34,19 @@ public struct ExportPlan: Sendable {
     /// image's content, so that the base's own changes are reverted. Empty for an ancestor base.
     public var baseBranch = RangeSet([])
     public var range: Range<UInt64>
+    /// Guest ranges a digest scan found to hold only zeros inside stored data: read as zeros, never read.
+    public var foundZeros = RangeSet([])
 
     public var scanID: Int64 { indexed.scan.id ?? 0 }
 
-    public init(store: any IndexStoring, indexed: IndexedScan, basePath: String?, range: Range<UInt64>? = nil) throws {
+    /// - Parameter usingFoundZeros: treat the zeros a digest scan found as zeros (exports); false reads
+    ///   every stored byte (a digest scan, `verify`).
+    public init(
+        store: any IndexStoring, indexed: IndexedScan, basePath: String?, range: Range<UInt64>? = nil, usingFoundZeros: Bool = true
+    ) throws {
         self.store = store
         self.indexed = indexed
+        if usingFoundZeros, let id = indexed.scan.id { foundZeros = RangeSet(try store.foundZeroRanges(scanID: id)) }
         virtualSize = UInt64(indexed.scan.virtualSize)
         self.range = range ?? 0..<virtualSize
         var layers: [PlanLayer] = []
@@ -132,7 +139,7 @@ public struct ExportPlan: Sendable {
             cursor: ExtentCursor(
                 store: store, scanID: scanID, scannedAtNanoseconds: indexed.scan.scannedAtNs, from: lower ?? range.lowerBound,
                 to: upper ?? range.upperBound),
-            cuts: baseBranch)
+            cuts: baseBranch, zeros: foundZeros)
     }
 }
 

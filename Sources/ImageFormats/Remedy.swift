@@ -15,4 +15,6 @@ public enum Remedy: Sendable, Equatable {
     case outputFile
     /// Use this cluster size, the smallest that fits.
     case clusterSize(UInt64)
+    /// Make a digest scan of the image (`scan --digests`): the request needs its chunk digests.
+    case digestScanFirst
 }

@@ -50,8 +50,9 @@ public final class ScanProgress: Sendable {
         cancelled.store(true, ordering: .relaxed)
     }
 
-    /// Throws when the scan was cancelled or is past its deadline; called between chunks of tables.
-    func checkpoint() throws(ScanStopped) {
+    /// Throws when the scan was cancelled or is past its deadline; called between chunks of tables (and
+    /// between chunks of data by a digest scan).
+    public func checkpoint() throws(ScanStopped) {
         if cancelled.load(ordering: .relaxed) { throw ScanStopped(kind: .cancelled, reason: "it was cancelled") }
         if deadline != UInt64.max, DispatchTime.now().uptimeNanoseconds > deadline {
             throw ScanStopped(kind: .timeLimit, reason: limitText)

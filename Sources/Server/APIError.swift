@@ -66,6 +66,7 @@ public struct APIError: HTTPResponseError, Sendable {
     static func hint(_ remedy: Remedy) -> String? {
         switch remedy {
         case .scanFirst: return "scan it first: POST /v1/scans"
+        case .digestScanFirst: return "make its digests first: POST /v1/scans with \"digests\": true"
         case .pinFormat, .trustDirectory, .readAsRaw, .outputFile, .clusterSize: return nil
         }
     }

@@ -99,6 +99,7 @@ func buildRouter(service: IndexService) -> Router<ServiceRequestContext> {
     ImageRoutes(service: service).register(on: v1)
     ExportRoute(service: service).register(on: v1)
     ChangesRoute(service: service).register(on: v1)
+    DigestsRoute(service: service).register(on: v1)
     ScanRoutes(service: service).register(on: v1)
     ReportRoute(service: service).register(on: v1)
     router.add(middleware: MethodNotAllowedMiddleware(routes: RouteMethods(router.routes.map { ($0.path.description, $0.method) })))

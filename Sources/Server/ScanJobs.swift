@@ -1,4 +1,5 @@
 import AllocationIndex
+import Catalog
 import Foundation
 import ImageIO
 import Logging
@@ -23,6 +24,8 @@ public final class ScanJobs: Sendable {
         /// goes backwards.
         public var progress: Double
         public var force: Bool
+        /// Also make the scan's chunk digests (`"digests": true`).
+        public var digests: Bool = false
         public var imageId: Int64?
         /// `scanned`, or `unchanged` when the index was already fresh.
         public var action: String?
@@ -32,7 +35,7 @@ public final class ScanJobs: Sendable {
         public var finishedAt: Double?
 
         enum CodingKeys: String, CodingKey {
-            case id, path, state, progress, force, action, error
+            case id, path, state, progress, force, digests, action, error
             case imageId = "image_id"
             case extentCount = "extent_count"
             case queuedAt = "queued_at"
@@ -59,6 +62,7 @@ public final class ScanJobs: Sendable {
         var id: String
         var path: String
         var force: Bool
+        var digests = false
         var completion: (@Sendable (Job) -> Void)?
     }
 
@@ -107,17 +111,20 @@ public final class ScanJobs: Sendable {
     ///
     /// - Throws: ``APIError`` 503 when ``maximumUnfinished`` jobs are queued or running.
     @discardableResult
-    public func submit(path: String, force: Bool = false, completion: (@Sendable (Job) -> Void)? = nil) throws -> Job {
+    public func submit(path: String, force: Bool = false, digests: Bool = false, completion: (@Sendable (Job) -> Void)? = nil) throws -> Job
+    {
         let directory = PathResolver.directory(of: path)
         let job: Job? = state.withLockedValue { queue in
             guard queue.unfinished < maximumUnfinished else { return nil }
             queue.counter += 1
             queue.unfinished += 1
-            let job = Job(
+            var job = Job(
                 id: "scan-\(queue.counter)", path: path, state: .queued, progress: 0, force: force, queuedAt: Date().timeIntervalSince1970)
+            job.digests = digests
             queue.jobs[job.id] = job
             if queue.waiting[directory] == nil { queue.turns.append(directory) }
-            queue.waiting[directory, default: []].append(Pending(id: job.id, path: path, force: force, completion: completion))
+            queue.waiting[directory, default: []].append(
+                Pending(id: job.id, path: path, force: force, digests: digests, completion: completion))
             return job
         }
         guard let job else {
@@ -169,6 +176,9 @@ public final class ScanJobs: Sendable {
         let started = DispatchTime.now().uptimeNanoseconds
         do {
             let outcome = try indexer.ensureIndexed(path: pending.path, force: pending.force, progress: progress)
+            if pending.digests {
+                _ = try ImageCatalog(indexer: indexer).digests(of: outcome.indexed, make: true, stop: progress)
+            }
             metrics.scanFinished(seconds: Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9, succeeded: true)
             finish(pending.id) {
                 $0.state = .succeeded

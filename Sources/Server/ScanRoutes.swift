@@ -10,6 +10,8 @@ struct ScanRoutes {
     struct ScanRequest: Decodable {
         var path: String
         var force: Bool?
+        /// Also make the chunk digests (`scan --digests`).
+        var digests: Bool?
     }
 
     func register(on group: RouterGroup<ServiceRequestContext>) {
@@ -26,7 +28,7 @@ struct ScanRoutes {
         return Response.json(job)
     }
 
-    /// `POST /v1/scans {"path": "...", "force": false}` → 202 with the queued job.
+    /// `POST /v1/scans {"path": "...", "force": false, "digests": false}` → 202 with the queued job.
     @Sendable func submit(_ request: Request, context: ServiceRequestContext) async throws -> Response {
         let buffer = try await request.body.collect(upTo: service.configuration.maximumBodySize)
         let asked: ScanRequest
@@ -37,7 +39,7 @@ struct ScanRoutes {
         }
         guard !service.store.isReadOnly else { throw APIError(.serviceUnavailable, "read_only", "the index is read-only for this service") }
         let path = try service.policy.resolve(asked.path)
-        let job = try service.scans.submit(path: path, force: asked.force ?? false)
+        let job = try service.scans.submit(path: path, force: asked.force ?? false, digests: asked.digests ?? false)
         var response = Response.json(job, status: .accepted)
         response.headers[.location] = "/v1/scans/\(job.id)"
         return response

@@ -16,6 +16,9 @@ struct ChangesCommand: ParsableCommand {
             whose chain shares a layer with IMAGE's. A range differs when a layer above the shared one supplies it
             on either side; the list is a superset of the bytes that differ, exact at layer granularity. No image
             data is read to decide.
+            --since-scan N lists the 4 MiB chunks whose SHA-256 differs from digest scan N's (scan --digests;
+            the latest scan's digests are made first when missing): what changed by content, in-place rewrites
+            of a standalone image included, whatever the metadata says.
             --bitmap NAME lists what a qcow2 persistent dirty bitmap of IMAGE marks, as the last scan read it (a
             bitmap flagged in_use, whose writer died, is refused, as qemu does).
             Outputs:
@@ -48,8 +51,13 @@ struct ChangesCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A qcow2 persistent dirty bitmap of IMAGE: what it marks (qemu-img bitmap --add).", valueName: "name"))
     var bitmap: String?
 
+    @Option(help: ArgumentHelp("A digest scan of IMAGE (scan --digests): the chunks whose content changed since.", valueName: "n"))
+    var sinceScan: Int64?
+
     func validate() throws {
-        guard (base == nil) != (bitmap == nil) else { throw ValidationError("give --base BASE or --bitmap NAME (one of them)") }
+        guard [base != nil, bitmap != nil, sinceScan != nil].filter({ $0 }).count == 1 else {
+            throw ValidationError("give one of --base BASE, --bitmap NAME and --since-scan N")
+        }
     }
 
     @Option(help: "table, json, imageio, xapi-cbt or vmware.")
@@ -67,6 +75,9 @@ struct ChangesCommand: ParsableCommand {
         if let bitmap {
             changes = try catalog.changes(of: indexed, bitmap: bitmap)
             against = "bitmap \(bitmap)"
+        } else if let sinceScan {
+            changes = try catalog.changes(of: indexed, sinceScan: sinceScan)
+            against = "changed by content since digest scan #\(sinceScan)"
         } else {
             let basePath = try ImageIndexer.canonicalPath(base ?? "")
             try IndexedImage.loadRelatedBase(basePath, of: indexed, store: store, chain: chain, rescan: !noRescan)

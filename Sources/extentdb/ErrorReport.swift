@@ -39,6 +39,7 @@ struct ErrorReport {
         case .readAsRaw: return "pass --image-format raw to read its bytes as a raw disk"
         case .outputFile: return "give a file with --to"
         case .clusterSize(let size): return "--cluster-size \(size) fits"
+        case .digestScanFirst: return "run 'extentdb scan --digests' on it first"
         }
     }
 

@@ -71,7 +71,13 @@ struct ExportCommand: ParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "raw with --base or --bitmap: apply the delta to this copy of the base (a new file takes its name when complete).",
+            "Send only the 4 MiB chunks whose content changed since digest scan N (scan --digests): a qcow2 over the previous backup (--backing-name), or raw ranges.",
+            valueName: "n"))
+    var sinceScan: Int64?
+
+    @Option(
+        help: ArgumentHelp(
+            "raw with --base, --bitmap or --since-scan: apply the delta to this copy of the base (a new file takes its name when complete).",
             valueName: "copy"))
     var into: String?
 
@@ -109,13 +115,14 @@ struct ExportCommand: ParsableCommand {
         if format != .raw && (offset != nil || length != nil) {
             throw ValidationError("--offset/--length apply to --format raw only")
         }
-        if extents != nil && (format != .raw || (base == nil && bitmap == nil)) {
-            throw ValidationError("--extents goes with --format raw and --base or --bitmap")
+        let deltas = [base != nil, bitmap != nil, sinceScan != nil].filter { $0 }.count
+        if extents != nil && (format != .raw || deltas == 0) {
+            throw ValidationError("--extents goes with --format raw and --base, --bitmap or --since-scan")
         }
-        if base != nil && bitmap != nil { throw ValidationError("give --base or --bitmap, not both") }
+        if deltas > 1 { throw ValidationError("give one of --base, --bitmap and --since-scan") }
         if into != nil {
-            guard format == .raw, base != nil || bitmap != nil else {
-                throw ValidationError("--into goes with --format raw and --base or --bitmap")
+            guard format == .raw, deltas == 1 else {
+                throw ValidationError("--into goes with --format raw and --base, --bitmap or --since-scan")
             }
             guard to == nil else { throw ValidationError("give --to or --into, not both") }
             guard offset == nil, length == nil else { throw ValidationError("--into applies the whole delta; drop --offset/--length") }
@@ -138,6 +145,11 @@ struct ExportCommand: ParsableCommand {
             outputDirectory: to.map { PathResolver.directory(of: PathResolver.absolute($0, relativeTo: current)) } ?? current)
         if let bitmap {
             request.dirtyRanges = try ImageCatalog(indexer: ImageIndexer(store: store)).dirtyRanges(of: indexed, bitmap: bitmap)
+        }
+        if let sinceScan {
+            // The latest scan's digests are made first when missing (reading what changed since they were).
+            request.dirtyRanges = try ImageCatalog(indexer: ImageIndexer(store: store, options: chain.scanOptions)).changedRanges(
+                of: indexed, sinceScan: sinceScan)
         }
         request.xvaPrefix = prefix
         request.closesArchive = !noTarEnd

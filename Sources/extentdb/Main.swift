@@ -101,7 +101,8 @@ struct Extentdb: ParsableCommand {
         version: "extentdb \(extentdbVersion)",
         subcommands: [
             ScanCommand.self, MapCommand.self, InfoCommand.self, ReadHeadersCommand.self, ExportCommand.self, ReportCommand.self,
-            DiffCommand.self, ChangesCommand.self, ListCommand.self, ForgetCommand.self, PruneCommand.self, GCCommand.self,
+            DiffCommand.self, ChangesCommand.self, DigestsCommand.self, VerifyCommand.self, ListCommand.self, ForgetCommand.self,
+            PruneCommand.self, GCCommand.self,
             VacuumCommand.self,
             CheckCommand.self, NBDCommand.self, ServeCommand.self,
         ]

@@ -45,6 +45,12 @@ struct ScanCommand: ParsableCommand {
     @Option(help: "Summary format: human or json.")
     var output: OutputFormat = .human
 
+    @Flag(
+        help: ArgumentHelp(
+            "Also read the guest data once and record the SHA-256 of every 4 MiB chunk (extentdb digests, verify, --since-scan).",
+            discussion: "Chunks with no stored data, and chunks an earlier digest scan saw supplied by unchanged files, are not read."))
+    var digests = false
+
     @Flag(name: .shortAndLong, help: "No progress or per-image lines.")
     var quiet = false
 
@@ -65,6 +71,8 @@ struct ScanCommand: ParsableCommand {
         /// What the user should know about the image, though it was scanned: a writer holding it, a dirty
         /// bit (the scan's warnings, as `info` shows them).
         var warnings: [String] = []
+        /// The digest scan (`--digests`): the digests, and whether this run made them.
+        var digests: DigestOutcome?
     }
 
     func run() throws {
@@ -77,6 +85,8 @@ struct ScanCommand: ParsableCommand {
         let workers = min(jobs ?? ProcessInfo.processInfo.activeProcessorCount, max(candidates.count, 1))
         let next = Mutex(0)
         let force = self.force
+        let digests = self.digests
+        let catalog = ImageCatalog(indexer: indexer)
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             while true {
                 let index: Int = next.withLock { value in
@@ -92,6 +102,12 @@ struct ScanCommand: ParsableCommand {
                     let outcome = try indexer.ensureIndexed(path: path, force: force)
                     result = Result(path: outcome.path, action: outcome.action.rawValue, indexed: outcome.indexed)
                     result.warnings = Self.warnings(of: outcome.indexed)
+                    if digests {
+                        let progress: ((UInt64, UInt64) -> Void)? =
+                            showProgress && candidates.count == 1
+                            ? { done, total in Console.progress("digests: \(Units.bytes(done)) of \(Units.bytes(total)) \(path)") } : nil
+                        result.digests = try catalog.digests(of: outcome.indexed, make: true, progress: progress)
+                    }
                 } catch {
                     result.error = "\(error)"
                 }
@@ -137,6 +153,14 @@ struct ScanCommand: ParsableCommand {
                     item["chain_length"] = indexed.scan.chainDepth
                     item["duration_ms"] = Double(indexed.scan.durationNs) / 1e6
                 }
+                if let outcome = result.digests {
+                    item["digests"] = [
+                        "chunk_size": outcome.digests.chunkSize, "chunk_count": outcome.digests.chunkCount, "made": outcome.made,
+                        "bytes_read": outcome.made ? outcome.digests.bytesRead : 0,
+                        "chunks_read": outcome.made ? outcome.digests.chunksRead : 0,
+                        "zero_bytes_found": outcome.digests.zeroDataBytes,
+                    ]
+                }
                 if let error = result.error { item["error"] = error }
                 if !result.warnings.isEmpty { item["warnings"] = result.warnings }
                 if let reason = result.skipped { item["reason"] = reason }
@@ -161,6 +185,15 @@ struct ScanCommand: ParsableCommand {
                                 + "\(indexed.image.format), \(Units.bytes(UInt64(scan.virtualSize))) virtual, "
                                 + "\(Units.bytes(UInt64(scan.dataBytes))) data, \(Plural.count(Int(scan.extentCount), "extent"))"
                                 + (result.action == "scanned" ? String(format: " (%.1f ms)", Double(scan.durationNs) / 1e6) : ""))
+                        if let outcome = result.digests {
+                            let made = outcome.digests
+                            Console.print(
+                                "          digests: \(Plural.count(made.chunkCount, "chunk")) of \(Units.bytes(made.chunkSize)); "
+                                    + (outcome.made
+                                        ? "read \(Units.bytes(made.bytesRead)) in \(Plural.count(made.chunksRead, "chunk")), "
+                                            + "\(Units.bytes(made.zeroDataBytes)) of stored data found zero"
+                                        : "already recorded"))
+                        }
                     }
                 }
             }

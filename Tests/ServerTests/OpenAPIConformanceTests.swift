@@ -109,6 +109,10 @@ struct OpenAPIDocument {
                 ("GET /v1/images/{id}/changes", .get, "/v1/images/\(id)/changes?base=\(id)&format=xapi-cbt", nil, true),
                 ("GET /v1/images/{id}/changes", .get, "/v1/images/\(id)/changes", nil, true),
                 ("GET /v1/images/{id}/changes", .get, "/v1/images/4242/changes?base=\(id)", nil, true),
+                ("GET /v1/images/{id}/changes", .get, "/v1/images/\(id)/changes?since_scan=1", nil, true),
+                // No digest scan yet: 404 not_indexed (DigestsServeTests covers the 200).
+                ("GET /v1/images/{id}/digests", .get, "/v1/images/\(id)/digests", nil, true),
+                ("GET /v1/images/{id}/digests", .get, "/v1/images/4242/digests", nil, true),
                 ("POST /v1/scans", .post, "/v1/scans", #"{"path": "\#(top)"}"#, true),
                 ("POST /v1/scans", .post, "/v1/scans", #"{"path": "/etc/passwd"}"#, true),
                 ("POST /v1/scans", .post, "/v1/scans", "{}", true),
