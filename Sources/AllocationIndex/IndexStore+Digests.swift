@@ -57,6 +57,19 @@ extension IndexStore {
         }
     }
 
+    /// The kept scans of the image at `path` that have digests, oldest first: what `--since-scan` may name.
+    public func digestScans(path: String) throws -> [DigestScanSummary] {
+        try writer.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT d.scan_id, d.chunk_count, d.made_at_ns FROM scan_digests d JOIN scans s ON s.id = d.scan_id
+                    JOIN images i ON i.id = s.image_id WHERE i.path = ? ORDER BY d.scan_id
+                    """, arguments: [path]
+            ).map { DigestScanSummary(scanID: $0[0], chunkCount: $0[1], madeAtNanoseconds: $0[2]) }
+        }
+    }
+
     /// The latest digests recorded for any kept scan of the image at `path` (what a new digest scan may
     /// keep chunks from), or nil.
     public func latestDigests(path: String) throws -> ScanDigests? {

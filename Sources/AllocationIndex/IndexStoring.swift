@@ -45,6 +45,8 @@ public protocol IndexStoring: AnyObject, Sendable {
     func digests(scanID: Int64) throws -> ScanDigests?
     /// Guest ranges a digest scan of the scan found to read as zeros inside stored data (empty without one).
     func foundZeroRanges(scanID: Int64) throws -> [Range<UInt64>]
+    /// The kept scans of the image that have digests, oldest first.
+    func digestScans(path: String) throws -> [DigestScanSummary]
     /// The latest digests of any kept scan of the image at `path` (what a new digest scan keeps chunks from).
     func latestDigests(path: String) throws -> ScanDigests?
 

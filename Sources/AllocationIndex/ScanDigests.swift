@@ -56,3 +56,22 @@ public struct ScanDigests: Sendable, Equatable {
         return String(decoding: text, as: UTF8.self)
     }
 }
+
+/// A digest scan as `info` lists it.
+public struct DigestScanSummary: Codable, Sendable, Equatable {
+    public var scanID: Int64
+    public var chunkCount: Int
+    public var madeAtNanoseconds: Int64
+
+    public init(scanID: Int64, chunkCount: Int, madeAtNanoseconds: Int64) {
+        self.scanID = scanID
+        self.chunkCount = chunkCount
+        self.madeAtNanoseconds = madeAtNanoseconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case scanID = "scan_id"
+        case chunkCount = "chunk_count"
+        case madeAtNanoseconds = "made_at_ns"
+    }
+}

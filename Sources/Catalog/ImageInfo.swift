@@ -74,10 +74,13 @@ public struct ImageInfo: Encodable, Sendable {
     public var metadata: ImageMetadata?
     /// The file's length (`st_size`).
     public var fileSize: UInt64?
+    /// The kept scans with chunk digests (`scan --digests`), oldest first: what `--since-scan` may name.
+    public var digestScans: [DigestScanSummary]?
 
     enum CodingKeys: String, CodingKey {
         case index, scan, chain, metadata
         case fileSize = "file_size"
+        case digestScans = "digest_scans"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -87,6 +90,7 @@ public struct ImageInfo: Encodable, Sendable {
         try container.encodeIfPresent(scan, forKey: .scan)
         try container.encodeIfPresent(chain, forKey: .chain)
         try container.encodeIfPresent(fileSize, forKey: .fileSize)
+        try container.encodeIfPresent(digestScans, forKey: .digestScans)
         if let metadata {
             // The metadata as the index stores it: snake_case keys.
             let encoded = try Self.metadataEncoder.encode(metadata)
@@ -141,7 +145,9 @@ extension ImageCatalog {
                 index.rescanned = true
                 index.replacedScanId = previous?.scan.id
             }
-            return (ImageInfo(found.indexed, summary: try summary(of: found.indexed), index: index), nil)
+            var info = ImageInfo(found.indexed, summary: try summary(of: found.indexed), index: index)
+            info.digestScans = try classified { try store.digestScans(path: canonical) }
+            return (info, nil)
         } catch {
             // Not indexed (and not to be scanned), or the scan failed: show the header as it reads now.
             let header = try classified {

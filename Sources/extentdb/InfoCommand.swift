@@ -130,6 +130,10 @@ extension ImageInfo {
             line("extents:", summary.extentCount.map { "\($0)" })
             for warning in scan.warnings { line("warning:", warning) }
         }
+        if let digestScans, !digestScans.isEmpty {
+            // The scans `--since-scan N` may name; the last one is the latest scan's when it has digests.
+            line("digest scans:", digestScans.map { "#\($0.scanID)" }.joined(separator: ", ") + " (4 MiB chunks; --since-scan N)")
+        }
         if index.rescanned {
             line("index:", index.indexed ? "was stale (\(index.staleReason ?? "")); rescanned" : "was not indexed; scanned now")
         } else if !index.indexed {
