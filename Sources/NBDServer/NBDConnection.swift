@@ -46,7 +46,8 @@ struct NBDConnection {
         }
         do {
             try await channel.executeThenClose { inbound, outbound in
-                try await counted.serve(inbound: inbound, outbound: outbound, negotiated: { deadline.cancel() }, session: session)
+                try await counted.serve(
+                    channel: raw, inbound: inbound, outbound: outbound, negotiated: { deadline.cancel() }, session: session)
             }
         } catch let error as ChannelError where error == .ioOnClosedChannel || error == .alreadyClosed || error == .eof {
             // A client that went away: the normal end of a connection.
@@ -57,13 +58,17 @@ struct NBDConnection {
     }
 
     private func serve(
-        inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, negotiated: () -> Void,
+        channel: any Channel, inbound: NIOAsyncChannelInboundStream<ByteBuffer>, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        negotiated: () -> Void,
         session figures: SessionFigures
     ) async throws {
         let exports = NegotiatedExports(catalog: catalog)
         var negotiation = NBDNegotiation(exports: exports)
         var decoder = NBDServerDecoder()
         var session: ExportSession?
+        let fastPath = try? await channel.pipeline.handler(type: BlockStatusFastPath.self).get()
+        let loop = channel.eventLoop
+        if refusal != nil, let fastPath { try await loop.submit { fastPath.passEverythingOn() }.get() }
         try await outbound.write(NBDNegotiation.greeting())
         var pending = ByteBuffer()
         if let refusal {
@@ -119,9 +124,17 @@ struct NBDConnection {
                     step = handle()
                 }
                 negotiation = step.0
+                let choosing: Bool
+                if case .option(let option) = message {
+                    choosing = option.code == NBDOptionCode.go || option.code == NBDOptionCode.exportName
+                } else {
+                    choosing = false
+                }
                 switch step.1 {
                 case .reply(let reply):
                     if reply.readableBytes > 0 { try await outbound.write(reply) }
+                    // A GO that did not begin transmission: the fast path goes on framing options.
+                    if choosing, let fastPath { loop.execute { fastPath.negotiationContinues() } }
                 case .beginTransmission(let reply):
                     try await outbound.write(reply)
                     decoder.beginTransmission()
@@ -129,6 +142,8 @@ struct NBDConnection {
                     guard let started = step.2, let name = negotiation.chosen?.name else { return }
                     figures.export = name
                     session = started
+                    // After the GO reply is written: what the fast path answers comes after it.
+                    if let fastPath { loop.execute { fastPath.transmissionBegan(started) } }
                 case .close(let reply):
                     if reply.readableBytes > 0 { try await outbound.write(reply) }
                     return

@@ -73,6 +73,8 @@ public struct NBDImageServer: Sendable {
                         IdleStateHandler(readTimeout: idleLimit), CloseWhenIdle(observer: idleObserver),
                     ])
                 }
+                // After the idle handlers, so that requests answered here still count as activity.
+                try channel.pipeline.syncOperations.addHandler(BlockStatusFastPath())
                 return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
             }
         }
