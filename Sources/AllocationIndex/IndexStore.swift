@@ -79,11 +79,24 @@ public final class IndexStore: Sendable {
         isReadOnly = false
     }
 
-    /// The tables an extentdb index may hold (GRDB's migration table included).
-    static let ownTables: Set<String> = [
-        "grdb_migrations", "images", "scans", "scan_layers", "extent_chunks", "scan_failures", "id_high_water", "sqlite_sequence",
-        "sqlite_stat1",
-    ]
+    /// The tables an extentdb index may hold: every table a migration creates, GRDB's migration table and
+    /// SQLite's own. Taken from the migrations themselves, so that an index another process is creating
+    /// right now (its tables made, its id not yet set) is never mistaken for a foreign database, whatever
+    /// migrations come later (a fixed list missed `scan_bitmaps`: eight processes creating one index at once
+    /// could refuse it).
+    static let ownTables: Set<String> = {
+        var tables: Set<String> = ["grdb_migrations", "sqlite_sequence", "sqlite_stat1"]
+        for migration in EmbeddedMigrations.all {
+            let words = migration.sql.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "(" || $0 == "\t" })
+            for index in words.indices.dropLast(2)
+            where words[index].uppercased() == "CREATE" && words[words.index(after: index)].uppercased() == "TABLE" {
+                var name = words[words.index(index, offsetBy: 2)]
+                if name.uppercased() == "IF", words.count > index + 5 { name = words[words.index(index, offsetBy: 5)] }
+                tables.insert(String(name).trimmingCharacters(in: CharacterSet(charactersIn: "\"`[]")))
+            }
+        }
+        return tables
+    }()
 
     /// Refuses a file that is not SQLite or belongs to another program, reading it read-only.
     static func checkIsOurs(_ path: String) throws {
