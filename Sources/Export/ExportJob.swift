@@ -21,6 +21,8 @@ public struct ExportRequest: Sendable {
     public var xvaPrefix = "Ref:0"
     /// XVA: end the tar archive with its two zero blocks.
     public var closesArchive = true
+    /// Raw into a file: leave 4 KiB blocks of zeros in the data as holes (`qemu-img convert -S 4k`).
+    public var detectsZeros = true
     /// How a qcow2 or VHD delta names its base, recorded as-is; nil derives it from ``outputDirectory``.
     public var backingName: String?
     /// The directory the output will live in (relative backing names are worked out from it).
@@ -93,7 +95,9 @@ public struct ExportJob: Sendable {
         // read (same inode, new size or mtime) fails the export instead of leaving a mix of old and new data.
         switch request.format {
         case .raw:
-            let changed = try RawExporter(plan: plan, reader: reader).export(to: output)
+            var exporter = RawExporter(plan: plan, reader: reader)
+            exporter.detectsZeros = request.detectsZeros
+            let changed = try exporter.export(to: output)
             try reader.verifyUnchanged()
             return changed
         case .qcow2:

@@ -76,6 +76,56 @@ public final class ExportOutput {
         try bytes.withUnsafeBytes { try write($0) }
     }
 
+    /// Writes `bytes`, leaving each 4 KiB block (aligned to the output) that holds only zeros as a hole
+    /// (or zeroed, over a copy of the base): `qemu-img convert -S 4k`. Into a stream every byte is written.
+    public func writeDetectingZeros(_ bytes: UnsafeRawBufferPointer) throws {
+        guard isRegularFile else { return try write(bytes) }
+        try Self.forEachRun(of: bytes, at: position) { run, zero in
+            let piece = UnsafeRawBufferPointer(rebasing: bytes[run])
+            if zero {
+                try self.zero(UInt64(piece.count))
+                report(UInt64(piece.count))
+            } else {
+                try write(piece)
+            }
+        }
+    }
+
+    /// Splits `bytes`, which go to output offset `offset`, into runs of whole 4 KiB blocks (aligned to the
+    /// output) that hold only zeros and runs of anything else, in order.
+    static func forEachRun(of bytes: UnsafeRawBufferPointer, at offset: UInt64, _ body: (Range<Int>, Bool) throws -> Void) rethrows {
+        let block = 4096
+        var start = 0
+        while start < bytes.count {
+            // The piece up to the next 4 KiB boundary of the output, then neighbouring whole blocks of its kind.
+            let length = min(block - Int((offset + UInt64(start)) % UInt64(block)), bytes.count - start)
+            let zero = length == block && isZero(UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)]))
+            var end = start + length
+            if length == block {
+                while end + block <= bytes.count, isZero(UnsafeRawBufferPointer(rebasing: bytes[end..<(end + block)])) == zero {
+                    end += block
+                }
+            }
+            try body(start..<end, zero)
+            start = end
+        }
+    }
+
+    @inline(__always)
+    static func isZero(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var accumulated: UInt64 = 0
+        var offset = 0
+        while offset + 8 <= bytes.count {
+            accumulated |= bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            offset += 8
+        }
+        while offset < bytes.count {
+            accumulated |= UInt64(bytes[offset])
+            offset += 1
+        }
+        return accumulated == 0
+    }
+
     /// Writes `count` zero bytes (streams) from a shared zero buffer.
     public func writeZeros(_ count: UInt64) throws {
         var remaining = count

@@ -35,12 +35,19 @@ final class KernelCopier {
 
     /// Whether the kernel's copy is worth it for this target (see the type's documentation).
     let usesKernelCopy: Bool
+    /// Leave each 4 KiB block of zeros (aligned to the target) unwritten, a hole in the fresh target
+    /// (`qemu-img convert -S 4k`); the copy then goes through user space, where the bytes can be seen.
+    let skipsZeroBlocks: Bool
 
-    /// - Parameter kernelCopy: force one method (tests); nil chooses by the target's file system.
-    init(target: Int32, name: String, kernelCopy: Bool? = nil) {
+    /// - Parameters:
+    ///   - kernelCopy: force one method (tests); nil chooses by the target's file system.
+    ///   - skipsZeroBlocks: look for zero blocks (a target that is a new file, whose holes read as zeros).
+    init(target: Int32, name: String, kernelCopy: Bool? = nil, skipsZeroBlocks: Bool = false) {
         self.target = target
         self.name = name
-        usesKernelCopy = kernelCopy ?? !Self.byteCopyFileSystems.contains(extentdb_filesystem_type(target))
+        self.skipsZeroBlocks = skipsZeroBlocks
+        usesKernelCopy =
+            skipsZeroBlocks ? false : kernelCopy ?? !Self.byteCopyFileSystems.contains(extentdb_filesystem_type(target))
     }
 
     /// Queues a copy; runs the queue when it holds a batch. Returns the bytes completed by that run.
@@ -70,6 +77,7 @@ final class KernelCopier {
         let target = self.target
         let name = self.name
         let kernel = usesKernelCopy
+        let skipsZeros = skipsZeroBlocks
         DispatchQueue.concurrentPerform(iterations: min(2, batch.count)) { worker in
             for index in stride(from: worker, to: batch.count, by: 2) where !failure.isSet {
                 do {
@@ -79,7 +87,7 @@ final class KernelCopier {
                     } else {
                         try Self.copyByHand(
                             source: job.source, sourcePath: job.sourcePath, from: job.sourceOffset, into: target,
-                            at: job.targetOffset, count: job.count, name: name)
+                            at: job.targetOffset, count: job.count, name: name, skipsZeros: skipsZeros)
                     }
                 } catch {
                     failure.record(error)
@@ -118,7 +126,8 @@ final class KernelCopier {
     }
 
     private static func copyByHand(
-        source: Int32, sourcePath: String, from: UInt64, into target: Int32, at: UInt64, count: UInt64, name: String
+        source: Int32, sourcePath: String, from: UInt64, into target: Int32, at: UInt64, count: UInt64, name: String,
+        skipsZeros: Bool = false
     ) throws {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
         defer { buffer.deallocate() }
@@ -129,6 +138,11 @@ final class KernelCopier {
             let got = pread(source, base, piece, off_t(from + done))
             if got < 0 && errno == EINTR { continue }
             guard got > 0 else { throw ExportError.data(path: sourcePath, offset: from + done, reason: "read failed or the file ended") }
+            if skipsZeros {
+                try writeSkippingZeros(UnsafeRawBufferPointer(rebasing: buffer[0..<got]), into: target, at: at + done, name: name)
+                done += UInt64(got)
+                continue
+            }
             var written = 0
             while written < got {
                 let result = pwrite(target, base + written, got - written, off_t(at + done + UInt64(written)))
@@ -139,6 +153,26 @@ final class KernelCopier {
                 written += result
             }
             done += UInt64(got)
+        }
+    }
+}
+
+extension KernelCopier {
+    /// Writes `bytes` at `offset`, leaving out each 4 KiB block (aligned to the target) that holds only zeros.
+    static func writeSkippingZeros(_ bytes: UnsafeRawBufferPointer, into target: Int32, at offset: UInt64, name: String) throws {
+        guard let base = bytes.baseAddress else { return }
+        try ExportOutput.forEachRun(of: bytes, at: offset) { run, zero in
+            guard !zero else { return }
+            var written = run.lowerBound
+            while written < run.upperBound {
+                let result = pwrite(target, base + written, run.upperBound - written, off_t(offset + UInt64(written)))
+                if result < 0 && errno == EINTR { continue }
+                guard result > 0 else {
+                    throw ExportError.output(
+                        "\(name): write failed at byte \(offset + UInt64(written)): \(String(cString: strerror(errno)))")
+                }
+                written += result
+            }
         }
     }
 }

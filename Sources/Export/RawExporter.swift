@@ -12,6 +12,9 @@ public struct RawExporter {
     public let reader: GuestReader
     /// Force `copy_file_range` on or off for file outputs (tests); nil chooses by file system.
     var kernelCopy: Bool?
+    /// Into a regular file, leave each 4 KiB block of zeros in the data as a hole (`qemu-img convert -S 4k`;
+    /// the copy then goes through user space); false lets the kernel copy where it offloads, zeros and all.
+    public var detectsZeros = true
     /// Largest piece read into memory at once.
     public static let bufferSize = Limits.Export.readRequestBytes
 
@@ -33,9 +36,12 @@ public struct RawExporter {
         var changed = ExtentListBuilder()
         let origin = plan.range.lowerBound
         // Plain data into a file is copied by the kernel, two ranges at a time; progress follows completion.
+        // Zero blocks are left out only of a new file: over a copy of the base (`--into`) they must be written.
         let copier =
             output.isRegularFile && !reader.logsReads
-            ? KernelCopier(target: output.descriptor, name: output.name, kernelCopy: kernelCopy) : nil
+            ? KernelCopier(
+                target: output.descriptor, name: output.name, kernelCopy: kernelCopy, skipsZeroBlocks: detectsZeros && !output.holdsBase)
+            : nil
         while let extent = try cursor.next() {
             let role = plan.role(of: extent)
             if role != .unchanged, plan.baseDepth != nil {
@@ -64,7 +70,11 @@ public struct RawExporter {
                 let count = Int(min(UInt64(Self.bufferSize), extent.end - position))
                 let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
                 try reader.read(extent, guestStart: position, into: slice)
-                try output.write(UnsafeRawBufferPointer(slice))
+                if detectsZeros {
+                    try output.writeDetectingZeros(UnsafeRawBufferPointer(slice))
+                } else {
+                    try output.write(UnsafeRawBufferPointer(slice))
+                }
                 position += UInt64(count)
             }
         }

@@ -111,6 +111,12 @@ struct ExportCommand: ParsableCommand {
     @Flag(help: "Flush the output file to stable storage before renaming it into place.")
     var fsync = false
 
+    @Flag(
+        help: ArgumentHelp(
+            "raw into a file: copy the data in the kernel, zeros and all, instead of leaving each 4 KiB block of zeros as a hole (qemu-img convert -S 0)."
+        ))
+    var noDetectZeros = false
+
     func validate() throws {
         if format != .raw && (offset != nil || length != nil) {
             throw ValidationError("--offset/--length apply to --format raw only")
@@ -152,6 +158,7 @@ struct ExportCommand: ParsableCommand {
                 of: indexed, sinceScan: sinceScan)
         }
         request.xvaPrefix = prefix
+        request.detectsZeros = !noDetectZeros
         request.closesArchive = !noTarEnd
         var job = try ExportJob(store: store, indexed: indexed, request: request)
         let quiet = quiet

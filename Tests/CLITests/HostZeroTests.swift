@@ -82,4 +82,26 @@ import Testing
                 fallocate -p -o $((start + (1 << 20))) -l $((1 << 20)) disk.vhd
                 """)
     }
+
+    @Test("preallocation=full without a digest scan: a raw export leaves the zero blocks it reads as holes, as qemu-img convert does")
+    func zerosFoundWhileExporting() throws {
+        try run(
+            """
+            $X export full.qcow2 --format raw -q --to ours.raw
+            qemu-img compare -q -f raw ours.raw full.qcow2
+            test $(sized ours.raw) -le $((3 << 20)) || { echo "raw export takes $(sized ours.raw) bytes"; exit 1; }
+            $X export full.qcow2 --format raw -q --to again.raw --no-detect-zeros
+            test $(sized again.raw) -ge $((60 << 20))
+            qemu-img compare -q -f raw again.raw full.qcow2
+            # Applied over the previous backup, data rewritten to zeros is zeroed there, not left as it was.
+            first=$($X scan --digests --output json full.qcow2 | python3 -c 'import json, sys; print(json.load(sys.stdin)["images"][0]["scan_id"])')
+            qemu-io -f qcow2 -c 'write -P 0 10M 2M' full.qcow2 > /dev/null
+            $X export full.qcow2 --since-scan $first --format raw --into ours.raw -q > /dev/null
+            qemu-img compare -q -f raw ours.raw full.qcow2
+            """,
+            setup: """
+                qemu-img create -q -f qcow2 -o preallocation=full full.qcow2 64M
+                qemu-io -f qcow2 -c 'write -P 7 10M 2M' -c 'write -P 0 20M 1M' full.qcow2 > /dev/null
+                """)
+    }
 }

@@ -265,7 +265,7 @@ func qemuSame(_ a: [String], _ b: [String]) -> Bool {
         }
     }
 
-    @Test("raw export into a file is the same by copy_file_range and by pread/pwrite")
+    @Test("raw export into a file is the same by copy_file_range, by pread/pwrite, and looking for zeros")
     func copyMethods() throws {
         let fixtures = try Fixtures.directory()
         let work = try TemporaryDirectory()
@@ -273,11 +273,12 @@ func qemuSame(_ a: [String], _ b: [String]) -> Bool {
         for file in ["chain-top.qcow2", "compressed-zlib.qcow2", "datafile.qcow2"] {
             let image = fixtures.appendingPathComponent(file).path
             let plan = try plan(image)
-            for kernel in [true, false] {
-                let out = work.path("\(file)-\(kernel).raw")
+            for (kernel, zeros) in [(true, false), (false, false), (false, true)] {
+                let out = work.path("\(file)-\(kernel)-\(zeros).raw")
                 let fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
                 var exporter = RawExporter(plan: plan, reader: GuestReader(plan: plan))
                 exporter.kernelCopy = kernel
+                exporter.detectsZeros = zeros
                 try exporter.export(to: ExportOutput(descriptor: fd, name: out))
                 close(fd)
                 #expect(qemuSame(["-f", "raw", out], [image]), "\(file) kernel copy \(kernel)")
