@@ -21,7 +21,9 @@ public struct ExportRequest: Sendable {
     public var xvaPrefix = "Ref:0"
     /// XVA: end the tar archive with its two zero blocks.
     public var closesArchive = true
-    /// Raw into a file: leave 4 KiB blocks of zeros in the data as holes (`qemu-img convert -S 4k`).
+    /// Look for 4 KiB blocks of zeros in the data, as `qemu-img convert -S 4k`: raw into a file leaves them as
+    /// holes while copying; qcow2, VHD and XVA read the data once first (their tables come before the data)
+    /// and send wholly zero clusters or blocks as zeros. The service turns it off: a stream must start at once.
     public var detectsZeros = true
     /// How a qcow2 or VHD delta names its base, recorded as-is; nil derives it from ``outputDirectory``.
     public var backingName: String?
@@ -90,6 +92,10 @@ public struct ExportJob: Sendable {
     /// - Throws: ``ExportError`` (including a closed output) or a read error from an image.
     @discardableResult
     public func run(to output: ExportOutput) throws -> [Extent] {
+        var plan = self.plan
+        if request.detectsZeros, request.format != .raw {
+            plan = try ZeroProbe.probed(plan, reader: GuestReader(plan: plan))
+        }
         let reader = GuestReader(plan: plan)
         // Every file read is checked again when the export ends: a file rewritten in place while it was
         // read (same inode, new size or mtime) fails the export instead of leaving a mix of old and new data.

@@ -69,6 +69,9 @@ struct ExportRoute {
         let name = Self.fileName(of: indexed.image.path, as: format)
         headers[.contentDisposition] = "attachment; filename=\"\(name.filter { $0 != "\"" && $0 != "\\" && !$0.isNewline })\""
         var exportRequest = ExportRequest(format: format, basePath: basePath, range: range ?? (format == .raw ? 0..<size : nil))
+        // A response must start at once: no read of the whole data before the first byte (the index's zeros,
+        // stored and found by digest scans, are still left out).
+        exportRequest.detectsZeros = false
         // Only what a qcow2 persistent bitmap marks, over the previous backup the client names.
         if let bitmap = query.get("bitmap") {
             guard basePath == nil else { throw APIError.badRequest("give base or bitmap, not both") }
