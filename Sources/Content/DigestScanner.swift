@@ -41,7 +41,13 @@ public struct DigestScanner {
         // Every stored byte is read: zeros an earlier digest scan found are found again, or not.
         let plan = try ExportPlan(store: store, indexed: indexed, basePath: nil, usingFoundZeros: false)
         let size = plan.virtualSize
-        let count = Int((size + chunkSize - 1) / chunkSize)
+        let chunks = (size + chunkSize - 1) / chunkSize
+        guard chunks <= UInt64(Limits.Digests.maximumChunks) else {
+            throw ExportError.plan(
+                "\(indexed.image.path): a \(size)-byte disk has \(chunks) chunks of \(chunkSize) bytes, over the \(Limits.Digests.maximumChunks) "
+                    + "a digest scan covers (\(UInt64(Limits.Digests.maximumChunks) * chunkSize) bytes)")
+        }
+        let count = Int(chunks)
         let layerIdentities = indexed.layers.map(Self.identity(of:))
         let kept = previous.flatMap { $0.chunkSize == chunkSize ? $0 : nil }
         var digests = [UInt8]()
@@ -94,6 +100,7 @@ public struct DigestScanner {
                 digests.append(contentsOf: hasher.finalize())
                 for piece in pieces where piece.storesData {
                     bytesRead += piece.length
+                    guard zeros.ranges.count < Limits.Digests.maximumZeroRanges else { continue }
                     let before = zeros.bytes
                     Self.findZeroBlocks(in: piece, chunkStart: start, bytes: UnsafeRawBufferPointer(bytes), into: &zeros)
                     if piece.depth == 0 { ownZeroBytes += zeros.bytes - before }

@@ -47,4 +47,13 @@ public enum Limits {
         /// Bytes handed to the kernel per `copy_file_range`/`sendfile` piece.
         public static let kernelCopyPieceBytes: UInt64 = 8 << 20
     }
+
+    public enum Digests {
+        /// Chunks one digest scan may cover: 4 Mi chunks of 4 MiB is a 16 TiB disk, whose digests and
+        /// fingerprints take 160 MiB. A header claiming a larger disk is refused, not allocated for.
+        public static let maximumChunks = 4 << 20
+        /// Zero runs one digest scan records; past it the rest of the data is not searched for zeros (the
+        /// digests are unaffected), so alternating blocks cannot make it allocate without bound.
+        public static let maximumZeroRanges = 4 << 20
+    }
 }

@@ -144,4 +144,22 @@ import Testing
                 qemu-io -f qcow2 -c 'write -P 3 100M 1M' top.qcow2 > /dev/null
                 """)
     }
+
+    @Test("a header claiming a disk past 16 TiB is refused by a digest scan, as an image and as a copy, without allocating for it")
+    func hugeDisksRefused() throws {
+        try run(
+            """
+            status=0; timeout 60 $X scan --digests huge.qcow2 > out.txt 2> err.txt || status=$?
+            test $status = 1 || { echo "status $status"; cat err.txt; exit 1; }
+            grep -q 'over the 4194304 a digest scan covers' err.txt
+            $X scan -q --digests small.qcow2 > /dev/null
+            status=0; timeout 60 $X verify small.qcow2 --copy huge.qcow2 > out.txt 2> err.txt || status=$?
+            test $status = 1 || { echo "status $status"; cat err.txt; exit 1; }
+            grep -q 'over the 4194304 a digest scan covers' err.txt
+            """,
+            setup: """
+                qemu-img create -q -f qcow2 huge.qcow2 32T
+                qemu-img create -q -f qcow2 small.qcow2 8M
+                """)
+    }
 }
