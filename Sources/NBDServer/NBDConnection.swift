@@ -21,6 +21,8 @@ struct NBDConnection {
     /// Why this connection may not have a session (a connection limit): every option is answered
     /// `NBD_REP_ERR_POLICY` with this text, then the connection is closed.
     var refusal: String?
+    /// Who the client is, for the access log (``ClientIdentity``); its address when not given.
+    var client: String?
 
     func run(_ channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
         let raw = channel.channel
@@ -30,7 +32,7 @@ struct NBDConnection {
         counted.observer = session
         session.connectionOpened()
         let started = ContinuousClock.now
-        let client = raw.remoteAddress?.ipAddress ?? "local"
+        let client = self.client ?? raw.remoteAddress?.ipAddress ?? "local"
         defer {
             session.connectionClosed()
             // The access log's record of an NBD session: who read which export, how much, for how long.

@@ -95,7 +95,8 @@ public struct NBDImageServer: Sendable {
         try await withThrowingDiscardingTaskGroup { group in
             try await server.executeThenClose { connections in
                 for try await connection in connections {
-                    let client = connection.channel.remoteAddress?.ipAddress ?? "local"
+                    // An IP address, or on a Unix socket the connecting user (SO_PEERCRED): each user its own share.
+                    let client = await ClientIdentity.key(of: connection.channel)
                     let refusal = limiter?.admit(client: client)
                     if let refusal {
                         observer?.limitHit(refusal.isPerClient ? "sessions_per_client" : "sessions")
@@ -103,6 +104,7 @@ public struct NBDImageServer: Sendable {
                     }
                     group.addTask(executorPreference: EventLoopTaskExecutor(connection.channel.eventLoop)) {
                         var served = NBDConnection(catalog: catalog, logger: logger, observer: observer)
+                        served.client = client
                         served.refusal = refusal.map { "\($0)" }
                         await served.run(connection)
                         if refusal == nil { limiter?.release(client: client) }

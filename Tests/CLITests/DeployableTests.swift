@@ -76,6 +76,8 @@ import Testing
             grep ' \\[Server\\] access$' serve.log | grep "uri=/v1/images/$id/export?format=raw" | grep -q 'status=200'
             grep ' \\[Server\\] access$' serve.log | grep 'uri=/v1/images/999999' | grep -q 'status=404'
             grep 'nbd session$' serve.log | grep 'export=vmB/disk.qcow2' | grep -q 'bytes=4194304' || { grep 'nbd session' serve.log; exit 1; }
+            # On the Unix socket, the client is the user who connected (SO_PEERCRED).
+            grep 'nbd session$' serve.log | grep -q "client=uid:$(id -u) " || { grep 'nbd session' serve.log; exit 1; }
             ! grep -q 'I/O on closed channel' serve.log
             echo ok
             """, prologue: startTenantServer, in: makeTenantsWorkspace)
