@@ -26,8 +26,6 @@ public struct DigestScanner {
     public var stop: ScanProgress?
     /// Read files whose identity changed since the scan (`verify`: their content is what is checked).
     public var readsChangedFiles = false
-    /// Zero ranges are recorded at this granularity (qemu-img convert's `-S 4k`).
-    public static let zeroBlock: UInt64 = 4096
 
     public init(store: any IndexStoring) {
         self.store = store
@@ -169,71 +167,13 @@ public struct DigestScanner {
         return words.withUnsafeBytes { XXH64.hash($0) }
     }
 
-    /// Adds the 4 KiB-aligned blocks wholly inside `piece` whose bytes are all zero.
+    /// Adds the 4 KiB-aligned blocks wholly inside `piece` whose bytes are all zero (the runs an export's
+    /// zero detection finds, ``ExportOutput/forEachRun(of:at:_:)``).
     static func findZeroBlocks(in piece: Extent, chunkStart: UInt64, bytes: UnsafeRawBufferPointer, into zeros: inout ZeroRanges) {
-        var block = (piece.start + zeroBlock - 1) / zeroBlock * zeroBlock
-        while block + zeroBlock <= piece.end {
-            let at = Int(block - chunkStart)
-            if isZero(UnsafeRawBufferPointer(rebasing: bytes[at..<(at + Int(zeroBlock))])) { zeros.append(block..<(block + zeroBlock)) }
-            block += zeroBlock
-        }
-    }
-
-    @inline(__always)
-    static func isZero(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        var accumulated: UInt64 = 0
-        var offset = 0
-        while offset + 8 <= bytes.count {
-            accumulated |= bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-            offset += 8
-        }
-        while offset < bytes.count {
-            accumulated |= UInt64(bytes[offset])
-            offset += 1
-        }
-        return accumulated == 0
-    }
-}
-
-/// Zero ranges in increasing order, neighbours merged.
-struct ZeroRanges {
-    private(set) var ranges: [Range<UInt64>] = []
-    private(set) var bytes: UInt64 = 0
-
-    /// Bytes of the ranges inside `window` (searched from the end: the window is the latest chunk).
-    func overlap(with window: Range<UInt64>) -> UInt64 {
-        var total: UInt64 = 0
-        for range in ranges.reversed() {
-            if range.upperBound <= window.lowerBound { break }
-            let low = max(range.lowerBound, window.lowerBound)
-            let high = min(range.upperBound, window.upperBound)
-            if low < high { total += high - low }
-        }
-        return total
-    }
-
-    mutating func append(_ range: Range<UInt64>) {
-        guard !range.isEmpty else { return }
-        bytes += UInt64(range.count)
-        if let last = ranges.last, last.upperBound == range.lowerBound {
-            ranges[ranges.count - 1] = last.lowerBound..<range.upperBound
-        } else {
-            ranges.append(range)
-        }
-    }
-
-    /// Adds the parts of `sorted` inside `window`.
-    mutating func append(contentsOf sorted: [Range<UInt64>], clippedTo window: Range<UInt64>) {
-        var low = 0
-        var high = sorted.count
-        while low < high {
-            let middle = (low + high) / 2
-            if sorted[middle].upperBound <= window.lowerBound { low = middle + 1 } else { high = middle }
-        }
-        var index = low
-        while index < sorted.count, sorted[index].lowerBound < window.upperBound {
-            append(max(sorted[index].lowerBound, window.lowerBound)..<min(sorted[index].upperBound, window.upperBound))
-            index += 1
+        let at = Int(piece.start - chunkStart)
+        let pieceBytes = UnsafeRawBufferPointer(rebasing: bytes[at..<(at + Int(piece.length))])
+        ExportOutput.forEachRun(of: pieceBytes, at: piece.start) { run, zero in
+            if zero { zeros.append((piece.start + UInt64(run.lowerBound))..<(piece.start + UInt64(run.upperBound))) }
         }
     }
 }

@@ -93,7 +93,7 @@ public final class ExportOutput {
 
     /// Splits `bytes`, which go to output offset `offset`, into runs of whole 4 KiB blocks (aligned to the
     /// output) that hold only zeros and runs of anything else, in order.
-    static func forEachRun(of bytes: UnsafeRawBufferPointer, at offset: UInt64, _ body: (Range<Int>, Bool) throws -> Void) rethrows {
+    public static func forEachRun(of bytes: UnsafeRawBufferPointer, at offset: UInt64, _ body: (Range<Int>, Bool) throws -> Void) rethrows {
         let block = 4096
         var start = 0
         while start < bytes.count {
@@ -112,7 +112,7 @@ public final class ExportOutput {
     }
 
     @inline(__always)
-    static func isZero(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    public static func isZero(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var accumulated: UInt64 = 0
         var offset = 0
         while offset + 8 <= bytes.count {

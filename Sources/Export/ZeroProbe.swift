@@ -12,7 +12,7 @@ enum ZeroProbe {
 
     /// The plan with the zero blocks of its data added to its found zeros.
     static func probed(_ plan: ExportPlan, reader: GuestReader) throws -> ExportPlan {
-        var found: [Range<UInt64>] = []
+        var found = ZeroRanges()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Limits.Export.readRequestBytes, alignment: 4096)
         defer { buffer.deallocate() }
         let cursor = plan.cursor()
@@ -24,21 +24,15 @@ enum ZeroProbe {
                 let slice = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
                 try reader.read(extent, guestStart: position, into: slice)
                 ExportOutput.forEachRun(of: UnsafeRawBufferPointer(slice), at: position) { run, zero in
-                    guard zero else { return }
-                    let range = (position + UInt64(run.lowerBound))..<(position + UInt64(run.upperBound))
-                    if let last = found.last, last.upperBound == range.lowerBound {
-                        found[found.count - 1] = last.lowerBound..<range.upperBound
-                    } else {
-                        found.append(range)
-                    }
+                    if zero { found.append((position + UInt64(run.lowerBound))..<(position + UInt64(run.upperBound))) }
                 }
-                if found.count >= maximumRanges { break reading }
+                if found.ranges.count >= maximumRanges { break reading }
                 position += UInt64(count)
             }
         }
-        guard !found.isEmpty else { return plan }
+        guard !found.ranges.isEmpty else { return plan }
         var probed = plan
-        probed.foundZeros = RangeSet(merged(plan.foundZeros.ranges, found))
+        probed.foundZeros = RangeSet(merged(plan.foundZeros.ranges, found.ranges))
         return probed
     }
 

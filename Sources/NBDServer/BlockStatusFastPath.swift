@@ -14,7 +14,9 @@ import NIOCore
 /// - the request's bytes are just its 28-byte header (no write payload of an earlier request in them);
 /// - no request passed on is still unanswered (each reply the loop writes passes through here), so
 ///   replies stay in request order and the session is never used by two threads at once;
-/// - the session answers it from memory (``ExportSession/answersFromMemory(_:)``).
+/// - the session answers it from memory (``ExportSession/answersFromMemory(_:)``);
+/// - the channel is writable: a client that sends requests and never reads its replies gets them through
+///   the async loop, whose writes wait for the socket, so its replies cannot pile up in memory here.
 ///
 /// Not thread-safe: every method runs on the channel's event loop.
 final class BlockStatusFastPath: ChannelDuplexHandler, @unchecked Sendable {
@@ -128,7 +130,7 @@ final class BlockStatusFastPath: ChannelDuplexHandler, @unchecked Sendable {
                 return
             }
             if case .transmitting(let session) = state, case .request(let request) = message, consumed == NBDRequest.size,
-                outstanding == 0, session.answersFromMemory(request), let reply = session.reply(to: request)
+                outstanding == 0, context.channel.isWritable, session.answersFromMemory(request), let reply = session.reply(to: request)
             {
                 context.writeAndFlush(wrapOutboundOut(reply), promise: nil)
                 continue

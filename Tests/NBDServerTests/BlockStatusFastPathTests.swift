@@ -92,13 +92,23 @@ import Testing
         #expect(fourth.getInteger(at: 8, as: UInt64.self) == 4)
         #expect(collector.bytes.readableBytes == negotiationBytes + 2 * NBDRequest.size)
 
+        // A client that does not read its replies (the socket is not writable) is not answered here: the
+        // request goes to the async loop, whose writes wait for the socket.
+        channel.isWritable = false
+        try channel.writeInbound(Self.request(NBDCommand.blockStatus, cookie: 6))
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+        #expect(collector.bytes.readableBytes == negotiationBytes + 3 * NBDRequest.size)
+        try channel.writeOutbound(ByteBuffer(string: "reply 6"))
+        _ = try channel.readOutbound(as: ByteBuffer.self)
+        channel.isWritable = true
+
         // A write with its payload, split across reads, passes on byte for byte.
         var write = Self.request(NBDCommand.write, cookie: 5, length: 6)
         write.writeString("abc")
         try channel.writeInbound(write)
         try channel.writeInbound(ByteBuffer(string: "def"))
         var passed = collector.bytes
-        passed.moveReaderIndex(forwardBy: negotiationBytes + 2 * NBDRequest.size)
+        passed.moveReaderIndex(forwardBy: negotiationBytes + 3 * NBDRequest.size)
         #expect(passed.readableBytes == NBDRequest.size + 6)
         #expect(passed.getString(at: passed.readerIndex + NBDRequest.size, length: 6) == "abcdef")
         _ = try channel.finish()
