@@ -44,10 +44,9 @@ extension ImageCatalog {
     public func recordedDigests(path: String, scanID: Int64) throws(CatalogError) -> ScanDigests {
         try classified {
             guard let scan = try store.indexedScan(id: scanID), scan.image.path == path else {
-                let removed = (try? store.scanWasRemoved(id: scanID)) == true
-                throw CatalogError(
-                    .notFound, removed ? "scan #\(scanID) of \(path) was removed (retention, gc)" : "\(path) has no scan #\(scanID)",
-                    path: path)
+                // One answer whether the id was never this image's, another image's, or removed: a tenant
+                // learns nothing about other images' scans.
+                throw CatalogError(.notFound, "\(path) has no scan #\(scanID) (kept scans: info lists them)", path: path)
             }
             guard let digests = try store.digests(scanID: scanID) else {
                 throw CatalogError(.notIndexed, "scan #\(scanID) of \(path) has no digests", path: path, remedy: .digestScanFirst)
@@ -93,26 +92,23 @@ extension ImageCatalog {
         let expected = try digests(of: indexed, make: false)
         return try classified {
             let recorded = expected.digests
-            var actual: ScanDigests
-            var copySize: UInt64?
-            var scanner = DigestScanner(store: store)
+            let size = UInt64(indexed.scan.virtualSize)
+            // The image itself, read as it is now; or the copy, read as an image of its own and indexed in
+            // memory only (the index is not touched).
+            var checked = (store: store, scan: indexed)
+            if let copy {
+                let scratch = try IndexStore()
+                checked = (
+                    scratch, try ImageIndexer(store: scratch, options: indexer.options, keepScans: 1).ensureIndexed(path: copy).indexed
+                )
+            }
+            var scanner = DigestScanner(store: checked.store)
             scanner.chunkSize = recorded.chunkSize
             scanner.progress = progress
-            let size = UInt64(indexed.scan.virtualSize)
-            if let copy {
-                // The copy is read as an image of its own, indexed in memory only: the index is not touched.
-                let scratch = try IndexStore()
-                let copyIndexer = ImageIndexer(store: scratch, options: indexer.options, keepScans: 1)
-                let copyScan = try copyIndexer.ensureIndexed(path: copy).indexed
-                var copyScanner = DigestScanner(store: scratch)
-                copyScanner.chunkSize = recorded.chunkSize
-                copyScanner.progress = progress
-                actual = try copyScanner.digest(copyScan, keepingFrom: nil)
-                if UInt64(copyScan.scan.virtualSize) != size { copySize = UInt64(copyScan.scan.virtualSize) }
-            } else {
-                scanner.readsChangedFiles = true
-                actual = try scanner.digest(indexed, keepingFrom: nil)
-            }
+            scanner.readsChangedFiles = copy == nil
+            let actual = try scanner.digest(checked.scan, keepingFrom: nil)
+            let checkedSize = UInt64(checked.scan.scan.virtualSize)
+            let copySize: UInt64? = checkedSize != size ? checkedSize : nil
             var mismatches: [VerifyReport.Mismatch] = []
             for chunk in 0..<recorded.chunkCount {
                 let start = UInt64(chunk) * recorded.chunkSize
