@@ -29,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
+        // The pool catalog: the index on a PostgreSQL server shared by many hosts (`--db postgres://...`).
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
     ],
     targets: [
         // `_GNU_SOURCE` wrappers: SEEK_DATA/SEEK_HOLE, copy_file_range (Glibc's overlay hides them).
@@ -48,6 +50,22 @@ let package = Package(
         .target(
             name: "AllocationIndex",
             dependencies: ["ImageFormats", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strictSwift,
+            plugins: ["MigrationEmbedder"]
+        ),
+        // The index on PostgreSQL for a pool of hosts (schema from migrations/postgres/*.sql), and the one place
+        // that opens an index by its location (a SQLite file or a postgres:// URL).
+        .target(
+            name: "PoolCatalog",
+            dependencies: [
+                "AllocationIndex", "ImageFormats",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSwift,
             plugins: ["MigrationEmbedder"]
         ),
@@ -93,7 +111,7 @@ let package = Package(
             name: "Server",
             dependencies: [
                 "Catalog", "Operations", "Export", "Report", "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "CExtentShims",
-                "NBD", "NBDServer",
+                "NBD", "NBDServer", "PoolCatalog",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -126,7 +144,7 @@ let package = Package(
             name: "extentdb",
             dependencies: [
                 "Catalog", "Scanner", "AllocationIndex", "ImageFormats", "ImageIO", "Export", "Report", "CExtentShims", "NBDServer",
-                "Operations", "Server",
+                "Operations", "Server", "PoolCatalog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -188,6 +206,11 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "PoolCatalogTests",
+            dependencies: ["PoolCatalog", "AllocationIndex", "ImageFormats", "TestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -6,7 +6,9 @@ import PackagePlugin
 @main
 struct MigrationEmbedder: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
-        let directory = context.package.directoryURL.appending(path: "migrations")
+        // The PostgreSQL catalog has its own series (another SQL dialect); every other target the SQLite one.
+        let base = context.package.directoryURL.appending(path: "migrations")
+        let directory = target.name == "PoolCatalog" ? base.appending(path: "postgres") : base
         let files = try FileManager.default
             .contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)
             .filter { $0.pathExtension == "sql" }

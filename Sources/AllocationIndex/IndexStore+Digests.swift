@@ -30,7 +30,7 @@ extension IndexStore {
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
-                    digests.scanID, Int64(digests.chunkSize), digests.chunkCount, Data(digests.digests), Self.pack(digests.sources),
+                    digests.scanID, Int64(digests.chunkSize), digests.chunkCount, Data(digests.digests), WordPacking.pack(digests.sources),
                     digests.zeroRanges.count, RangePacking.pack(digests.zeroRanges), Int64(digests.zeroDataBytes),
                     Int64(digests.ownZeroDataBytes), Int64(digests.bytesRead), digests.chunksRead, digests.madeAtNanoseconds,
                 ])
@@ -98,21 +98,10 @@ extension IndexStore {
         let ownZeroDataBytes: Int64 = row["own_zero_data_bytes"]
         let bytesRead: Int64 = row["bytes_read"]
         return ScanDigests(
-            scanID: scanID, chunkSize: UInt64(chunkSize), digests: [UInt8](digests), sources: unpack(sources), zeroRanges: zeros,
+            scanID: scanID, chunkSize: UInt64(chunkSize), digests: [UInt8](digests), sources: WordPacking.unpack(sources),
+            zeroRanges: zeros,
             zeroDataBytes: UInt64(max(zeroDataBytes, 0)), ownZeroDataBytes: UInt64(max(ownZeroDataBytes, 0)),
             bytesRead: UInt64(max(bytesRead, 0)), chunksRead: row["chunks_read"],
             madeAtNanoseconds: row["made_at_ns"])
-    }
-
-    private static func pack(_ values: [UInt64]) -> Data {
-        var data = Data(capacity: values.count * 8)
-        for value in values { withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) } }
-        return data
-    }
-
-    private static func unpack(_ data: Data) -> [UInt64] {
-        data.withUnsafeBytes { raw in
-            stride(from: 0, to: raw.count, by: 8).map { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: $0, as: UInt64.self)) }
-        }
     }
 }

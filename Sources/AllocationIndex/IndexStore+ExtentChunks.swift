@@ -8,11 +8,23 @@ public struct ExtentChunkBatch: Sendable {
         public var start: Int64
         public var count: Int
         public var runs: Data
+
+        public init(start: Int64, count: Int, runs: Data) {
+            self.start = start
+            self.count = count
+            self.runs = runs
+        }
     }
 
     public var virtualSize: Int64
     public var scannedAtNanoseconds: Int64
     public var chunks: [Chunk]
+
+    public init(virtualSize: Int64, scannedAtNanoseconds: Int64, chunks: [Chunk]) {
+        self.virtualSize = virtualSize
+        self.scannedAtNanoseconds = scannedAtNanoseconds
+        self.chunks = chunks
+    }
 }
 
 extension IndexStore {

@@ -6,6 +6,12 @@ public struct ScanFailure: Sendable, Equatable {
     public var path: String
     public var failedAtNanoseconds: Int64
     public var message: String
+
+    public init(path: String, failedAtNanoseconds: Int64, message: String) {
+        self.path = path
+        self.failedAtNanoseconds = failedAtNanoseconds
+        self.message = message
+    }
 }
 
 /// What `check` found.
@@ -17,6 +23,13 @@ public struct IndexCheck: Sendable {
     /// Rows that point at nothing, as "table: count (what)".
     public var orphans: [String]
 
+    public init(integrityProblems: [String], appliedMigrations: [String], knownMigrations: [String], orphans: [String]) {
+        self.integrityProblems = integrityProblems
+        self.appliedMigrations = appliedMigrations
+        self.knownMigrations = knownMigrations
+        self.orphans = orphans
+    }
+
     public var isHealthy: Bool {
         integrityProblems.isEmpty && orphans.isEmpty && appliedMigrations == knownMigrations
     }
@@ -26,6 +39,11 @@ public struct IndexCheck: Sendable {
 public struct RetentionResult: Sendable, Equatable {
     public var scansDeleted: Int
     public var imagesForgotten: Int
+
+    public init(scansDeleted: Int, imagesForgotten: Int) {
+        self.scansDeleted = scansDeleted
+        self.imagesForgotten = imagesForgotten
+    }
 }
 
 extension IndexStore {
@@ -195,30 +213,32 @@ extension IndexStore {
 
     // MARK: Check and vacuum
 
+    /// Counts of rows that point at nothing, as (what, SQL counting them): the same probes in both stores.
+    public static let orphanProbes: [(what: String, sql: String)] = [
+        ("scans without their image", "SELECT count(*) FROM scans WHERE image_id NOT IN (SELECT id FROM images)"),
+        ("chain layers without their scan", "SELECT count(*) FROM scan_layers WHERE scan_id NOT IN (SELECT id FROM scans)"),
+        ("extent chunks without their scan", "SELECT count(*) FROM extent_chunks WHERE scan_id NOT IN (SELECT id FROM scans)"),
+        (
+            "scans sharing extents that are gone",
+            "SELECT count(*) FROM scans WHERE extents_scan_id IS NOT NULL AND extents_scan_id NOT IN (SELECT scan_id FROM extent_chunks)"
+        ),
+        (
+            "images whose latest scan is gone",
+            "SELECT count(*) FROM images WHERE latest_scan_id IS NOT NULL AND latest_scan_id NOT IN (SELECT id FROM scans)"
+        ),
+        (
+            "scans with no extents",
+            "SELECT count(*) FROM scans WHERE extents_scan_id IS NULL AND id NOT IN (SELECT scan_id FROM extent_chunks) AND virtual_size > 0"
+        ),
+    ]
+
     /// Integrity, schema version and rows that point at nothing.
     public func check() throws -> IndexCheck {
         try writer.read { db in
             let integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check").filter { $0 != "ok" }
             let applied = try Self.migrator.appliedIdentifiers(db).sorted()
             var orphans: [String] = []
-            let probes: [(String, String)] = [
-                ("scans without their image", "SELECT count(*) FROM scans WHERE image_id NOT IN (SELECT id FROM images)"),
-                ("chain layers without their scan", "SELECT count(*) FROM scan_layers WHERE scan_id NOT IN (SELECT id FROM scans)"),
-                ("extent chunks without their scan", "SELECT count(*) FROM extent_chunks WHERE scan_id NOT IN (SELECT id FROM scans)"),
-                (
-                    "scans sharing extents that are gone",
-                    "SELECT count(*) FROM scans WHERE extents_scan_id IS NOT NULL AND extents_scan_id NOT IN (SELECT scan_id FROM extent_chunks)"
-                ),
-                (
-                    "images whose latest scan is gone",
-                    "SELECT count(*) FROM images WHERE latest_scan_id IS NOT NULL AND latest_scan_id NOT IN (SELECT id FROM scans)"
-                ),
-                (
-                    "scans with no extents",
-                    "SELECT count(*) FROM scans WHERE extents_scan_id IS NULL AND id NOT IN (SELECT scan_id FROM extent_chunks) AND virtual_size > 0"
-                ),
-            ]
-            for (what, sql) in probes {
+            for (what, sql) in Self.orphanProbes {
                 let count = try Int.fetchOne(db, sql: sql) ?? 0
                 if count > 0 { orphans.append("\(count) \(what)") }
             }

@@ -81,14 +81,21 @@ extension IndexStore {
                 let count: Int = row[1]
                 try row.withUnsafeData(atIndex: 2) { blob in
                     guard let blob else { throw StoreError.corruptChunk("chunk at \(start) has no runs") }
-                    try ExtentRunCodec.decode(blob, start: UInt64(start), count: count, skippingTo: lower, until: upper) { extent in
-                        if extent.start >= lower && extent.end <= upper {
-                            try body(extent)
-                        } else if let clipped = extent.clipped(to: lower, upper) {
-                            try body(clipped)
-                        }
-                    }
+                    try Self.forEachExtent(inChunk: blob, start: start, count: count, from: lower, to: upper, body)
                 }
+            }
+        }
+    }
+
+    /// Calls `body` with each extent of one stored chunk that overlaps `[lower, upper)`, clipped to it.
+    public static func forEachExtent(
+        inChunk blob: some ContiguousBytes, start: Int64, count: Int, from lower: UInt64, to upper: UInt64, _ body: (Extent) throws -> Void
+    ) throws {
+        try ExtentRunCodec.decode(blob, start: UInt64(start), count: count, skippingTo: lower, until: upper) { extent in
+            if extent.start >= lower && extent.end <= upper {
+                try body(extent)
+            } else if let clipped = extent.clipped(to: lower, upper) {
+                try body(clipped)
             }
         }
     }

@@ -78,6 +78,8 @@ public struct NewScan: Sendable {
     /// The image's qcow2 persistent dirty bitmaps (its own layer's).
     public var bitmaps: [DirtyBitmap] = []
     public var trust = ScanTrust()
+    /// The host making the scan.
+    public var host = HostName.current
 
     public init(
         layers: [NewLayer], extents: [Extent], scannedAtNanoseconds: Int64, durationNanoseconds: UInt64,
@@ -218,7 +220,7 @@ extension IndexStore {
                     dataExtentMedian: Int64(statistics.median),
                     dataExtentHistogram: String(decoding: try JSONEncoder().encode(statistics.histogram), as: UTF8.self),
                     warningsJson: String(decoding: try JSONEncoder().encode(scan.warnings), as: UTF8.self),
-                    trustJson: scan.trust.json)
+                    trustJson: scan.trust.json, host: scan.host)
                 record.id = try Int64.fetchOne(db, sql: Self.nextIDSQL(table: "scans"))
                 try Stored(record).insert(db)
                 guard let scanID = record.id else { throw StoreError.notFound("inserted scan id") }
@@ -293,17 +295,17 @@ extension IndexStore {
         return id
     }
 
-    /// A packed chunk of consecutive extents with its totals.
-    struct PackedChunk {
-        var start: UInt64
-        var length: UInt64
-        var count: Int
-        var totals: ExtentTotals
-        var runs: Data
+    /// A packed chunk of consecutive extents with its totals: one `extent_chunks` row in either store.
+    public struct PackedChunk: Sendable {
+        public var start: UInt64
+        public var length: UInt64
+        public var count: Int
+        public var totals: ExtentTotals
+        public var runs: Data
     }
 
     /// Cuts the map into chunks of ``extentsPerChunk`` extents, packing each and summing its bytes.
-    static func packChunks(_ extents: [Extent]) -> [PackedChunk] {
+    public static func packChunks(_ extents: [Extent]) -> [PackedChunk] {
         stride(from: 0, to: extents.count, by: extentsPerChunk).map { index in
             let slice = extents[index..<min(index + extentsPerChunk, extents.count)]
             var totals = ExtentTotals()

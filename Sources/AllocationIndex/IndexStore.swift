@@ -235,6 +235,15 @@ public final class IndexStore: Sendable {
         try writer.read { db in try Self.migrator.appliedMigrations(db) }
     }
 
+    /// The migrations applied to the index at `path`, read without changing it.
+    public static func appliedMigrations(path: String) throws -> [String] {
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(30)
+        let queue = try DatabaseQueue(path: readOnlyLocation(path), configuration: configuration)
+        return try queue.read { db in try migrator.appliedMigrations(db) }
+    }
+
     /// The schema as SQLite stores it (tables and indexes), for snapshot tests.
     public func schemaSQL() throws -> [String] {
         try writer.read { db in

@@ -3,8 +3,8 @@ import ImageFormats
 /// The index operations the library uses, named once: the storage seam.
 ///
 /// ``IndexStore`` (SQLite through GRDB) is the embedded default; a pool catalog on a server engine plugs in
-/// behind the same protocol, and tests inject either. Front ends and the library take `any IndexStoring`;
-/// only operator commands that are about one SQLite file (`check`, `vacuum`) use ``IndexStore`` itself.
+/// (`PostgresStore`, module PoolCatalog) plugs in behind the same protocol, and tests run one suite against
+/// both. Front ends and the library take `any IndexStoring`.
 /// Every operation is one transaction: a reader never sees half a scan.
 public protocol IndexStoring: AnyObject, Sendable {
     /// Where the index lives, for messages (nil in memory).
@@ -79,6 +79,13 @@ public protocol IndexStoring: AnyObject, Sendable {
     func recordFailure(path: String, message: String, atNanoseconds: Int64) throws
     func failure(path: String) throws -> ScanFailure?
     func failures() throws -> [String: ScanFailure]
+
+    // MARK: Operator's checks
+
+    /// Schema version, integrity (what the engine can check) and rows that point at nothing.
+    func check() throws -> IndexCheck
+    /// Gives free space back (`VACUUM`); returns the index's size before and after.
+    func vacuum() throws -> (before: UInt64, after: UInt64)
 }
 
 extension IndexStoring {

@@ -53,6 +53,8 @@ public struct ScanRecord: Codable, Sendable, Equatable {
     public var extentsScanId: Int64? = nil
     /// ``ScanTrust`` as JSON (schema version 5); nil for a scan recorded before, whose trust is unknown.
     public var trustJson: String? = nil
+    /// The host that made the scan (``HostName``); nil for scans recorded before schema version 8.
+    public var host: String? = nil
 
     /// The trust the scan was made under, or nil when it was not recorded (or cannot be read).
     public var trust: ScanTrust? { trustJson.flatMap(ScanTrust.init(json:)) }
@@ -78,6 +80,7 @@ public struct ScanRecord: Codable, Sendable, Equatable {
         case warningsJson = "warnings_json"
         case extentsScanId = "extents_scan_id"
         case trustJson = "trust_json"
+        case host
     }
 
 }

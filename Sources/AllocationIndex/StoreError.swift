@@ -23,6 +23,9 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     case scanGone(String)
     /// The index path is a symbolic link to a file that does not exist: it is not created through it.
     case danglingLink(String)
+    /// The catalog server (PostgreSQL) could not be reached, or refused or failed a statement; the
+    /// transaction was rolled back. The location is password-free.
+    case server(location: String, reason: String)
 
     /// What to do about a damaged index: nothing in it is lost that a scan cannot find again.
     public static let rebuildHint =
@@ -48,6 +51,7 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
         case .full(let path, let detail):
             return "cannot write the index \(path): its file system is full; nothing of this scan was recorded and "
                 + "the index is intact (\(detail))"
+        case let .server(location, reason): return "catalog \(location): \(reason)"
         case .scanGone(let detail):
             return "the scan being read left the index meanwhile (forgotten or collected): \(detail)"
         }

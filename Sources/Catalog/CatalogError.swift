@@ -122,7 +122,8 @@ public struct CatalogError: Error, Sendable, CustomStringConvertible {
         case .readOnly, .needsUpgrade: return .indexReadOnly
         case .notFound, .scanGone: return .notFound
         case .invalidScan: return .internalError
-        case .corruptChunk, .cannotCreateDirectory, .foreignDatabase, .unreadable, .damaged, .full, .danglingLink: return .indexUnavailable
+        case .corruptChunk, .cannotCreateDirectory, .foreignDatabase, .unreadable, .damaged, .full, .danglingLink, .server:
+            return .indexUnavailable
         }
     }
 }

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOPosix
+import PoolCatalog
 import Scanner
 
 /// The state every route shares: the index, the roots, the freshness marks the watcher keeps, and the
@@ -33,7 +34,9 @@ public final class IndexService: Sendable {
     public init(configuration: ServerConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
-        store = try IndexStore(path: configuration.databasePath)
+        // A PostgreSQL catalog gets a connection for each scan, export and a few lookups at once.
+        let connections = configuration.concurrentScans + 2 * configuration.concurrentExports + 4
+        store = try IndexLocation(configuration.databasePath).open(maximumConnections: connections)
         policy = RootPolicy(roots: configuration.roots)
         // The CLI's rule: a backing file, parent or data file lies beneath the naming image's directory, or
         // under a --trust-root. The image itself is opened beneath its root with no symbolic link, and trust

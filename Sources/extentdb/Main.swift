@@ -104,7 +104,7 @@ struct Extentdb: ParsableCommand {
             DiffCommand.self, ChangesCommand.self, DigestsCommand.self, VerifyCommand.self, ListCommand.self, ForgetCommand.self,
             PruneCommand.self, GCCommand.self,
             VacuumCommand.self,
-            CheckCommand.self, NBDCommand.self, ServeCommand.self,
+            CheckCommand.self, DBCommand.self, NBDCommand.self, ServeCommand.self,
         ]
     )
 }

@@ -2,6 +2,7 @@ import AllocationIndex
 import ArgumentParser
 import Foundation
 import ImageFormats
+import PoolCatalog
 import ImageIO
 import Scanner
 
@@ -10,8 +11,9 @@ struct IndexOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Index database file.",
-            discussion: "Default: $EXTENTDB_DB, else $XDG_DATA_HOME/extentdb/index.sqlite (~/.local/share/extentdb/index.sqlite).",
+            "Index database: a SQLite file, or a pool catalog on PostgreSQL (postgres://USER@HOST:PORT/DB, postgres://USER@/DB?host=SOCKETDIR).",
+            discussion:
+                "Default: $EXTENTDB_DB, else $XDG_DATA_HOME/extentdb/index.sqlite (~/.local/share/extentdb/index.sqlite). A PostgreSQL password comes from PGPASSWORD or ~/.pgpass, never from the URL.",
             valueName: "path"))
     var db: String?
 
@@ -29,18 +31,29 @@ struct IndexOptions: ParsableArguments {
         db == nil && (ProcessInfo.processInfo.environment["EXTENTDB_DB"] ?? "").isEmpty
     }
 
+    /// Where the index lives: a SQLite file, or a PostgreSQL catalog (`postgres://...`).
+    func location() throws -> IndexLocation {
+        do {
+            return try IndexLocation(resolvedPath)
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+    }
+
     /// Opens the index, creating it unless `existing` (commands that only read or maintain an index: a
-    /// mistyped `--db` must not leave a new, empty index behind and report "0 images").
-    func openStore(existing: Bool = false) throws -> IndexStore {
-        if existing, !FileManager.default.fileExists(atPath: resolvedPath) {
+    /// mistyped `--db` must not leave a new, empty index behind and report "0 images"). A PostgreSQL
+    /// catalog is connected to and migrated.
+    func openStore(existing: Bool = false) throws -> any IndexStoring {
+        let location = try location()
+        if existing, location.isMissing {
             throw CommandFailure("no index at \(resolvedPath): nothing was scanned into it (check --db, or run 'extentdb scan')")
         }
         do {
-            return try IndexStore(path: resolvedPath, createsPrivately: isDefaultLocation)
+            return try location.open(createsPrivately: isDefaultLocation, warn: { Console.error("extentdb: warning: \($0)") })
         } catch let error as StoreError {
             throw CommandFailure("cannot open index: \(error)")
         } catch {
-            throw CommandFailure("cannot open index \(resolvedPath): \(IndexStore.describe(error) ?? "\(error)")")
+            throw CommandFailure("cannot open index \(location): \(IndexStore.describe(error) ?? "\(error)")")
         }
     }
 }

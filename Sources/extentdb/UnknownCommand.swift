@@ -30,12 +30,18 @@ enum UnknownCommand {
     }
 
     /// The subcommand nearest to `word` by edit distance (a swap of two neighbours counts as one edit), when
-    /// it is within two edits and within half the word's length; the first in name order on a tie.
+    /// it is within two edits and within half the word's length. On a tie, a name as long as the word wins
+    /// (`ndb` is `nbd` with two letters swapped, more likely than `db` with one added), then name order.
     static func nearest(to word: String, among names: Set<String>) -> String? {
         let limit = min(2, word.count / 2)
         guard limit > 0 else { return nil }
-        let scored = names.map { (name: $0, distance: distance(Array(word.lowercased()), Array($0))) }
-        guard let best = scored.filter({ $0.distance <= limit }).min(by: { ($0.distance, $0.name) < ($1.distance, $1.name) }) else {
+        let scored = names.map {
+            (name: $0, distance: distance(Array(word.lowercased()), Array($0)), lengthGap: abs($0.count - word.count))
+        }
+        let best = scored.filter { $0.distance <= limit }.min {
+            ($0.distance, $0.lengthGap, $0.name) < ($1.distance, $1.lengthGap, $1.name)
+        }
+        guard let best else {
             return nil
         }
         return best.name

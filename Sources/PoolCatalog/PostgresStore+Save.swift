@@ -1,0 +1,126 @@
+import AllocationIndex
+import Foundation
+import ImageFormats
+import PostgresNIO
+
+extension PostgresStore {
+    /// Records a scan in one transaction, as ``IndexStore`` does: every layer's image row upserted, the scan
+    /// with the host that made it, its layers, its packed extents (one statement for all chunks), bitmaps,
+    /// and retention. A process killed before COMMIT leaves nothing behind.
+    public func save(_ scan: NewScan) throws -> IndexedScan {
+        precondition(!scan.layers.isEmpty, "a scan has at least one layer")
+        try ScanCounts.checkTiling(scan.extents, virtualSize: scan.layers[0].virtualSize)
+        let chunks = IndexStore.packChunks(scan.extents)
+        let totals = chunks.reduce(into: ExtentTotals()) { $0.merge($1.totals) }
+        let statistics = DataExtentStatistics(scan.extents)
+        let histogram = String(decoding: try JSONEncoder().encode(statistics.histogram), as: UTF8.self)
+        let warnings = String(decoding: try JSONEncoder().encode(scan.warnings), as: UTF8.self)
+        return try database.transaction { session in
+            var imageIDs = [Int64](repeating: 0, count: scan.layers.count)
+            for depth in stride(from: scan.layers.count - 1, through: 0, by: -1) {
+                let below = depth + 1 < scan.layers.count ? imageIDs[depth + 1] : nil
+                imageIDs[depth] = try Self.upsertImage(scan.layers[depth], backingImageID: below, session)
+            }
+            let scanRow = try session.rows(
+                """
+                INSERT INTO scans (image_id, scanned_at_ns, duration_ns, tool_version, virtual_size, chain_depth, extent_count,
+                    data_bytes, own_data_bytes, zero_bytes, compressed_bytes, own_zero_bytes, data_extent_count, data_extent_largest,
+                    data_extent_median, data_extent_histogram, warnings_json, trust_json, host)
+                VALUES (\(imageIDs[0]), \(scan.scannedAtNanoseconds), \(Int64(scan.durationNanoseconds)), \(scan.toolVersion),
+                    \(Int64(scan.layers[0].virtualSize)), \(Int64(scan.layers.count)), \(Int64(ScanCounts.displayRows(scan.extents))),
+                    \(Int64(totals.data)), \(Int64(totals.ownData)), \(Int64(totals.zero)), \(Int64(totals.compressed)),
+                    \(Int64(totals.ownZero)), \(Int64(statistics.count)), \(Int64(statistics.largest)), \(Int64(statistics.median)),
+                    \(histogram), \(warnings), \(scan.trust.json), \(scan.host))
+                RETURNING id
+                """)
+            guard let scanID = try scanRow.first?.decode(Int64.self) else { throw StoreError.notFound("inserted scan id") }
+            for (depth, layer) in scan.layers.enumerated() {
+                try Self.insertLayer(layer, depth: depth, scanID: scanID, session)
+            }
+            if let owner = try Self.chunkOwnerWithSameExtents(as: chunks, imageID: imageIDs[0], excluding: scanID, session) {
+                try session.execute("UPDATE scans SET extents_scan_id = \(owner) WHERE id = \(scanID)")
+            } else {
+                try Self.insertChunks(chunks, scanID: scanID, session)
+            }
+            for bitmap in scan.bitmaps {
+                try session.execute(
+                    """
+                    INSERT INTO scan_bitmaps (scan_id, name, granularity, in_use, auto, range_count, dirty_bytes, ranges)
+                    VALUES (\(scanID), \(bitmap.name), \(Int64(bitmap.granularity)), \(bitmap.inUse), \(bitmap.auto),
+                        \(Int64(bitmap.ranges.count)), \(Int64(bitmap.dirtyBytes)), \(RangePacking.pack(bitmap.ranges)))
+                    """)
+            }
+            try session.execute("DELETE FROM scan_failures WHERE path = \(scan.layers[0].path)")
+            try session.execute(
+                "UPDATE images SET latest_scan_id = \(scanID), allows_outside_backing = \(scan.allowsOutsideBacking) WHERE id = \(imageIDs[0])"
+            )
+            if let keep = scan.keepScans {
+                try Self.pruneHistory(imageID: imageIDs[0], keep: keep, olderThanNanoseconds: nil, session)
+            }
+            guard let stored = try Self.indexedScan(scanID: scanID, session) else { throw StoreError.notFound("scan \(scanID)") }
+            return stored
+        }
+    }
+
+    static func upsertImage(_ layer: NewLayer, backingImageID: Int64?, _ session: BlockingPostgres.Session) throws -> Int64 {
+        let rows = try session.rows(
+            """
+            INSERT INTO images (path, format, virtual_size, cluster_size, backing_path, backing_image_id, metadata_json)
+            VALUES (\(layer.path), \(layer.format.rawValue), \(Int64(layer.virtualSize)), \(layer.clusterSize.map { Int64($0) }),
+                \(layer.backingPath), \(backingImageID), \(layer.metadataJSON))
+            ON CONFLICT (path) DO UPDATE SET
+                format = excluded.format, virtual_size = excluded.virtual_size, cluster_size = excluded.cluster_size,
+                backing_path = excluded.backing_path, backing_image_id = excluded.backing_image_id,
+                metadata_json = excluded.metadata_json
+            RETURNING id
+            """)
+        guard let id = try rows.first?.decode(Int64.self) else { throw StoreError.notFound("image row for \(layer.path)") }
+        return id
+    }
+
+    static func insertLayer(_ layer: NewLayer, depth: Int, scanID: Int64, _ session: BlockingPostgres.Session) throws {
+        let data = layer.dataIdentity
+        try session.execute(
+            """
+            INSERT INTO scan_layers (scan_id, depth, path, format, device, inode, file_size, mtime_ns, ctime_ns, header_checksum,
+                cluster_size, data_path, data_device, data_inode, data_file_size, data_mtime_ns, data_ctime_ns)
+            VALUES (\(scanID), \(Int64(depth)), \(layer.path), \(layer.format.rawValue), \(Int64(bitPattern: layer.device)),
+                \(Int64(bitPattern: layer.inode)), \(Int64(layer.fileSize)), \(layer.mtimeNanoseconds), \(layer.ctimeNanoseconds),
+                \(layer.headerChecksum), \(layer.clusterSize.map { Int64($0) }), \(layer.dataPath),
+                \(data.map { Int64(bitPattern: $0.device) }), \(data.map { Int64(bitPattern: $0.inode) }), \(data.map { Int64($0.size) }),
+                \(data?.mtimeNanoseconds), \(data?.ctimeNanoseconds))
+            """)
+    }
+
+    /// All chunks of a scan in one statement: one array per column, `unnest`ed.
+    static func insertChunks(_ chunks: [IndexStore.PackedChunk], scanID: Int64, _ session: BlockingPostgres.Session) throws {
+        guard !chunks.isEmpty else { return }
+        try session.execute(
+            """
+            INSERT INTO extent_chunks (scan_id, start, length, extent_count, data_bytes, own_data_bytes, zero_bytes, compressed_bytes, runs)
+            SELECT \(scanID), * FROM unnest(\(chunks.map { Int64($0.start) }), \(chunks.map { Int64($0.length) }),
+                \(chunks.map { Int64($0.count) }), \(chunks.map { Int64($0.totals.data) }), \(chunks.map { Int64($0.totals.ownData) }),
+                \(chunks.map { Int64($0.totals.zero) }), \(chunks.map { Int64($0.totals.compressed) }), \(chunks.map { ByteBuffer(bytes: $0.runs) }))
+            """)
+    }
+
+    /// The scan holding chunks equal to `chunks` when it is the image's previous scan, else nil (an unchanged
+    /// rescan stores no second copy).
+    static func chunkOwnerWithSameExtents(
+        as chunks: [IndexStore.PackedChunk], imageID: Int64, excluding scanID: Int64, _ session: BlockingPostgres.Session
+    ) throws -> Int64? {
+        guard
+            let previous = try session.rows(
+                "SELECT coalesce(extents_scan_id, id) FROM scans WHERE image_id = \(imageID) AND id <> \(scanID) ORDER BY id DESC LIMIT 1"
+            ).first?.decode(Int64.self)
+        else { return nil }
+        let count = try session.rows("SELECT count(*) FROM extent_chunks WHERE scan_id = \(previous)").first?.decode(Int64.self) ?? -1
+        guard count == chunks.count else { return nil }
+        let rows = try session.rows("SELECT start, length, runs FROM extent_chunks WHERE scan_id = \(previous) ORDER BY start")
+        for (row, chunk) in zip(rows, chunks) {
+            let (start, length, runs) = try row.decode((Int64, Int64, Data).self)
+            guard start == Int64(chunk.start), length == Int64(chunk.length), runs == chunk.runs else { return nil }
+        }
+        return previous
+    }
+}

@@ -1,0 +1,289 @@
+import AllocationIndex
+import Foundation
+import ImageFormats
+import Logging
+import PostgresNIO
+
+/// The index on a PostgreSQL server: one catalog for a pool of hosts that share storage (`--db postgres://...`).
+///
+/// Same concepts and answers as the SQLite ``IndexStore`` (the same record types, the same packed extent
+/// blobs, `bytea` here), schema from `migrations/postgres/`. Every operation is one transaction; a reader
+/// sees one snapshot (`REPEATABLE READ`). Rows are read back as JSON objects (`row_to_json`) whose keys are
+/// the column names the records' coding keys already name, so both stores decode rows the same way.
+public final class PostgresStore: IndexStoring, Sendable {
+    let database: BlockingPostgres
+    public let location: PostgresLocation
+
+    /// The URL, password-free, where messages name the index.
+    public var path: String? { location.description }
+    /// A role without write grants gets errors from the server instead; nothing here is decided up front.
+    public var isReadOnly: Bool { false }
+
+    /// Connects (the first connection is made now, so a wrong URL fails at once) and applies pending
+    /// migrations under an advisory lock.
+    ///
+    /// - Parameters:
+    ///   - password: from ``PostgresPassword/lookup(for:environment:warn:)``; nil for trust or peer auth.
+    ///   - migrate: apply pending migrations (`extentdb db migrate` reports them itself).
+    public init(location: PostgresLocation, password: String?, maximumConnections: Int = 4, migrate: Bool = true) throws {
+        self.location = location
+        var logger = Logger(label: "extentdb.postgres")
+        logger.logLevel = .critical
+        database = try BlockingPostgres(location: location, password: password, maximumConnections: maximumConnections, logger: logger)
+        if migrate {
+            _ = try PostgresMigrator.migrate(database)
+        } else {
+            try database.withConnection { session in try session.execute("SELECT 1") }
+        }
+    }
+
+    /// Applies pending migrations; returns the names applied now, in order.
+    public func migrate() throws -> [String] {
+        try PostgresMigrator.migrate(database)
+    }
+
+    /// The migrations this binary carries and those the catalog has.
+    public func appliedMigrations() throws -> [String] {
+        try PostgresMigrator.applied(database)
+    }
+
+    // MARK: Reading rows
+
+    /// Decodes a `row_to_json` text into a record.
+    static func record<T: Decodable>(_ type: T.Type, json: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(json.utf8))
+        } catch {
+            throw StoreError.corruptChunk("a \(type) row does not decode: \(error)")
+        }
+    }
+
+    /// The SELECT list that reads a scan, its image and its layers as three JSON texts.
+    static let indexedScanColumns = """
+        row_to_json(s)::text, row_to_json(i)::text,
+        (SELECT coalesce(json_agg(l ORDER BY l.depth), '[]'::json)::text FROM scan_layers l WHERE l.scan_id = s.id)
+        """
+
+    static func indexedScan(from row: PostgresRow) throws -> IndexedScan {
+        let (scanJSON, imageJSON, layersJSON) = try row.decode((String, String, String).self)
+        return IndexedScan(
+            image: try record(ImageRecord.self, json: imageJSON), scan: try record(ScanRecord.self, json: scanJSON),
+            layers: try record([ScanLayerRecord].self, json: layersJSON))
+    }
+
+    static func indexedScan(scanID: Int64, _ session: BlockingPostgres.Session) throws -> IndexedScan? {
+        try session.rows(
+            "SELECT \(unescaped: indexedScanColumns) FROM scans s JOIN images i ON i.id = s.image_id WHERE s.id = \(scanID)"
+        ).first.map(indexedScan(from:))
+    }
+
+    // MARK: The latest scan, by path or id
+
+    public func latestScan(path: String) throws -> IndexedScan? {
+        try database.withConnection { session in
+            try session.rows(
+                """
+                SELECT \(unescaped: Self.indexedScanColumns) FROM images i JOIN scans s ON s.id = i.latest_scan_id
+                WHERE i.path = \(path)
+                """
+            ).first.map(Self.indexedScan(from:))
+        }
+    }
+
+    public func latestScan(imageID: Int64) throws -> IndexedScan? {
+        try database.withConnection { session in
+            try session.rows(
+                """
+                SELECT \(unescaped: Self.indexedScanColumns) FROM images i JOIN scans s ON s.id = i.latest_scan_id
+                WHERE i.id = \(imageID)
+                """
+            ).first.map(Self.indexedScan(from:))
+        }
+    }
+
+    public func indexedScan(id: Int64) throws -> IndexedScan? {
+        try database.withConnection { session in try Self.indexedScan(scanID: id, session) }
+    }
+
+    public func image(path: String) throws -> ImageRecord? {
+        try database.withConnection { session in
+            try session.rows("SELECT row_to_json(i)::text FROM images i WHERE path = \(path)").first.map {
+                try Self.record(ImageRecord.self, json: try $0.decode(String.self))
+            }
+        }
+    }
+
+    /// The image row with this id, scanned or not.
+    public func image(id: Int64) throws -> ImageRecord? {
+        try database.withConnection { session in
+            try session.rows("SELECT row_to_json(i)::text FROM images i WHERE id = \(id)").first.map {
+                try Self.record(ImageRecord.self, json: try $0.decode(String.self))
+            }
+        }
+    }
+
+    // MARK: Extents in a window
+
+    /// Chunk rows read per round trip while walking a window.
+    static let chunksPerBatch = 256
+
+    public func forEachExtent(scanID: Int64, from lower: UInt64, to upper: UInt64, _ body: (Extent) throws -> Void) throws {
+        guard lower < upper else { return }
+        var continuingAt: Int64?
+        while true {
+            guard
+                let batch = try extentChunks(scanID: scanID, from: lower, continuingAt: continuingAt, to: upper, limit: Self.chunksPerBatch)
+            else { return }
+            for chunk in batch.chunks {
+                try IndexStore.forEachExtent(inChunk: chunk.runs, start: chunk.start, count: chunk.count, from: lower, to: upper, body)
+            }
+            guard batch.chunks.count == Self.chunksPerBatch, let last = batch.chunks.last else { return }
+            continuingAt = last.start + 1
+        }
+    }
+
+    public func extentChunks(scanID: Int64, from lower: UInt64, continuingAt: Int64?, to upper: UInt64, limit: Int) throws
+        -> ExtentChunkBatch?
+    {
+        let upper = Int64(min(upper, UInt64(Int64.max)))
+        let lower = min(Int64(min(lower, UInt64(Int64.max))), upper)
+        return try database.transaction(readOnly: true) { session -> ExtentChunkBatch? in
+            guard let scan = try session.rows("SELECT virtual_size, scanned_at_ns FROM scans WHERE id = \(scanID)").first else {
+                return nil
+            }
+            let (virtualSize, scannedAt) = try scan.decode((Int64, Int64).self)
+            let owner = "(SELECT coalesce(extents_scan_id, id) FROM scans WHERE id = \(scanID))"
+            let rows: [PostgresRow]
+            if let continuingAt {
+                rows = try session.rows(
+                    """
+                    SELECT start, extent_count, runs FROM extent_chunks WHERE scan_id = \(unescaped: owner)
+                      AND start >= \(continuingAt) AND start < \(upper) ORDER BY start LIMIT \(limit)
+                    """)
+            } else {
+                rows = try session.rows(
+                    """
+                    SELECT start, extent_count, runs FROM extent_chunks WHERE scan_id = \(unescaped: owner)
+                      AND start >= coalesce((SELECT max(start) FROM extent_chunks WHERE scan_id = \(unescaped: owner) AND start <= \(lower)), 0)
+                      AND start < \(upper) ORDER BY start LIMIT \(limit)
+                    """)
+            }
+            return ExtentChunkBatch(
+                virtualSize: virtualSize, scannedAtNanoseconds: scannedAt,
+                chunks: try rows.map { row in
+                    let (start, count, runs) = try row.decode((Int64, Int64, Data).self)
+                    return ExtentChunkBatch.Chunk(start: start, count: Int(count), runs: runs)
+                })
+        }
+    }
+
+    // MARK: History
+
+    public func scans(path: String) throws -> [ScanRecord] {
+        try database.withConnection { session in
+            try session.rows(
+                "SELECT row_to_json(s)::text FROM scans s JOIN images i ON i.id = s.image_id WHERE i.path = \(path) ORDER BY s.id"
+            ).map { try Self.record(ScanRecord.self, json: try $0.decode(String.self)) }
+        }
+    }
+
+    public func scanCounts() throws -> [Int64: Int] {
+        try database.withConnection { session in
+            var counts: [Int64: Int] = [:]
+            for row in try session.rows("SELECT image_id, count(*) FROM scans GROUP BY image_id") {
+                let (id, count) = try row.decode((Int64, Int64).self)
+                counts[id] = Int(count)
+            }
+            return counts
+        }
+    }
+
+    /// Sequences never hand out a number twice: an id at or below the sequence's last value that names no
+    /// scan was removed.
+    public func scanWasRemoved(id: Int64) throws -> Bool {
+        try database.withConnection { session in
+            let last =
+                try session.rows("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM scans_id_seq").first?.decode(Int64.self) ?? 0
+            guard id > 0, id <= last else { return false }
+            return try session.rows("SELECT 1 FROM scans WHERE id = \(id)").isEmpty
+        }
+    }
+
+    // MARK: Report rows
+
+    public func scannedImages(matching paths: [String], directories: [String]) throws -> [ImageWithScan] {
+        let exact = Set(paths)
+        return try database.withConnection { session in
+            try session.rows(
+                """
+                SELECT \(unescaped: Self.indexedScanColumns) FROM images i JOIN scans s ON s.id = i.latest_scan_id ORDER BY i.path
+                """
+            ).compactMap { row in
+                let indexed = try Self.indexedScan(from: row)
+                let path = indexed.image.path
+                if !exact.isEmpty || !directories.isEmpty,
+                    !exact.contains(path) && !directories.contains(where: { path.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") })
+                {
+                    return nil
+                }
+                return ImageWithScan(image: indexed.image, scan: indexed.scan, layers: indexed.layers)
+            }
+        }
+    }
+
+    // MARK: Bitmaps
+
+    public func bitmaps(scanID: Int64) throws -> [DirtyBitmap] {
+        try database.withConnection { session in
+            try session.rows(
+                "SELECT name, granularity, in_use, auto, ranges FROM scan_bitmaps WHERE scan_id = \(scanID) ORDER BY name"
+            ).map { row in
+                let (name, granularity, inUse, auto, blob) = try row.decode((String, Int64, Bool, Bool, Data).self)
+                guard let ranges = RangePacking.unpack(blob) else {
+                    throw StoreError.corruptChunk("bitmap '\(name)' of scan \(scanID) has malformed ranges")
+                }
+                return DirtyBitmap(name: name, granularity: UInt64(granularity), inUse: inUse, auto: auto, ranges: ranges)
+            }
+        }
+    }
+
+    // MARK: Failures
+
+    public func recordFailure(path: String, message: String, atNanoseconds: Int64) throws {
+        try database.withConnection { session in
+            try session.execute(
+                """
+                INSERT INTO scan_failures (path, failed_at_ns, message, host) VALUES (\(path), \(atNanoseconds), \(message), \(HostName.current))
+                ON CONFLICT (path) DO UPDATE SET failed_at_ns = excluded.failed_at_ns, message = excluded.message, host = excluded.host
+                """)
+        }
+    }
+
+    public func failure(path: String) throws -> ScanFailure? {
+        try database.withConnection { session in
+            try session.rows("SELECT path, failed_at_ns, message FROM scan_failures WHERE path = \(path)").first.map { row in
+                let (path, at, message) = try row.decode((String, Int64, String).self)
+                return ScanFailure(path: path, failedAtNanoseconds: at, message: message)
+            }
+        }
+    }
+
+    public func failures() throws -> [String: ScanFailure] {
+        try database.withConnection { session in
+            var result: [String: ScanFailure] = [:]
+            for row in try session.rows("SELECT path, failed_at_ns, message FROM scan_failures") {
+                let (path, at, message) = try row.decode((String, Int64, String).self)
+                result[path] = ScanFailure(path: path, failedAtNanoseconds: at, message: message)
+            }
+            return result
+        }
+    }
+
+    public func knownImagePaths() throws -> [String] {
+        try database.withConnection { session in
+            try session.rows(
+                "SELECT path FROM images WHERE latest_scan_id IS NOT NULL UNION SELECT path FROM scan_failures ORDER BY path"
+            ).map { try $0.decode(String.self) }
+        }
+    }
+}

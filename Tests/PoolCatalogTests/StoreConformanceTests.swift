@@ -1,0 +1,171 @@
+import AllocationIndex
+import Foundation
+import ImageFormats
+import PoolCatalog
+import Testing
+
+@testable import TestSupport
+
+/// The storage seam's contract, run against SQLite and PostgreSQL alike: what one store answers, the
+/// other answers too.
+@Suite struct StoreConformanceTests {
+    @Test("a scan saved in many chunks reads back exactly, whole and by window", arguments: StoreBackend.allCases)
+    func roundTrip(backend: StoreBackend) throws {
+        let scratch = try TemporaryDirectory(prefix: "extentdb-store")
+        defer { scratch.cleanup() }
+        let store = try backend.makeStore(in: scratch.url)
+        let extents = mixedExtents(count: 10_000)
+        let saved = try store.save(scanOf("/pool/a.qcow2", extents: extents))
+        let scanID = try #require(saved.scan.id)
+        #expect(try store.extents(scanID: scanID) == extents)
+        #expect(try store.latestScan(path: "/pool/a.qcow2") == saved)
+        #expect(try store.latestScan(imageID: try #require(saved.image.id)) == saved)
+        #expect(try store.indexedScan(id: scanID) == saved)
+        #expect(saved.scan.host == HostName.current)
+        #expect(saved.scan.warnings == ["w"])
+        let size = extents.last?.end ?? 0
+        for (lower, upper) in [(0, 1), (4096, size / 3), (size / 2, size / 2 + 12_345), (size - 1, size)] as [(UInt64, UInt64)] {
+            let expected = extents.compactMap { $0.clipped(to: lower, upper) }
+            #expect(try store.extents(scanID: scanID, from: lower, to: upper) == expected)
+        }
+        // The cursor's batches: every chunk once, in order.
+        var starts: [Int64] = []
+        var continuing: Int64?
+        while let batch = try store.extentChunks(scanID: scanID, from: 0, continuingAt: continuing, to: size, limit: 1),
+            let chunk = batch.chunks.first
+        {
+            starts.append(chunk.start)
+            continuing = chunk.start + 1
+        }
+        #expect(starts.count == 3)
+        #expect(try store.extentChunks(scanID: 999_999, from: 0, continuingAt: nil, to: size, limit: 4) == nil)
+    }
+
+    @Test("a chain records every layer, in order, each with its image row", arguments: StoreBackend.allCases)
+    func chain(backend: StoreBackend) throws {
+        let scratch = try TemporaryDirectory(prefix: "extentdb-store")
+        defer { scratch.cleanup() }
+        let store = try backend.makeStore(in: scratch.url)
+        let saved = try store.save(scanOf("/pool/top.qcow2", extents: mixedExtents(count: 50), layers: 3))
+        #expect(saved.layers.map(\.depth) == [0, 1, 2])
+        #expect(saved.layers.map(\.path) == ["/pool/top.qcow2", "/pool/top.qcow2.base1", "/pool/top.qcow2.base2"])
+        let base = try #require(try store.image(path: "/pool/top.qcow2.base1"))
+        #expect(saved.image.backingImageId == base.id)
+        #expect(base.latestScanId == nil)
+        #expect(try store.scannedImages().map(\.image.path) == ["/pool/top.qcow2"])
+    }
+
+    @Test("history, shared chunks of unchanged rescans, retention and removed ids", arguments: StoreBackend.allCases)
+    func history(backend: StoreBackend) throws {
+        let scratch = try TemporaryDirectory(prefix: "extentdb-store")
+        defer { scratch.cleanup() }
+        let store = try backend.makeStore(in: scratch.url)
+        let extents = mixedExtents(count: 5000)
+        let first = try store.save(scanOf("/pool/h.qcow2", extents: extents, at: 10))
+        let second = try store.save(scanOf("/pool/h.qcow2", extents: extents, at: 20))
+        let changed = mixedExtents(count: 5000, seed: 99)
+        let third = try store.save(scanOf("/pool/h.qcow2", extents: changed, at: 30))
+        #expect(second.scan.extentsScanId == first.scan.id)
+        #expect(try store.scans(path: "/pool/h.qcow2").map(\.id) == [first.scan.id, second.scan.id, third.scan.id])
+        #expect(try store.scanCounts()[try #require(first.image.id)] == 3)
+        // Dropping the scan that owns the shared chunks hands them to the one that shares them.
+        let dropped = try store.collectGarbage(keep: nil, olderThanNanoseconds: 15)
+        #expect(dropped.scansDeleted == 1)
+        #expect(try store.extents(scanID: try #require(second.scan.id)) == extents)
+        #expect(try store.scanWasRemoved(id: try #require(first.scan.id)))
+        #expect(try !store.scanWasRemoved(id: try #require(third.scan.id)))
+        #expect(try !store.scanWasRemoved(id: 1_000_000))
+        let kept = try store.collectGarbage(keep: 1, olderThanNanoseconds: nil)
+        #expect(kept.scansDeleted == 1)
+        #expect(try store.latestScan(path: "/pool/h.qcow2")?.scan.id == third.scan.id)
+        #expect(try store.extents(scanID: try #require(third.scan.id)) == changed)
+        // keepScans prunes inside the save.
+        var pruning = scanOf("/pool/h.qcow2", extents: extents, at: 40)
+        pruning.keepScans = 1
+        let fourth = try store.save(pruning)
+        #expect(try store.scans(path: "/pool/h.qcow2").map(\.id) == [fourth.scan.id])
+        #expect(try store.check().isHealthy)
+    }
+
+    @Test("failures are recorded, listed, cleared by a scan, and forgotten", arguments: StoreBackend.allCases)
+    func failuresAndForget(backend: StoreBackend) throws {
+        let scratch = try TemporaryDirectory(prefix: "extentdb-store")
+        defer { scratch.cleanup() }
+        let store = try backend.makeStore(in: scratch.url)
+        try store.recordFailure(path: "/pool/bad.qcow2", message: "l1_table_offset past the end", atNanoseconds: 7)
+        try store.recordFailure(path: "/pool/bad.qcow2", message: "again", atNanoseconds: 8)
+        try store.recordFailure(path: "/pool/good.qcow2", message: "was bad once", atNanoseconds: 9)
+        #expect(
+            try store.failure(path: "/pool/bad.qcow2") == ScanFailure(path: "/pool/bad.qcow2", failedAtNanoseconds: 8, message: "again"))
+        _ = try store.save(scanOf("/pool/good.qcow2", extents: mixedExtents(count: 10)))
+        #expect(try store.failure(path: "/pool/good.qcow2") == nil)
+        #expect(try store.failures().keys.sorted() == ["/pool/bad.qcow2"])
+        #expect(try store.knownImagePaths() == ["/pool/bad.qcow2", "/pool/good.qcow2"])
+        #expect(
+            try store.forget(paths: ["/pool/good.qcow2", "/pool/bad.qcow2", "/pool/never.qcow2"]) == [
+                "/pool/good.qcow2", "/pool/bad.qcow2",
+            ])
+        #expect(try store.knownImagePaths().isEmpty)
+        #expect(try store.latestScan(path: "/pool/good.qcow2") == nil)
+        #expect(try store.check().isHealthy)
+    }
+
+    @Test("bitmaps and digests round-trip; digests move found zeros into the zero figures", arguments: StoreBackend.allCases)
+    func bitmapsAndDigests(backend: StoreBackend) throws {
+        let scratch = try TemporaryDirectory(prefix: "extentdb-store")
+        defer { scratch.cleanup() }
+        let store = try backend.makeStore(in: scratch.url)
+        let extents = [Extent(start: 0, length: 8 << 20, depth: 0, present: true, zero: false, data: true, offset: 0x50000)]
+        var scan = scanOf("/pool/d.qcow2", extents: extents)
+        scan.bitmaps = [
+            DirtyBitmap(name: "b0", granularity: 65536, inUse: false, auto: true, ranges: [0..<65536, 1 << 20..<(2 << 20)]),
+            DirtyBitmap(name: "a1", granularity: 512, inUse: true, auto: false, ranges: []),
+        ]
+        let saved = try store.save(scan)
+        let scanID = try #require(saved.scan.id)
+        #expect(try store.bitmaps(scanID: scanID).map(\.name) == ["a1", "b0"])
+        #expect(try store.bitmaps(scanID: scanID).last == scan.bitmaps[0])
+        #expect(try store.digests(scanID: scanID) == nil)
+        #expect(try store.foundZeroRanges(scanID: scanID).isEmpty)
+        let digests = ScanDigests(
+            scanID: scanID, chunkSize: 4 << 20, digests: (0..<64).map { UInt8($0) }, sources: [1, UInt64.max], zeroRanges: [4096..<8192],
+            zeroDataBytes: 4096, ownZeroDataBytes: 4096, bytesRead: 8 << 20, chunksRead: 2, madeAtNanoseconds: 77)
+        try store.saveDigests(digests)
+        try store.saveDigests(digests)  // replacing moves only the difference
+        #expect(try store.digests(scanID: scanID) == digests)
+        #expect(try store.latestDigests(path: "/pool/d.qcow2") == digests)
+        #expect(try store.foundZeroRanges(scanID: scanID) == [4096..<8192])
+        #expect(try store.digestScans(path: "/pool/d.qcow2") == [DigestScanSummary(scanID: scanID, chunkCount: 2, madeAtNanoseconds: 77)])
+        let after = try #require(try store.latestScan(path: "/pool/d.qcow2"))
+        #expect(after.scan.dataBytes == saved.scan.dataBytes - 4096)
+        #expect(after.scan.zeroBytes == saved.scan.zeroBytes + 4096)
+        var gone = digests
+        gone.scanID = 424_242
+        #expect(throws: StoreError.self) { try store.saveDigests(gone) }
+    }
+
+    @Test("the same operations give the same answers from SQLite and PostgreSQL")
+    func sameAnswers() throws {
+        let scratch = try TemporaryDirectory(prefix: "extentdb-store")
+        defer { scratch.cleanup() }
+        let stores = try StoreBackend.allCases.map { try $0.makeStore(in: scratch.url) }
+        var answers: [[String]] = []
+        for store in stores {
+            var lines: [String] = []
+            for (index, path) in ["/pool/x/1.qcow2", "/pool/x/2.vhd", "/pool/y/3.qcow2"].enumerated() {
+                let saved = try store.save(
+                    scanOf(path, extents: mixedExtents(count: 300 * (index + 1), seed: UInt64(index)), layers: index + 1))
+                lines.append(
+                    "\(saved.image.id ?? -1) \(saved.scan.id ?? -1) \(saved.scan.dataBytes) \(saved.scan.zeroBytes) \(saved.scan.extentCount)"
+                )
+            }
+            for row in try store.scannedImages(matching: [], directories: ["/pool/x"]) {
+                lines.append("\(row.image.path) \(row.layers.count) \(row.scan.ownDataBytes) \(row.scan.dataExtentHistogram)")
+            }
+            let extents = try store.extents(scanID: 2, from: 12_345, to: 999_999)
+            lines.append("\(extents.count) \(extents.first.map { "\($0)" } ?? "")")
+            answers.append(lines)
+        }
+        #expect(answers[0] == answers[1])
+    }
+}
