@@ -80,6 +80,17 @@ public protocol IndexStoring: AnyObject, Sendable {
     func failure(path: String) throws -> ScanFailure?
     func failures() throws -> [String: ScanFailure]
 
+    // MARK: Scans across processes
+
+    /// Runs `body` while holding the index's scan lock for `path`, so processes sharing the index (the hosts
+    /// of a pool) scan an image one at a time; the others wait here, then find the new scan and reuse it.
+    /// The lock goes with the process: one that dies releases it. An embedded SQLite index is one host's
+    /// and has no such lock (its writes are serialised anyway).
+    func withScanLock<T>(path: String, _ body: () throws -> T) throws -> T
+    /// Like ``withScanLock(path:_:)``, but returns nil at once, without running `body`, when another process
+    /// holds the lock (a host scanning a shared directory moves on to the next image and comes back later).
+    func withScanLockIfFree<T>(path: String, _ body: () throws -> T) throws -> T?
+
     // MARK: Operator's checks
 
     /// Schema version, integrity (what the engine can check) and rows that point at nothing.
@@ -89,6 +100,14 @@ public protocol IndexStoring: AnyObject, Sendable {
 }
 
 extension IndexStoring {
+    public func withScanLock<T>(path: String, _ body: () throws -> T) throws -> T {
+        try body()
+    }
+
+    public func withScanLockIfFree<T>(path: String, _ body: () throws -> T) throws -> T? {
+        try body()
+    }
+
     /// Every extent of a scan from `lower` on, or all of them.
     public func forEachExtent(scanID: Int64, from lower: UInt64 = 0, _ body: (Extent) throws -> Void) throws {
         try forEachExtent(scanID: scanID, from: lower, to: UInt64(Int64.max), body)

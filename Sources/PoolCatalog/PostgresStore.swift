@@ -12,6 +12,9 @@ import PostgresNIO
 /// the column names the records' coding keys already name, so both stores decode rows the same way.
 public final class PostgresStore: IndexStoring, Sendable {
     let database: BlockingPostgres
+    /// Connections that hold scan locks (``withScanLock(path:_:)``) for as long as a scan runs, apart from
+    /// those that run statements, so waiting scans never starve the store of connections.
+    let locks: BlockingPostgres
     public let location: PostgresLocation
 
     /// The URL, password-free, where messages name the index.
@@ -30,6 +33,7 @@ public final class PostgresStore: IndexStoring, Sendable {
         var logger = Logger(label: "extentdb.postgres")
         logger.logLevel = .critical
         database = try BlockingPostgres(location: location, password: password, maximumConnections: maximumConnections, logger: logger)
+        locks = try BlockingPostgres(location: location, password: password, maximumConnections: 64, logger: logger)
         if migrate {
             _ = try PostgresMigrator.migrate(database)
         } else {
@@ -45,6 +49,39 @@ public final class PostgresStore: IndexStoring, Sendable {
     /// The migrations this binary carries and those the catalog has.
     public func appliedMigrations() throws -> [String] {
         try PostgresMigrator.applied(database)
+    }
+
+    // MARK: One scan per image across hosts
+
+    /// Holds a session-level advisory lock on the path's 64-bit hash while `body` runs. Hosts that want the
+    /// same image wait in `pg_advisory_lock`; the lock ends with its connection, so a host that dies
+    /// mid-scan releases it (and its uncommitted scan is rolled back by the server).
+    public func withScanLock<T>(path: String, _ body: () throws -> T) throws -> T {
+        try locks.withConnection { session in
+            try session.execute("SELECT pg_advisory_lock(hashtextextended(\(path), 0))")
+            return try Self.unlocking(path: path, session, body)
+        }
+    }
+
+    /// `pg_try_advisory_lock`: nil when another session holds the image's lock.
+    public func withScanLockIfFree<T>(path: String, _ body: () throws -> T) throws -> T? {
+        try locks.withConnection { session in
+            let taken = try session.rows("SELECT pg_try_advisory_lock(hashtextextended(\(path), 0))").first?.decode(Bool.self) ?? false
+            guard taken else { return nil }
+            return try Self.unlocking(path: path, session, body)
+        }
+    }
+
+    /// Runs `body`, then lets go of the path's lock whatever happened.
+    private static func unlocking<T>(path: String, _ session: BlockingPostgres.Session, _ body: () throws -> T) throws -> T {
+        do {
+            let result = try body()
+            try session.execute("SELECT pg_advisory_unlock(hashtextextended(\(path), 0))")
+            return result
+        } catch {
+            _ = try? session.execute("SELECT pg_advisory_unlock(hashtextextended(\(path), 0))")
+            throw error
+        }
     }
 
     // MARK: Reading rows

@@ -17,7 +17,9 @@ public enum Freshness: Sendable, Equatable {
 
 /// What `ensureIndexed` did for one image.
 public struct IndexingOutcome: Sendable {
-    public enum Action: String, Sendable { case scanned, unchanged }
+    /// `reused`: another process sharing the index (a host of the pool) scanned the image while this one
+    /// waited for the image's scan lock; its scan answers.
+    public enum Action: String, Sendable { case scanned, unchanged, reused }
     public var path: String
     public var action: Action
     public var indexed: IndexedScan
@@ -117,14 +119,37 @@ public struct ImageIndexer: Sendable {
     /// checksum), or `force` is set.
     /// - Parameter progress: counts the tables a scan reads (nothing is counted when the image is unchanged).
     public func ensureIndexed(path: String, force: Bool = false, progress: ScanProgress? = nil) throws -> IndexingOutcome {
+        // Waiting for the lock always yields an outcome.
+        try ensureIndexed(path: path, force: force, progress: progress, waitsForOtherHosts: true)
+            ?? { throw StoreError.notFound("the scan of \(path)") }()
+    }
+
+    /// Like ``ensureIndexed(path:force:progress:)``; when `waitsForOtherHosts` is false and another process
+    /// sharing the index is scanning the image right now, returns nil at once (come back to it later).
+    public func ensureIndexed(path: String, force: Bool, progress: ScanProgress?, waitsForOtherHosts: Bool) throws -> IndexingOutcome? {
         let canonical = try Self.canonicalPath(path)
         let previous = try store.latestScan(path: canonical)
         if !force, let indexed = previous, staleness(of: indexed, checkHeaders: true) == nil {
             return IndexingOutcome(path: canonical, action: .unchanged, indexed: indexed)
         }
         guard !store.isReadOnly else { throw StoreError.readOnly(store.path ?? "the index") }
-        let indexed = try recordingFailure(of: canonical) { try scanAndRecord(path: canonical, previous: previous, progress: progress) }
-        return IndexingOutcome(path: canonical, action: .scanned, indexed: indexed)
+        let scan = { () throws -> IndexingOutcome in
+            if let reused = try scanMadeMeanwhile(path: canonical, previous: previous) {
+                return IndexingOutcome(path: canonical, action: .reused, indexed: reused)
+            }
+            let indexed = try recordingFailure(of: canonical) { try scanAndRecord(path: canonical, previous: previous, progress: progress) }
+            return IndexingOutcome(path: canonical, action: .scanned, indexed: indexed)
+        }
+        return waitsForOtherHosts ? try store.withScanLock(path: canonical, scan) : try store.withScanLockIfFree(path: canonical, scan)
+    }
+
+    /// A scan of `path` that another process sharing the index recorded after `previous` was read (while
+    /// this one waited for the scan lock), when it is fresh: scanning again would only repeat it.
+    func scanMadeMeanwhile(path: String, previous: IndexedScan?) throws -> IndexedScan? {
+        guard let current = try store.latestScan(path: path), current.scan.id != previous?.scan.id,
+            staleness(of: current, checkHeaders: true) == nil
+        else { return nil }
+        return current
     }
 
     /// The options a scan of `path` uses: the trust recorded with an indexed image is kept, and its format
@@ -205,8 +230,11 @@ public struct ImageIndexer: Sendable {
         } else if !rescan || store.isReadOnly {
             throw LookupError.notIndexed(path: canonical)
         }
-        let indexed = try recordingFailure(of: canonical) { try scanAndRecord(path: canonical, previous: previous) }
-        return Lookup(indexed: indexed, rescannedBecause: reason)
+        return try store.withScanLock(path: canonical) {
+            if let reused = try scanMadeMeanwhile(path: canonical, previous: previous) { return Lookup(indexed: reused) }
+            let indexed = try recordingFailure(of: canonical) { try scanAndRecord(path: canonical, previous: previous) }
+            return Lookup(indexed: indexed, rescannedBecause: reason)
+        }
     }
 
     /// Runs a scan of `path`, remembering its failure in the index (for `list`) before rethrowing it.

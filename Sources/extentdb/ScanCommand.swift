@@ -87,44 +87,57 @@ struct ScanCommand: ParsableCommand {
         let force = self.force
         let digests = self.digests
         let catalog = ImageCatalog(indexer: indexer)
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            while true {
-                let index: Int = next.withLock { value in
-                    defer { value += 1 }
-                    return value
+        // Images another host of a pool is scanning right now are put off to a second round, which waits for
+        // that scan and reuses it: hosts scanning one shared directory share the work.
+        let busy = Mutex<[Int]>([])
+        let work: @Sendable (Int, Bool) -> Void = { index, waits in
+            let path = candidates[index]
+            var result = Result(path: path, action: "failed")
+            // Checked before the scan: a writer may change the image while it is read.
+            let inUse = QemuImageLock.hasWriter(path: path) == true
+            do {
+                guard let outcome = try indexer.ensureIndexed(path: path, force: force, progress: nil, waitsForOtherHosts: waits)
+                else {
+                    busy.withLock { $0.append(index) }
+                    return
                 }
-                guard index < candidates.count else { return }
-                let path = candidates[index]
-                var result = Result(path: path, action: "failed")
-                // Checked before the scan: a writer may change the image while it is read.
-                let inUse = QemuImageLock.hasWriter(path: path) == true
-                do {
-                    let outcome = try indexer.ensureIndexed(path: path, force: force)
-                    result = Result(path: outcome.path, action: outcome.action.rawValue, indexed: outcome.indexed)
-                    result.warnings = Self.warnings(of: outcome.indexed)
-                    if digests {
-                        let progress: ((UInt64, UInt64) -> Void)? =
-                            showProgress && candidates.count == 1
-                            ? { done, total in Console.progress("digests: \(Units.bytes(done)) of \(Units.bytes(total)) \(path)") } : nil
-                        result.digests = try catalog.digests(of: outcome.indexed, make: true, progress: progress)
-                    }
-                } catch {
-                    result.error = "\(error)"
+                result = Result(path: outcome.path, action: outcome.action.rawValue, indexed: outcome.indexed)
+                result.warnings = Self.warnings(of: outcome.indexed)
+                if digests {
+                    let progress: ((UInt64, UInt64) -> Void)? =
+                        showProgress && candidates.count == 1
+                        ? { done, total in Console.progress("digests: \(Units.bytes(done)) of \(Units.bytes(total)) \(path)") } : nil
+                    result.digests = try catalog.digests(of: outcome.indexed, make: true, progress: progress)
                 }
-                if inUse {
-                    result.warnings.insert("\(result.path) is in use by a writer (qemu holds its write lock); snapshot first", at: 0)
-                }
-                results.withLock { $0[index] = result }
-                let finished = done.withLock { value in
-                    value += 1
-                    return value
-                }
-                if showProgress {
-                    let metadata = Units.bytes(FileBlockSource.bytesRead.load(ordering: .relaxed))
-                    Console.progress("[\(finished)/\(candidates.count)] \(metadata) of metadata read; \(result.action) \(path)")
-                }
+            } catch {
+                result.error = "\(error)"
+            }
+            if inUse {
+                result.warnings.insert("\(result.path) is in use by a writer (qemu holds its write lock); snapshot first", at: 0)
+            }
+            results.withLock { $0[index] = result }
+            let finished = done.withLock { value in
+                value += 1
+                return value
+            }
+            if showProgress {
+                let metadata = Units.bytes(FileBlockSource.bytesRead.load(ordering: .relaxed))
+                Console.progress("[\(finished)/\(candidates.count)] \(metadata) of metadata read; \(result.action) \(path)")
             }
         }
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while true {
+                let first: Int? = next.withLock { value in
+                    defer { value += 1 }
+                    return value < candidates.count ? value : nil
+                }
+                guard let first else { break }
+                work(first, false)
+            }
+            while let putOff = busy.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { work(putOff, true) }
+        }
+        // Put off by a worker after the others had finished.
+        while let putOff = busy.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { work(putOff, true) }
         if showProgress { Console.endProgress() }
         let all = results.withLock { $0.compactMap { $0 } } + skippedFiles
         try report(all, notRecognised: notRecognised)
@@ -134,6 +147,7 @@ struct ScanCommand: ParsableCommand {
     private func report(_ results: [Result], notRecognised: Int) throws {
         let scanned = results.filter { $0.action == "scanned" }.count
         let unchanged = results.filter { $0.action == "unchanged" }.count
+        let reused = results.filter { $0.action == "reused" }.count
         let failed = results.filter { $0.error != nil }
         let skipped = results.filter { $0.skipped != nil }
         switch output {
@@ -169,7 +183,8 @@ struct ScanCommand: ParsableCommand {
             let summary: [String: Any] = [
                 "images": items,
                 "summary": [
-                    "scanned": scanned, "unchanged": unchanged, "failed": failed.count, "skipped": skipped.count, "total": results.count,
+                    "scanned": scanned, "unchanged": unchanged, "reused": reused, "failed": failed.count, "skipped": skipped.count,
+                    "total": results.count,
                     "not_recognised": notRecognised,
                 ],
             ]
@@ -184,7 +199,8 @@ struct ScanCommand: ParsableCommand {
                             "\(result.action.padding(toLength: 9, withPad: " ", startingAt: 0)) \(result.path): "
                                 + "\(indexed.image.format), \(Units.bytes(UInt64(scan.virtualSize))) virtual, "
                                 + "\(Units.bytes(UInt64(scan.dataBytes))) data, \(Plural.count(Int(scan.extentCount), "extent"))"
-                                + (result.action == "scanned" ? String(format: " (%.1f ms)", Double(scan.durationNs) / 1e6) : ""))
+                                + (result.action == "scanned" ? String(format: " (%.1f ms)", Double(scan.durationNs) / 1e6) : "")
+                                + (result.action == "reused" ? " (scanned by \(scan.host ?? "another host") meanwhile)" : ""))
                         if let outcome = result.digests {
                             let made = outcome.digests
                             Console.print(
@@ -204,6 +220,7 @@ struct ScanCommand: ParsableCommand {
             for result in failed { Console.error("extentdb: \(result.error ?? "")") }
             Console.print(
                 "\(Plural.count(results.count, "image")): \(scanned) scanned, \(unchanged) unchanged, \(failed.count) failed"
+                    + (reused == 0 ? "" : ", \(reused) scanned by other hosts meanwhile")
                     + (skipped.isEmpty ? "" : ", \(skipped.count) skipped"))
             if notRecognised > 0 {
                 Console.print(

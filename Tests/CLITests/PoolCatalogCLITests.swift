@@ -1,0 +1,139 @@
+import Foundation
+import Testing
+
+@testable import TestSupport
+
+/// The pool catalog end to end: real extentdb processes as the hosts of a pool, on a private PostgreSQL
+/// cluster (``TestPostgres``), compared with what a single host's SQLite index answers.
+@Suite(.serialized) struct PoolCatalogCLITests {
+    /// Runs `body` (bash, `set -euo pipefail`) with `$X` the extentdb binary, `$PG` a fresh catalog database and
+    /// `$ADMIN` the server's `postgres` database; expects exit 0 and "ok" last.
+    func expectPoolScript(_ body: String, setup: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let workspace = try TemporaryDirectory(prefix: "extentdb-pool", setup: setup)
+        defer { workspace.cleanup() }
+        let catalog = try TestPostgres.freshDatabase()
+        let text = "set -euo pipefail\nPG='\(catalog)'\nADMIN='\(try TestPostgres.server.get())'\n" + body
+        try text.write(to: workspace.url.appendingPathComponent("test.sh"), atomically: true, encoding: .utf8)
+        let result = try script("timeout 240 bash test.sh", database: workspace.path("unused.sqlite"), in: workspace.url)
+        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)", sourceLocation: sourceLocation)
+        #expect(result.stdout.hasSuffix("ok\n"), "\(result.stdout)", sourceLocation: sourceLocation)
+    }
+
+    /// 24 small qcow2 images and a chain over one of them.
+    static let poolSetup = """
+        set -e
+        mkdir pool
+        for i in $(seq 1 24); do
+            qemu-img create -q -f qcow2 pool/d$i.qcow2 64M
+            qemu-io -f qcow2 -c "write -P $i $((i * 128))k 64k" pool/d$i.qcow2 >/dev/null
+        done
+        qemu-img create -q -f qcow2 -b d1.qcow2 -F qcow2 pool/top.qcow2
+        qemu-io -f qcow2 -c 'write -P 9 1M 64k' pool/top.qcow2 >/dev/null
+        """
+
+    /// Drops what differs between two equal catalogs: when and how long, which host, and the ids each store
+    /// hands out (PostgreSQL's sequences skip the numbers an upsert of a known layer consumed).
+    static let stripVolatile = """
+        strip() { python3 -c '
+        import json, sys
+        def clean(v):
+            if isinstance(v, dict):
+                return {k: clean(x) for k, x in v.items() if k not in ("scanned_at", "duration_ms", "generated_at", "age_seconds", "host", "index", "id", "scan_id")}
+            if isinstance(v, list):
+                return [clean(x) for x in v]
+            return v
+        print(json.dumps(clean(json.load(sys.stdin)), sort_keys=True))'; }
+        """
+
+    @Test("four hosts scanning one directory at once scan each image once; maps and reports equal one host's SQLite index")
+    func fourHosts() throws {
+        try expectPoolScript(
+            Self.stripVolatile + "\n" + """
+                pids=()
+                for h in 1 2 3 4; do EXTENTDB_HOST=host$h $X scan --db "$PG" pool > scan$h.txt 2>&1 & pids+=($!); done
+                for pid in "${pids[@]}"; do wait $pid; done
+                test "$(psql "$PG" -Atc 'SELECT count(*) FROM scans')" = 25
+                test "$(psql "$PG" -Atc 'SELECT count(DISTINCT image_id) FROM scans')" = 25
+                # Every host's summary counts all 25, scanned by itself or by another one meanwhile.
+                for h in 1 2 3 4; do grep -q '^25 images: ' scan$h.txt; done
+                test "$(psql "$PG" -Atc 'SELECT count(DISTINCT host) FROM scans')" -ge 2
+                $X scan --db "$PG" pool | grep -q '^25 images: 0 scanned, 25 unchanged, 0 failed'
+                $X scan --db single.sqlite pool > /dev/null
+                for f in pool/*.qcow2; do
+                    $X map --output json --db "$PG" "$f" > pg.json
+                    $X map --output json --db single.sqlite "$f" > sqlite.json
+                    cmp pg.json sqlite.json
+                done
+                $X report --output json --db "$PG" pool | strip > pg-report.json
+                $X report --output json --db single.sqlite pool | strip > sqlite-report.json
+                cmp pg-report.json sqlite-report.json
+                $X report --output csv --db "$PG" pool | cut -d, -f1-4 > pg.csv
+                $X report --output csv --db single.sqlite pool | cut -d, -f1-4 > sqlite.csv
+                cmp pg.csv sqlite.csv
+                $X check --db "$PG" | grep -q 'orphan rows: none'
+                $X db migrate --db "$PG" | grep -q 'nothing to apply'
+                echo ok
+                """, setup: Self.poolSetup)
+    }
+
+    @Test("a scan killed with SIGKILL leaves the catalog healthy, the last whole scan answering, and the image's lock free")
+    func killedScan() throws {
+        try expectPoolScript(
+            """
+            $X scan -q --db "$PG" disk.qcow2
+            for delay in 0.05 0.15 0.3 0.5; do
+                $X scan -q --force --db "$PG" disk.qcow2 &
+                pid=$!
+                sleep $delay
+                kill -9 $pid 2>/dev/null || true
+                wait $pid 2>/dev/null || true
+                $X check --db "$PG" > check.txt
+                grep -q 'orphan rows: none' check.txt
+                # Each scan's figures are its chunks' sums: nothing half-written.
+                test "$(psql "$PG" -Atc "SELECT count(*) FROM scans s WHERE extent_count <> (SELECT coalesce(sum(extent_count), 0) FROM extent_chunks WHERE scan_id = coalesce(s.extents_scan_id, s.id))")" = 0
+            done
+            # The killed scans' locks went with their connections: a new scan goes through at once.
+            timeout 60 $X scan -q --force --db "$PG" disk.qcow2
+            $X map --output json --db "$PG" disk.qcow2 > pg.json
+            qemu-img map --output json disk.qcow2 > qemu.json
+            python3 -c 'import json,sys; a=json.load(open("pg.json")); b=json.load(open("qemu.json")); sys.exit(0 if [(e["start"],e["length"],e["data"]) for e in a]==[(e["start"],e["length"],e["data"]) for e in b] else 1)'
+            echo ok
+            """,
+            setup: """
+                set -e
+                qemu-img create -q -f qcow2 -o cluster_size=4k disk.qcow2 64G
+                awk 'BEGIN { x = 7; for (i = 0; i < 6000; i++) { x = (x * 48271) % 2147483647; printf "write -q -P 1 %.0f 4k\\n", (x % 16000000) * 4096 } }' > cmds
+                qemu-io -f qcow2 disk.qcow2 < cmds > /dev/null
+                """)
+    }
+
+    @Test("serve on the catalog answers the image list and extents as serve on SQLite does")
+    func serveEqual() throws {
+        try expectPoolScript(
+            Self.stripVolatile + "\n" + """
+                echo "serve-token-0123456789abcdef" > token
+                T="Authorization: Bearer serve-token-0123456789abcdef"
+                $X scan --db "$PG" pool > /dev/null
+                $X scan --db single.sqlite pool > /dev/null
+                start() {  # start DB LOG: a server on a free port; prints the port (its output goes to files, or $(...) waits for it)
+                    $X serve --listen 127.0.0.1:0 --root "$PWD/pool" --token-file token --db "$1" --watch-interval 0 > "$2.out" 2> "$2" &
+                    echo $! >> servers.pid
+                    for _ in $(seq 200); do grep -q 'Server started and listening on' "$2" && break; sleep 0.05; done
+                    grep -o 'Server started and listening on 127.0.0.1:[0-9]*' "$2" | cut -d: -f2
+                }
+                trap 'kill -9 $(cat servers.pid) 2>/dev/null || true' EXIT
+                P1=$(start "$PG" pg.log); P2=$(start single.sqlite sqlite.log)
+                curl -sf -H "$T" localhost:$P1/v1/images | strip > pg-images.json
+                curl -sf -H "$T" localhost:$P2/v1/images | strip > sqlite-images.json
+                cmp pg-images.json sqlite-images.json
+                for id in 1 5 26; do
+                    path=$(curl -sf -H "$T" localhost:$P1/v1/images/$id | python3 -c 'import json,sys; print(json.load(sys.stdin)["path"])')
+                    id2=$(curl -sf -H "$T" localhost:$P2/v1/images | python3 -c "import json,sys; print([i['id'] for i in json.load(sys.stdin)['images'] if i['path']=='$path'][0])")
+                    curl -sf -H "$T" localhost:$P1/v1/images/$id/extents > pg-extents.json
+                    curl -sf -H "$T" localhost:$P2/v1/images/$id2/extents > sqlite-extents.json
+                    cmp pg-extents.json sqlite-extents.json
+                done
+                echo ok
+                """, setup: Self.poolSetup)
+    }
+}
