@@ -29,6 +29,27 @@ import Testing
         #expect(result.stderr.isEmpty, "\(result.stderr)")
     }
 
+    @Test("systemd-analyze verify accepts the unit with the pool drop-in (contrib/extentdb-pool.conf)")
+    func poolDropInVerifies() throws {
+        let directory = try TemporaryDirectory(prefix: "extentdb-unit")
+        defer { directory.cleanup() }
+        let unit = try unitWithBuiltBinary(in: directory.url)
+        let dropIns = directory.url.appendingPathComponent("extentdb.service.d")
+        try FileManager.default.createDirectory(at: dropIns, withIntermediateDirectories: true)
+        let dropIn = try String(contentsOf: packageRoot.appendingPathComponent("contrib/extentdb-pool.conf"), encoding: .utf8)
+        let binary = productsDirectory.appendingPathComponent("extentdb").path
+        try dropIn.replacingOccurrences(of: "ExecStart=/usr/local/bin/extentdb ", with: "ExecStart=\(binary) ")
+            .write(to: dropIns.appendingPathComponent("pool.conf"), atomically: true, encoding: .utf8)
+        let result = try runProcess(
+            URL(fileURLWithPath: "/usr/bin/env"), ["systemd-analyze", "verify", "--man=no", unit.path], in: directory.url, timeout: 60)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stderr.isEmpty, "\(result.stderr)")
+        // The URL carries no password; the catalog's is a credential.
+        #expect(dropIn.contains("--db postgres://extentdb@db.pool.example:5432/extentdb"))
+        #expect(dropIn.contains("LoadCredential=pgpass:"))
+        #expect(!dropIn.contains("PGPASSWORD"))
+    }
+
     @Test("systemd-analyze security rates the unit 4.5 or lower, running as its own user with one capability")
     func unitExposure() throws {
         let directory = try TemporaryDirectory(prefix: "extentdb-unit")
