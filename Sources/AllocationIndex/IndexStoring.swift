@@ -91,6 +91,11 @@ public protocol IndexStoring: AnyObject, Sendable {
     /// holds the lock (a host scanning a shared directory moves on to the next image and comes back later).
     func withScanLockIfFree<T>(path: String, _ body: () throws -> T) throws -> T?
 
+    /// Calls `handler` whenever any process sharing the index records a scan or forgets an image (this one
+    /// included), until the returned subscription is stopped; nil when the store has no such feed (an
+    /// embedded SQLite index is one host's: its service sees its own changes).
+    func watchChanges(_ handler: @escaping @Sendable (CatalogChange) -> Void) throws -> (any ChangeSubscription)?
+
     // MARK: Operator's checks
 
     /// Schema version, integrity (what the engine can check) and rows that point at nothing.
@@ -106,6 +111,10 @@ extension IndexStoring {
 
     public func withScanLockIfFree<T>(path: String, _ body: () throws -> T) throws -> T? {
         try body()
+    }
+
+    public func watchChanges(_ handler: @escaping @Sendable (CatalogChange) -> Void) throws -> (any ChangeSubscription)? {
+        nil
     }
 
     /// Every extent of a scan from `lower` on, or all of them.

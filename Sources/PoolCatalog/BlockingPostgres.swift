@@ -97,6 +97,12 @@ final class BlockingPostgres: Sendable {
         }
     }
 
+    /// A connection of the caller's own, outside the pool (a `LISTEN` that lasts as long as the service); the
+    /// caller closes it.
+    func openDedicated() throws -> PostgresConnection {
+        try connect()
+    }
+
     private func connect() throws -> PostgresConnection {
         let id = nextID.withLockedValue { value -> Int in
             value += 1

@@ -69,6 +69,7 @@ extension PostgresStore {
             for path in paths {
                 var known = false
                 if let id = try session.rows("SELECT id FROM images WHERE path = \(path)").first?.decode(Int64.self) {
+                    try Self.notify(CatalogChange(imageID: id, scanID: nil, host: HostName.current, path: path), session)
                     try session.execute(
                         "UPDATE scans SET extents_scan_id = NULL WHERE extents_scan_id IN (SELECT id FROM scans WHERE image_id = \(id))")
                     try session.execute("UPDATE images SET latest_scan_id = NULL WHERE id = \(id)")

@@ -58,8 +58,17 @@ extension PostgresStore {
                 try Self.pruneHistory(imageID: imageIDs[0], keep: keep, olderThanNanoseconds: nil, session)
             }
             guard let stored = try Self.indexedScan(scanID: scanID, session) else { throw StoreError.notFound("scan \(scanID)") }
+            // Delivered to every listening host when this transaction commits, never before.
+            try Self.notify(CatalogChange(imageID: imageIDs[0], scanID: scanID, host: scan.host, path: scan.layers[0].path), session)
             return stored
         }
+    }
+
+    /// The channel hosts' services listen on (``PostgresStore/watchChanges(_:)``).
+    static let changeChannel = "extentdb_changes"
+
+    static func notify(_ change: CatalogChange, _ session: BlockingPostgres.Session) throws {
+        try session.execute("SELECT pg_notify(\(changeChannel), \(change.payload))")
     }
 
     static func upsertImage(_ layer: NewLayer, backingImageID: Int64?, _ session: BlockingPostgres.Session) throws -> Int64 {

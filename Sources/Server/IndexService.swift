@@ -27,6 +27,8 @@ public final class IndexService: Sendable {
     private let checked = NIOLockedValueBox([String: Double]())
     /// Indexed images the watcher found deleted.
     private let missing = NIOLockedValueBox(Set<String>())
+    /// The pool catalog's change feed (nil on SQLite): other hosts' rescans and forgets reach the caches.
+    private let changes = NIOLockedValueBox<(any ChangeSubscription)?>(nil)
 
     /// Opens the index and starts the worker threads.
     ///
@@ -54,6 +56,21 @@ public final class IndexService: Sendable {
             metrics: metrics, logger: logger)
         blockingPool = NIOThreadPool(numberOfThreads: 2 * configuration.concurrentExports + 2)
         blockingPool.start()
+        do {
+            let subscription = try store.watchChanges { [cache, logger] change in
+                cache.forget(imageID: change.imageID)
+                guard change.host != HostName.current else { return }
+                logger.info(
+                    "catalog changed by another host",
+                    metadata: [
+                        "path": "\(change.path)", "host": "\(change.host)", "image_id": "\(change.imageID)",
+                        "scan_id": "\(change.scanID.map(String.init) ?? "forgotten")",
+                    ])
+            }
+            changes.withLockedValue { $0 = subscription }
+        } catch {
+            logger.warning("no change feed from the catalog: other hosts' rescans show when caches expire (\(error))")
+        }
     }
 
     /// Counts an export in, or refuses it (503) when ``ServerConfiguration/concurrentExports`` are running, or
@@ -110,5 +127,9 @@ public final class IndexService: Sendable {
     /// the process.
     func shutdown() async {
         await scans.shutdown()
+        changes.withLockedValue { subscription in
+            subscription?.stop()
+            subscription = nil
+        }
     }
 }

@@ -136,4 +136,46 @@ import Testing
                 echo ok
                 """, setup: Self.poolSetup)
     }
+
+    @Test("a rescan on one host's service reaches the other host's service at once (LISTEN/NOTIFY), and so does a forget")
+    func changeFeed() throws {
+        try expectPoolScript(
+            """
+            echo "serve-token-0123456789abcdef" > token
+            T="Authorization: Bearer serve-token-0123456789abcdef"
+            start() {  # start HOST LOG: a server on a free port; prints the port
+                EXTENTDB_HOST=$1 $X serve --listen 127.0.0.1:0 --root "$PWD/pool" --token-file token --db "$PG" --watch-interval 0 > "$2.out" 2> "$2" &
+                echo $! >> servers.pid
+                for _ in $(seq 200); do grep -q 'Server started and listening on' "$2" && break; sleep 0.05; done
+                grep -o 'Server started and listening on 127.0.0.1:[0-9]*' "$2" | cut -d: -f2
+            }
+            trap 'kill -9 $(cat servers.pid) 2>/dev/null || true' EXIT
+            PA=$(start hostA a.log); PB=$(start hostB b.log)
+            scan() {  # scan PORT PATH: force a scan through that service and wait for it
+                id=$(curl -sf -H "$T" -X POST -d "{\\"path\\": \\"$2\\", \\"force\\": true}" localhost:$1/v1/scans | sed 's/.*"id":"\\([^"]*\\)".*/\\1/')
+                for _ in $(seq 200); do
+                    job=$(curl -sf -H "$T" localhost:$1/v1/scans/$id)
+                    case "$job" in *'"state":"queued"'*|*'"state":"running"'*) sleep 0.05;; *) echo "$job"; return;; esac
+                done
+            }
+            scan $PA "$PWD/pool/d3.qcow2" | grep -q '"state":"succeeded"'
+            image=$(curl -sf -H "$T" localhost:$PA/v1/images | python3 -c 'import json,sys; print([i["id"] for i in json.load(sys.stdin)["images"] if i["path"].endswith("/d3.qcow2")][0])')
+            first=$(curl -sf -H "$T" localhost:$PB/v1/images/$image | python3 -c 'import json,sys; print(json.load(sys.stdin)["scan_id"])')
+            scan $PA "$PWD/pool/d3.qcow2" | grep -q '"state":"succeeded"'
+            # B hears of it (its log names the path, the host and the new scan) and answers the new scan.
+            for _ in $(seq 100); do grep -q 'catalog changed by another host' b.log && break; sleep 0.02; done
+            grep 'catalog changed by another host' b.log | tail -1 | grep -q 'host=hostA'
+            grep 'catalog changed by another host' b.log | tail -1 | grep -q "path=$PWD/pool/d3.qcow2"
+            second=$(curl -sf -H "$T" localhost:$PB/v1/images/$image | python3 -c 'import json,sys; print(json.load(sys.stdin)["scan_id"])')
+            test "$second" -gt "$first"
+            # A's own changes are not reported as another host's.
+            ! grep -q 'catalog changed by another host' a.log
+            # A forget on the command line (host C) reaches both services.
+            EXTENTDB_HOST=hostC $X forget --db "$PG" pool/d3.qcow2 > /dev/null
+            for _ in $(seq 100); do grep -q 'scan_id=forgotten' a.log && grep -q 'scan_id=forgotten' b.log && break; sleep 0.02; done
+            grep -q 'scan_id=forgotten' a.log
+            grep -q 'scan_id=forgotten' b.log
+            echo ok
+            """, setup: Self.poolSetup)
+    }
 }
