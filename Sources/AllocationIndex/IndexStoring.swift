@@ -74,6 +74,11 @@ public protocol IndexStoring: AnyObject, Sendable {
     /// unless both are empty.
     func scannedImages(matching paths: [String], directories: [String]) throws -> [ImageWithScan]
 
+    /// One page of the image list: images with a scan and paths with only a failed scan, in byte order of
+    /// their paths, those after `after` (nil: from the start), at most `limit`, only under `directories`
+    /// (none: all). Work is per page, not per image in the index.
+    func imagePage(after: String?, limit: Int, under directories: [String]) throws -> [ListedImage]
+
     // MARK: Failures
 
     func recordFailure(path: String, message: String, atNanoseconds: Int64) throws

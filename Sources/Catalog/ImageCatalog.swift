@@ -63,6 +63,28 @@ public struct ImageCatalog: Sendable {
         }
     }
 
+    /// One page of ``summaries(matching:knownMissing:)``: the images under `directories` whose paths follow
+    /// `after` in byte order, at most `limit`, read from the index a page at a time.
+    ///
+    /// - Returns: the summaries, and the cursor of the next page (the last path) when the page is full.
+    public func summariesPage(
+        after: String?, limit: Int, under directories: [String], matching matches: (String) -> Bool,
+        knownMissing: (String) -> Bool = { _ in false }
+    ) throws(CatalogError) -> (summaries: [ImageSummary], next: String?) {
+        try classified {
+            let rows = try store.imagePage(after: after, limit: limit, under: directories)
+            let summaries = rows.filter { matches($0.path) }.map { row in
+                guard let scanned = row.scanned else {
+                    return row.failure.map { ImageSummary(failure: $0) } ?? ImageSummary(path: row.path, state: .missing)
+                }
+                return ImageSummary(
+                    IndexedScan(image: scanned.image, scan: scanned.scan, layers: scanned.layers), failure: row.failure,
+                    knownMissing: knownMissing(row.path), scansKept: row.scansKept)
+            }
+            return (summaries, rows.count == limit ? rows.last?.path : nil)
+        }
+    }
+
     /// The summary of one indexed image, its state and figures as every output shows them.
     public func summary(of indexed: IndexedScan, knownMissing: Bool = false) throws(CatalogError) -> ImageSummary {
         try classified {

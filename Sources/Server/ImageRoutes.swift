@@ -18,27 +18,56 @@ struct ImageRoutes {
         group.get("images/:id/extents", use: extents)
     }
 
-    /// `GET /v1/images[?path=P]`: every image under the roots, or the image at P, or those below directory P;
-    /// failed images included, with their error.
+    /// Largest page `GET /v1/images?limit=` gives.
+    static let largestPage = 10_000
+
+    /// `GET /v1/images[?path=P][&limit=N[&after=PATH]]`: every image under the roots, or the image at P, or
+    /// those below directory P; failed images included, with their error. With `limit`, one page in byte
+    /// order of the paths, read from the index a page at a time; `next` (when the page is full) is the
+    /// `after` of the next page.
     @Sendable func list(_ request: Request, context: ServiceRequestContext) async throws -> Response {
         let policy = service.policy
         var matches: @Sendable (String) -> Bool = { policy.contains($0) }
+        var directories = policy.roots
+        var single = false
         if let path = request.uri.queryParameters.get("path") {
             let canonical = try policy.resolve(path)
             var isDirectory: ObjCBool = false
             if FileManager.default.fileExists(atPath: canonical, isDirectory: &isDirectory), isDirectory.boolValue {
                 matches = { PathResolver.isInside($0, directory: canonical) && policy.contains($0) }
+                directories = [canonical]
             } else {
                 matches = { $0.utf8.elementsEqual(canonical.utf8) }
+                single = true
             }
         }
         let service = service
-        let summaries = try service.catalog.summaries(matching: matches, knownMissing: service.isMarkedMissing).map { summary in
+        let stamp = { (summary: ImageSummary) -> ImageSummary in
             var summary = summary
             summary.lastChecked = service.lastChecked(summary.path).map { ImageReport.timestamp(Int64($0 * 1e9)) }
             return summary
         }
+        if let limitText = request.uri.queryParameters.get("limit"), !single {
+            guard let limit = Int(limitText), (1...Self.largestPage).contains(limit) else {
+                throw APIError.badRequest("limit must be a number from 1 to \(Self.largestPage)")
+            }
+            let after = request.uri.queryParameters.get("after").map { String($0) }
+            let page = try service.catalog.summariesPage(
+                after: after, limit: limit, under: directories, matching: matches, knownMissing: service.isMarkedMissing)
+            return Response.json(ImagePage(images: page.summaries.map(stamp), next: page.next))
+        }
+        if request.uri.queryParameters.get("after") != nil && request.uri.queryParameters.get("limit") == nil {
+            throw APIError.badRequest("after needs limit (GET /v1/images?limit=N&after=PATH)")
+        }
+        let summaries = try service.catalog.summaries(matching: matches, knownMissing: service.isMarkedMissing).map(stamp)
         return Response.json(["images": summaries])
+    }
+
+    /// A page of the image list.
+    struct ImagePage: Encodable {
+        var images: [ImageSummary]
+        /// The `after` of the next page; absent on the last page.
+        var next: String?
     }
 
     /// `GET /v1/images/{id}`.

@@ -133,6 +133,21 @@ import Testing
                     curl -sf -H "$T" localhost:$P2/v1/images/$id2/extents > sqlite-extents.json
                     cmp pg-extents.json sqlite-extents.json
                 done
+                # Pages of 7, walked with next, are the whole list, in order, on both stores.
+                for P in $P1 $P2; do
+                    curl -sf -H "$T" localhost:$P/v1/images | python3 -c 'import json,sys; print("\\n".join(i["path"] for i in json.load(sys.stdin)["images"]))' > all.txt
+                    : > paged.txt
+                    after=""
+                    while :; do
+                        curl -sf -H "$T" -G localhost:$P/v1/images --data-urlencode "limit=7" ${after:+--data-urlencode "after=$after"} > page.json
+                        python3 -c 'import json,sys; print("\\n".join(i["path"] for i in json.load(open("page.json"))["images"]))' >> paged.txt
+                        after=$(python3 -c 'import json; print(json.load(open("page.json")).get("next", ""))')
+                        [ -n "$after" ] || break
+                    done
+                    cmp all.txt paged.txt
+                    test "$(curl -s -o /dev/null -w '%{http_code}' -H "$T" "localhost:$P/v1/images?limit=0")" = 400
+                    test "$(curl -s -o /dev/null -w '%{http_code}' -H "$T" "localhost:$P/v1/images?after=/x")" = 400
+                done
                 echo ok
                 """, setup: Self.poolSetup)
     }

@@ -168,4 +168,38 @@ import Testing
         }
         #expect(answers[0] == answers[1])
     }
+
+    @Test("the image list in pages: byte order, failed paths among scanned ones, directories, cursor", arguments: StoreBackend.allCases)
+    func pages(backend: StoreBackend) throws {
+        let scratch = try TemporaryDirectory(prefix: "extentdb-store")
+        defer { scratch.cleanup() }
+        let store = try backend.makeStore(in: scratch.url)
+        let scanned = [
+            "/sr/a/2.qcow2", "/sr/a/10.qcow2", "/sr/a/Z.qcow2", "/sr/a0/x.qcow2", "/sr/b/1.qcow2", "/other/1.qcow2", "/sr/a/é.qcow2",
+        ]
+        for path in scanned { _ = try store.save(scanOf(path, extents: mixedExtents(count: 5))) }
+        _ = try store.save(scanOf("/sr/a/2.qcow2", extents: mixedExtents(count: 6)))
+        try store.recordFailure(path: "/sr/a/3.qcow2", message: "bad", atNanoseconds: 9)
+        try store.recordFailure(path: "/sr/a/10.qcow2", message: "later failure", atNanoseconds: 99)
+        let everything = (scanned + ["/sr/a/3.qcow2"]).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        var walked: [String] = []
+        var after: String?
+        repeat {
+            let page = try store.imagePage(after: after, limit: 3, under: [])
+            walked += page.map(\.path)
+            after = page.count == 3 ? page.last?.path : nil
+        } while after != nil
+        #expect(walked == everything)
+        let underA = try store.imagePage(after: nil, limit: 100, under: ["/sr/a"])
+        #expect(underA.map(\.path) == ["/sr/a/10.qcow2", "/sr/a/2.qcow2", "/sr/a/3.qcow2", "/sr/a/Z.qcow2", "/sr/a/é.qcow2"])
+        #expect(underA[0].failure?.message == "later failure")
+        #expect(underA[0].scanned != nil)
+        #expect(underA[1].scansKept == 2)
+        #expect(underA[2].scanned == nil && underA[2].failure?.message == "bad")
+        #expect(
+            try store.imagePage(after: "/sr/a/2.qcow2", limit: 2, under: ["/sr/a/", "/sr/b"]).map(\.path) == [
+                "/sr/a/3.qcow2", "/sr/a/Z.qcow2",
+            ])
+        #expect(try store.imagePage(after: "/sr/zzz", limit: 5, under: []).isEmpty)
+    }
 }
