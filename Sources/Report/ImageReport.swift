@@ -87,8 +87,7 @@ public struct ImageReport: Codable, Sendable, Equatable {
         unallocatedBytes = UInt64(scan.virtualSize) - min(UInt64(scan.virtualSize), UInt64(scan.ownDataBytes) + zeroBytes)
         chain = entry.layers.dropFirst().map(\.path)
         layerFormats = entry.layers.map(\.format.rawValue)
-        let metadata = entry.image.metadata
-        snapshots = metadata?.qcow2?.snapshots.map(\.name) ?? []
+        snapshots = entry.image.snapshotNames
         compressedBytes = UInt64(scan.compressedBytes)
         chainAllocatedBytes = UInt64(scan.dataBytes)
         extentCount = UInt64(scan.extentCount)
@@ -129,8 +128,22 @@ public struct ImageReport: Codable, Sendable, Equatable {
     }
 
     /// A time in the index (ns since the epoch) as every output shows it: UTC, ISO 8601, to the second.
+    ///
+    /// Formatted with `gmtime_r`, not a new `ISO8601DateFormatter` each time (making one took a third of a
+    /// 1,000-image list); the text is the same (`2026-12-06T21:08:02Z`).
     public static func timestamp(_ nanoseconds: Int64) -> String {
-        ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(nanoseconds) / 1e9))
+        // As the formatter counted: to the nearest millisecond, then down to the second.
+        func floorDivide(_ value: Int64, _ divisor: Int64) -> Int64 { value >= 0 ? value / divisor : (value - divisor + 1) / divisor }
+        let (shifted, overflow) = nanoseconds.addingReportingOverflow(500_000)
+        var seconds = time_t(floorDivide(floorDivide(overflow ? Int64.max : shifted, 1_000_000), 1000))
+        var parts = tm()
+        guard gmtime_r(&seconds, &parts) != nil else {
+            return ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(nanoseconds) / 1e9))
+        }
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let year = Int(parts.tm_year) + 1900
+        let yearText = year >= 1000 ? "\(year)" : String(repeating: "0", count: max(0, 4 - "\(year)".count)) + "\(year)"
+        return "\(yearText)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
     }
 }
 

@@ -82,4 +82,11 @@ extension ImageRecord {
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         return try? decoder.decode(ImageMetadata.self, from: Data(metadataJson.utf8))
     }
+
+    /// The names of the image's qcow2 internal snapshots, without decoding the rest of the metadata (a list
+    /// of 1,000 images reads this for each): an image without snapshots is told by the text alone.
+    public var snapshotNames: [String] {
+        guard metadataJson.contains("\"snapshots\":[{") else { return [] }
+        return metadata?.qcow2?.snapshots.map(\.name) ?? []
+    }
 }
