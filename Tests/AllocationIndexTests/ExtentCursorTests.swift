@@ -3,6 +3,7 @@ import ImageFormats
 import Testing
 
 @testable import AllocationIndex
+import TestSupport
 
 /// A cursor reads a scan in batches, each its own read: the scan may leave the index between two of them.
 @Suite struct ExtentCursorTests {

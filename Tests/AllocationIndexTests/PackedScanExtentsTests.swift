@@ -3,6 +3,7 @@ import ImageFormats
 import Testing
 
 @testable import AllocationIndex
+import TestSupport
 
 @Suite struct PackedScanExtentsTests {
     @Test("skippingTo: extents ending at or before the skip point are not handed over; the rest equal a full decode's")

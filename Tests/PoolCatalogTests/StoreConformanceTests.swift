@@ -14,7 +14,7 @@ import Testing
         let scratch = try TemporaryDirectory(prefix: "extentdb-store")
         defer { scratch.cleanup() }
         let store = try backend.makeStore(in: scratch.url)
-        let extents = mixedExtents(count: 10_000)
+        let extents = syntheticExtents(count: 10_000)
         let saved = try store.save(scanOf("/pool/a.qcow2", extents: extents))
         let scanID = try #require(saved.scan.id)
         #expect(try store.extents(scanID: scanID) == extents)
@@ -46,7 +46,7 @@ import Testing
         let scratch = try TemporaryDirectory(prefix: "extentdb-store")
         defer { scratch.cleanup() }
         let store = try backend.makeStore(in: scratch.url)
-        let saved = try store.save(scanOf("/pool/top.qcow2", extents: mixedExtents(count: 50), layers: 3))
+        let saved = try store.save(scanOf("/pool/top.qcow2", extents: syntheticExtents(count: 50), layers: 3))
         #expect(saved.layers.map(\.depth) == [0, 1, 2])
         #expect(saved.layers.map(\.path) == ["/pool/top.qcow2", "/pool/top.qcow2.base1", "/pool/top.qcow2.base2"])
         let base = try #require(try store.image(path: "/pool/top.qcow2.base1"))
@@ -60,10 +60,10 @@ import Testing
         let scratch = try TemporaryDirectory(prefix: "extentdb-store")
         defer { scratch.cleanup() }
         let store = try backend.makeStore(in: scratch.url)
-        let extents = mixedExtents(count: 5000)
+        let extents = syntheticExtents(count: 5000)
         let first = try store.save(scanOf("/pool/h.qcow2", extents: extents, at: 10))
         let second = try store.save(scanOf("/pool/h.qcow2", extents: extents, at: 20))
-        let changed = mixedExtents(count: 5000, seed: 99)
+        let changed = syntheticExtents(count: 5000, seed: 99)
         let third = try store.save(scanOf("/pool/h.qcow2", extents: changed, at: 30))
         #expect(second.scan.extentsScanId == first.scan.id)
         #expect(try store.scans(path: "/pool/h.qcow2").map(\.id) == [first.scan.id, second.scan.id, third.scan.id])
@@ -97,7 +97,7 @@ import Testing
         try store.recordFailure(path: "/pool/good.qcow2", message: "was bad once", atNanoseconds: 9)
         #expect(
             try store.failure(path: "/pool/bad.qcow2") == ScanFailure(path: "/pool/bad.qcow2", failedAtNanoseconds: 8, message: "again"))
-        _ = try store.save(scanOf("/pool/good.qcow2", extents: mixedExtents(count: 10)))
+        _ = try store.save(scanOf("/pool/good.qcow2", extents: syntheticExtents(count: 10)))
         #expect(try store.failure(path: "/pool/good.qcow2") == nil)
         #expect(try store.failures().keys.sorted() == ["/pool/bad.qcow2"])
         #expect(try store.knownImagePaths() == ["/pool/bad.qcow2", "/pool/good.qcow2"])
@@ -154,7 +154,7 @@ import Testing
             var lines: [String] = []
             for (index, path) in ["/pool/x/1.qcow2", "/pool/x/2.vhd", "/pool/y/3.qcow2"].enumerated() {
                 let saved = try store.save(
-                    scanOf(path, extents: mixedExtents(count: 300 * (index + 1), seed: UInt64(index)), layers: index + 1))
+                    scanOf(path, extents: syntheticExtents(count: 300 * (index + 1), seed: UInt64(index)), layers: index + 1))
                 lines.append(
                     "\(saved.image.id ?? -1) \(saved.scan.id ?? -1) \(saved.scan.dataBytes) \(saved.scan.zeroBytes) \(saved.scan.extentCount)"
                 )
@@ -177,8 +177,8 @@ import Testing
         let scanned = [
             "/sr/a/2.qcow2", "/sr/a/10.qcow2", "/sr/a/Z.qcow2", "/sr/a0/x.qcow2", "/sr/b/1.qcow2", "/other/1.qcow2", "/sr/a/é.qcow2",
         ]
-        for path in scanned { _ = try store.save(scanOf(path, extents: mixedExtents(count: 5))) }
-        _ = try store.save(scanOf("/sr/a/2.qcow2", extents: mixedExtents(count: 6)))
+        for path in scanned { _ = try store.save(scanOf(path, extents: syntheticExtents(count: 5))) }
+        _ = try store.save(scanOf("/sr/a/2.qcow2", extents: syntheticExtents(count: 6)))
         try store.recordFailure(path: "/sr/a/3.qcow2", message: "bad", atNanoseconds: 9)
         try store.recordFailure(path: "/sr/a/10.qcow2", message: "later failure", atNanoseconds: 99)
         let everything = (scanned + ["/sr/a/3.qcow2"]).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
