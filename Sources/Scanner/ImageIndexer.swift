@@ -60,6 +60,7 @@ public struct ImageIndexer: Sendable {
     /// Compares every layer's recorded identity (device, inode, size, mtime, ctime) with a fresh `stat`;
     /// reads nothing from the images.
     public static func freshness(of indexed: IndexedScan) -> Freshness {
+        if let disagreement = hostDisagreement(of: indexed) { return .stale(disagreement) }
         for layer in indexed.layers {
             guard let now = try? FileIdentity(path: layer.path) else {
                 return .stale("layer \(layer.depth) \(layer.path) is missing")
@@ -90,6 +91,28 @@ public struct ImageIndexer: Sendable {
             }
         }
         return .fresh
+    }
+
+    /// When another host of a pool made the latest scan and this host sees the image's file as it was
+    /// *before* that scan (an earlier mtime or ctime than the other host recorded: an NFS attribute cache
+    /// behind the other host's), why the two disagree; else nil. Such an image is flagged (stale, with this
+    /// reason, in list, info and the API) and not rescanned, which would only have the hosts rescan it back
+    /// and forth; `scan --force` still rescans it here. A file changed after the scan has later times on
+    /// every host and is rescanned as usual.
+    public static func hostDisagreement(of indexed: IndexedScan) -> String? {
+        guard let host = indexed.scan.host, !host.isEmpty, host != HostName.current, let layer = indexed.layers.first,
+            let recordedChange = layer.ctimeNs, let seen = try? FileIdentity(path: layer.path),
+            seen.changeTimeNanoseconds < recordedChange || seen.modificationTimeNanoseconds < layer.mtimeNs
+        else { return nil }
+        return "hosts disagree: \(host) scanned \(layer.path) as changed at \(Self.time(recordedChange)), this host "
+            + "(\(HostName.current)) sees it changed at \(Self.time(seen.changeTimeNanoseconds)): one host's view of the "
+            + "file is behind (an attribute cache?); not rescanned here (scan --force rescans it)"
+    }
+
+    /// Nanoseconds since the epoch as seconds with their fraction, for messages.
+    static func time(_ nanoseconds: Int64) -> String {
+        let fraction = String(nanoseconds.magnitude % 1_000_000_000)
+        return "\(nanoseconds / 1_000_000_000).\(String(repeating: "0", count: 9 - fraction.count) + fraction)"
     }
 
     /// Why this indexer may not reuse `indexed` as it stands (its chain needed more trust than this
@@ -129,7 +152,9 @@ public struct ImageIndexer: Sendable {
     public func ensureIndexed(path: String, force: Bool, progress: ScanProgress?, waitsForOtherHosts: Bool) throws -> IndexingOutcome? {
         let canonical = try Self.canonicalPath(path)
         let previous = try store.latestScan(path: canonical)
-        if !force, let indexed = previous, staleness(of: indexed, checkHeaders: true) == nil {
+        if !force, let indexed = previous,
+            staleness(of: indexed, checkHeaders: true) == nil || Self.hostDisagreement(of: indexed) != nil
+        {
             return IndexingOutcome(path: canonical, action: .unchanged, indexed: indexed)
         }
         guard !store.isReadOnly else { throw StoreError.readOnly(store.path ?? "the index") }
@@ -225,6 +250,7 @@ public struct ImageIndexer: Sendable {
         var reason: String?
         if let indexed = previous {
             if let why = staleness(of: indexed, checkHeaders: checkHeaders) { reason = why } else { return Lookup(indexed: indexed) }
+            if Self.hostDisagreement(of: indexed) != nil { return Lookup(indexed: indexed, staleNotRescanned: reason) }
             if store.isReadOnly || (!rescan && answerStale) { return Lookup(indexed: indexed, staleNotRescanned: reason) }
             if !rescan { throw LookupError.stale(path: canonical, reason: reason ?? "") }
         } else if !rescan || store.isReadOnly {

@@ -103,6 +103,9 @@ struct ScanCommand: ParsableCommand {
                 }
                 result = Result(path: outcome.path, action: outcome.action.rawValue, indexed: outcome.indexed)
                 result.warnings = Self.warnings(of: outcome.indexed)
+                if let disagreement = ImageIndexer.hostDisagreement(of: outcome.indexed), outcome.action == .unchanged {
+                    result.warnings.append("\(outcome.path): \(disagreement)")
+                }
                 if digests {
                     let progress: ((UInt64, UInt64) -> Void)? =
                         showProgress && candidates.count == 1

@@ -193,4 +193,30 @@ import Testing
             echo ok
             """, setup: Self.poolSetup)
     }
+
+    @Test("hosts that see different versions of one file are flagged, not made to rescan it back and forth")
+    func hostsDisagree() throws {
+        try expectPoolScript(
+            """
+            EXTENTDB_HOST=hostA $X scan -q --db "$PG" pool/d2.qcow2
+            # hostA saw the file as changed an hour later than this host sees it (its attribute cache ahead,
+            # or this host's behind): what a stale NFS attribute cache looks like to the catalog.
+            psql "$PG" -qc "UPDATE scan_layers SET mtime_ns = mtime_ns + 3600000000000, ctime_ns = ctime_ns + 3600000000000 WHERE path LIKE '%/d2.qcow2'"
+            EXTENTDB_HOST=hostB $X scan --db "$PG" pool/d2.qcow2 > scan.txt 2> scan.err
+            grep -q '^unchanged ' scan.txt
+            grep -q 'hosts disagree: hostA scanned' scan.err
+            test "$(psql "$PG" -Atc 'SELECT count(*) FROM scans')" = 1
+            EXTENTDB_HOST=hostB $X list --db "$PG" --output json | grep -q 'hosts disagree: hostA'
+            EXTENTDB_HOST=hostB $X info --db "$PG" pool/d2.qcow2 | grep -q 'hosts disagree'
+            # The host that made the scan sees its own scan as stale, as always, and rescans.
+            EXTENTDB_HOST=hostA $X scan -q --db "$PG" pool/d2.qcow2
+            test "$(psql "$PG" -Atc 'SELECT count(*) FROM scans')" = 2
+            psql "$PG" -qc "UPDATE scan_layers SET mtime_ns = mtime_ns + 3600000000000, ctime_ns = ctime_ns + 3600000000000 WHERE path LIKE '%/d2.qcow2'"
+            # --force rescans here whatever the other host saw; then this host's scan is fresh for it.
+            EXTENTDB_HOST=hostB $X scan -q --force --db "$PG" pool/d2.qcow2
+            test "$(psql "$PG" -Atc 'SELECT count(*) FROM scans')" = 3
+            EXTENTDB_HOST=hostB $X list --db "$PG" | grep 'd2.qcow2' | grep -q '^fresh'
+            echo ok
+            """, setup: Self.poolSetup)
+    }
 }
