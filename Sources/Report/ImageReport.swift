@@ -150,6 +150,8 @@ public struct ImageReport: Codable, Sendable, Equatable {
 /// Sums over a set of images.
 public struct ReportTotals: Codable, Sendable, Equatable {
     public var directory: String?
+    /// The host whose scans these are (per-host totals of a pool catalog); nil for other totals.
+    public var host: String?
     public var imageCount: UInt64 = 0
     public var staleCount: UInt64 = 0
     public var virtualSize: UInt64 = 0
@@ -164,8 +166,9 @@ public struct ReportTotals: Codable, Sendable, Equatable {
     /// Own data over virtual size, 0 to 1 (`used_fraction`: the part of the disk the image itself stores).
     public var usedFraction: Double = 0
 
-    init(directory: String?, images: [ImageReport]) {
+    init(directory: String?, host: String? = nil, images: [ImageReport]) {
         self.directory = directory
+        self.host = host
         for image in images {
             imageCount += 1
             if image.stale { staleCount += 1 }
@@ -188,7 +191,12 @@ public struct Report: Codable, Sendable {
     public struct Totals: Codable, Sendable {
         public var overall: ReportTotals
         public var directories: [ReportTotals]
+        /// By the host that made each image's latest scan (``ScanRecord/host``): a pool catalog's hosts.
+        public var hosts: [ReportTotals]
     }
+
+    /// The name scans recorded before hosts were (schema version 8) are grouped under.
+    public static let unrecordedHost = "(not recorded)"
 
     public var images: [ImageReport]
     /// Images whose every scan failed (never indexed): path, state `failed`, error, failed_at.
@@ -221,9 +229,13 @@ public struct Report: Codable, Sendable {
         }.sorted { $0.path < $1.path }.map(ImageSummary.init(failure:))
         if let top { images = Array(images.prefix(top)) }
         let byDirectory = Dictionary(grouping: images, by: \.directory)
+        let hostOf = Dictionary(
+            entries.map { ($0.image.path, $0.scan.host ?? Self.unrecordedHost) }, uniquingKeysWith: { first, _ in first })
+        let byHost = Dictionary(grouping: images, by: { hostOf[$0.path] ?? Self.unrecordedHost })
         totals = Totals(
             overall: ReportTotals(directory: nil, images: images),
-            directories: byDirectory.keys.sorted().map { ReportTotals(directory: $0, images: byDirectory[$0] ?? []) })
+            directories: byDirectory.keys.sorted().map { ReportTotals(directory: $0, images: byDirectory[$0] ?? []) },
+            hosts: byHost.keys.sorted().map { ReportTotals(directory: nil, host: $0, images: byHost[$0] ?? []) })
         self.images = images
     }
 

@@ -30,10 +30,12 @@ extension Report {
             ]
         }
         rows += failures.map { [$0.path, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", $0.state] }
-        let totalRows = totals.directories.count > 1 ? totals.directories : []
+        // Per-directory totals when there are several directories; per-host ones when several hosts scanned.
+        let totalRows = (totals.directories.count > 1 ? totals.directories : []) + (totals.hosts.count > 1 ? totals.hosts : [])
         for total in totalRows + [totals.overall] {
             rows.append([
-                total.directory.map { "total \($0)/" } ?? "total (\(total.imageCount) \(total.imageCount == 1 ? "image" : "images"))", "",
+                total.host.map { "total scanned by \($0)" } ?? total.directory.map { "total \($0)/" }
+                    ?? "total (\(total.imageCount) \(total.imageCount == 1 ? "image" : "images"))", "",
                 ByteUnits.format(total.virtualSize), ByteUnits.format(total.diskUsage), ByteUnits.format(total.allocatedBytes),
                 ByteUnits.format(total.zeroBytes), ByteUnits.format(total.chainAllocatedBytes),
                 String(format: "%.1f%%", total.usedFraction * 100),

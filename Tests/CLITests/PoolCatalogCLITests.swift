@@ -38,7 +38,7 @@ import Testing
         import json, sys
         def clean(v):
             if isinstance(v, dict):
-                return {k: clean(x) for k, x in v.items() if k not in ("scanned_at", "duration_ms", "generated_at", "age_seconds", "host", "index", "id", "scan_id")}
+                return {k: clean(x) for k, x in v.items() if k not in ("scanned_at", "duration_ms", "generated_at", "age_seconds", "host", "hosts", "index", "id", "scan_id")}
             if isinstance(v, list):
                 return [clean(x) for x in v]
             return v
@@ -67,6 +67,13 @@ import Testing
                 $X report --output json --db "$PG" pool | strip > pg-report.json
                 $X report --output json --db single.sqlite pool | strip > sqlite-report.json
                 cmp pg-report.json sqlite-report.json
+                # The pool's report totals by host: every image once, under the host that scanned it.
+                $X report --output json --db "$PG" pool | python3 -c '
+                import json, sys
+                hosts = json.load(sys.stdin)["totals"]["hosts"]
+                assert sum(h["image_count"] for h in hosts) == 25, hosts
+                assert {h["host"] for h in hosts} <= {"host1", "host2", "host3", "host4"} and len(hosts) >= 2, hosts'
+                $X report --db "$PG" pool | grep -q '^total scanned by host'
                 $X report --output csv --db "$PG" pool | cut -d, -f1-4 > pg.csv
                 $X report --output csv --db single.sqlite pool | cut -d, -f1-4 > sqlite.csv
                 cmp pg.csv sqlite.csv
