@@ -98,8 +98,11 @@ public protocol IndexStoring: AnyObject, Sendable {
 
     /// Calls `handler` whenever any process sharing the index records a scan or forgets an image (this one
     /// included), until the returned subscription is stopped; nil when the store has no such feed (an
-    /// embedded SQLite index is one host's: its service sees its own changes).
-    func watchChanges(_ handler: @escaping @Sendable (CatalogChange) -> Void) throws -> (any ChangeSubscription)?
+    /// embedded SQLite index is one host's: its service sees its own changes). `interrupted` is told when
+    /// the feed drops and when it is back (what changed in between was not heard).
+    func watchChanges(
+        _ handler: @escaping @Sendable (CatalogChange) -> Void, interrupted: @escaping @Sendable (String) -> Void
+    ) throws -> (any ChangeSubscription)?
 
     // MARK: Operator's checks
 
@@ -118,7 +121,9 @@ extension IndexStoring {
         try body()
     }
 
-    public func watchChanges(_ handler: @escaping @Sendable (CatalogChange) -> Void) throws -> (any ChangeSubscription)? {
+    public func watchChanges(
+        _ handler: @escaping @Sendable (CatalogChange) -> Void, interrupted: @escaping @Sendable (String) -> Void
+    ) throws -> (any ChangeSubscription)? {
         nil
     }
 

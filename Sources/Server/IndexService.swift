@@ -66,6 +66,9 @@ public final class IndexService: Sendable {
                         "path": "\(change.path)", "host": "\(change.host)", "image_id": "\(change.imageID)",
                         "scan_id": "\(change.scanID.map(String.init) ?? "forgotten")",
                     ])
+            } interrupted: { [cache, logger] what in
+                cache.forgetScans()
+                logger.warning("\(what)")
             }
             changes.withLockedValue { $0 = subscription }
         } catch {

@@ -110,6 +110,11 @@ final class ResponseCache: Sendable {
         }
     }
 
+    /// Drops every latest scan kept (the pool catalog's change feed missed changes: any may be old).
+    func forgetScans() {
+        scans.withLockedValue { $0.removeAll() }
+    }
+
     /// Drops what is known about an image (after `DELETE` or a rescan).
     func forget(imageID: Int64) {
         scans.withLockedValue { _ = $0.removeValue(forKey: imageID) }

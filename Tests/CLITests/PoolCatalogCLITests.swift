@@ -159,7 +159,9 @@ import Testing
                 """, setup: Self.poolSetup)
     }
 
-    @Test("a rescan on one host's service reaches the other host's service at once (LISTEN/NOTIFY), and so does a forget")
+    @Test(
+        "a rescan on one host's service reaches the other host's service at once (LISTEN/NOTIFY), after a dropped feed too, and so does a forget"
+    )
     func changeFeed() throws {
         try expectPoolScript(
             """
@@ -192,6 +194,16 @@ import Testing
             test "$second" -gt "$first"
             # A's own changes are not reported as another host's.
             ! grep -q 'catalog changed by another host' a.log
+            # The listening connections dropped (backends terminated): each service says so, reconnects, and
+            # hears the next change again.
+            psql "$PG" -Atc "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN extentdb_changes'" | grep -q t
+            for _ in $(seq 200); do grep -q 'change feed is back' b.log && break; sleep 0.05; done
+            grep -q "change feed dropped" b.log
+            grep -q 'change feed is back' b.log
+            heard=$(grep -c 'catalog changed by another host' b.log)
+            scan $PA "$PWD/pool/d3.qcow2" | grep -q '"state":"succeeded"'
+            for _ in $(seq 100); do [ "$(grep -c 'catalog changed by another host' b.log)" -gt "$heard" ] && break; sleep 0.02; done
+            [ "$(grep -c 'catalog changed by another host' b.log)" -gt "$heard" ]
             # A forget on the command line (host C) reaches both services.
             EXTENTDB_HOST=hostC $X forget --db "$PG" pool/d3.qcow2 > /dev/null
             for _ in $(seq 100); do grep -q 'scan_id=forgotten' a.log && grep -q 'scan_id=forgotten' b.log && break; sleep 0.02; done
