@@ -11,9 +11,16 @@ enum PostgresMigrator {
 
     static var migrationNames: [String] { EmbeddedMigrations.all.map(\.name) }
 
-    /// Applies what is pending; returns the names applied, in order.
+    /// Applies what is pending; returns the names applied, in order. A catalog that has every migration is
+    /// told by one read, without the lock (every command opens the store; a read-only role may not lock or
+    /// create anything).
     static func migrate(_ database: BlockingPostgres) throws -> [String] {
-        try database.transaction { session in
+        let names = Set(migrationNames)
+        let current = try? database.withConnection { session in
+            try session.rows("SELECT name FROM extentdb_migrations").map { try $0.decode(String.self) }
+        }
+        if let current, names.isSubset(of: Set(current)) { return [] }
+        return try database.transaction { session in
             try session.execute("SELECT pg_advisory_xact_lock(\(lockKey))")
             try session.execute(
                 "CREATE TABLE IF NOT EXISTS extentdb_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")

@@ -19,8 +19,9 @@ public final class PostgresStore: IndexStoring, Sendable {
 
     /// The URL, password-free, where messages name the index.
     public var path: String? { location.description }
-    /// A role without write grants gets errors from the server instead; nothing here is decided up front.
-    public var isReadOnly: Bool { false }
+    /// The role may not write the catalog (no INSERT on `scans`): a monitoring role. Commands then answer from
+    /// what is there and say the index is read-only instead of failing on the server's refusal.
+    public let isReadOnly: Bool
 
     /// Connects (the first connection is made now, so a wrong URL fails at once) and applies pending
     /// migrations under an advisory lock.
@@ -34,10 +35,17 @@ public final class PostgresStore: IndexStoring, Sendable {
         logger.logLevel = .critical
         database = try BlockingPostgres(location: location, password: password, maximumConnections: maximumConnections, logger: logger)
         locks = try BlockingPostgres(location: location, password: password, maximumConnections: 64, logger: logger)
-        if migrate {
+        isReadOnly = try database.withConnection { session in
+            let rows = try session.rows(
+                "SELECT to_regclass('scans') IS NOT NULL AND NOT has_table_privilege(current_user, 'scans', 'INSERT')")
+            return try rows.first?.decode(Bool.self) ?? false
+        }
+        if isReadOnly {
+            // A reading role cannot migrate: a catalog that needs it waits for a host that may write.
+            let applied = Set((try? PostgresMigrator.applied(database)) ?? [])
+            guard Set(PostgresMigrator.migrationNames).isSubset(of: applied) else { throw StoreError.needsUpgrade(location.description) }
+        } else if migrate {
             _ = try PostgresMigrator.migrate(database)
-        } else {
-            try database.withConnection { session in try session.execute("SELECT 1") }
         }
     }
 

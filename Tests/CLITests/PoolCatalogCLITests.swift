@@ -238,4 +238,32 @@ import Testing
             echo ok
             """, setup: Self.poolSetup)
     }
+
+    @Test("a role that may only read the catalog answers from it and is told, in one line, that it cannot scan")
+    func readOnlyRole() throws {
+        try expectPoolScript(
+            """
+            $X scan -q --db "$PG" pool/d1.qcow2
+            role="reader_$(date +%s%N)"
+            psql "$PG" -qc "CREATE ROLE $role LOGIN" -c "GRANT SELECT ON ALL TABLES IN SCHEMA public TO $role"
+            RO=${PG/postgres@/$role@}
+            $X list --db "$RO" | grep -q 'd1.qcow2'
+            $X map --output json --db "$RO" pool/d1.qcow2 > ro.json
+            $X map --output json --db "$PG" pool/d1.qcow2 > rw.json
+            cmp ro.json rw.json
+            status=0
+            $X scan --db "$RO" pool/d2.qcow2 > out.txt 2> err.txt || status=$?
+            test $status = 1
+            grep -q 'read-only' err.txt
+            test "$(wc -l < err.txt)" -le 2
+            test "$(psql "$PG" -Atc 'SELECT count(*) FROM scans')" = 1
+            # A catalog missing a migration the reader cannot apply: one line saying so, not a server error.
+            psql "$PG" -qc "DELETE FROM extentdb_migrations WHERE name = '0002_path_order'"
+            status=0
+            $X list --db "$RO" > out.txt 2> err.txt || status=$?
+            test $status = 1
+            grep -q 'written by an older extentdb and is read-only here' err.txt
+            echo ok
+            """, setup: Self.poolSetup)
+    }
 }
