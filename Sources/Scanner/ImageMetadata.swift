@@ -86,15 +86,8 @@ extension ImageRecord {
     /// The names of the image's qcow2 internal snapshots, without decoding the rest of the metadata (a list
     /// of 1,000 images reads this for each): an image without snapshots is told by the text alone.
     public var snapshotNames: [String] {
-        // A byte search: String.contains goes through Foundation's locale-aware search, a tenth of a list's time.
-        let needle = Array("\"snapshots\":[{".utf8)
-        let found = metadataJson.utf8.withContiguousStorageIfAvailable { bytes in
-            bytes.count >= needle.count
-                && (0...(bytes.count - needle.count)).contains { start in
-                    bytes[start] == needle[0] && bytes[start..<(start + needle.count)].elementsEqual(needle)
-                }
-        }
-        guard found ?? metadataJson.contains("\"snapshots\":[{") else { return [] }
+        // A byte search (String.contains here is Foundation's locale-aware one, a tenth of a list's time).
+        guard metadataJson.utf8.firstRange(of: "\"snapshots\":[{".utf8) != nil else { return [] }
         return metadata?.qcow2?.snapshots.map(\.name) ?? []
     }
 }

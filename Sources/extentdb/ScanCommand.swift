@@ -103,7 +103,7 @@ struct ScanCommand: ParsableCommand {
                 }
                 result = Result(path: outcome.path, action: outcome.action.rawValue, indexed: outcome.indexed)
                 result.warnings = Self.warnings(of: outcome.indexed)
-                if let disagreement = ImageIndexer.hostDisagreement(of: outcome.indexed), outcome.action == .unchanged {
+                if outcome.action == .unchanged, let disagreement = ImageIndexer.hostDisagreement(of: outcome.indexed) {
                     result.warnings.append("\(outcome.path): \(disagreement)")
                 }
                 if digests {
