@@ -19,13 +19,7 @@ cd "$(dirname "$0")/.."
 BENCH_DIR=${BENCH_DIR:-/tmp/extentdb-bench/changes}
 RUNS=${RUNS:-3}
 mkdir -p "$BENCH_DIR"
-if [[ -n "${EXTENTDB:-}" ]]; then
-    BIN=$EXTENTDB
-else
-    [[ "${SKIP_BUILD:-0}" == 1 ]] || nice -n 5 swift build -c release --product extentdb >&2
-    BIN=$(swift build -c release --show-bin-path)/extentdb
-fi
-[[ -x "$BIN" ]] || { echo "bench-changes: no extentdb binary at $BIN" >&2; exit 1; }
+source scripts/bench-binary.sh
 cd "$BENCH_DIR"
 now_ns() { date +%s%N; }
 ms() { local start end; start=$(now_ns); "$@" > /dev/null; end=$(now_ns); echo $(((end - start) / 1000000)); }

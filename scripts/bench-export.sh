@@ -15,13 +15,7 @@ BENCH_DIR=${BENCH_DIR:-/tmp/extentdb-bench}
 RUNS=${RUNS:-5}
 mkdir -p "$BENCH_DIR"
 
-if [[ -n "${EXTENTDB:-}" ]]; then
-    BIN=$EXTENTDB
-else
-    [[ "${SKIP_BUILD:-0}" == 1 ]] || swift build -c release --product extentdb >&2
-    BIN=$(swift build -c release --show-bin-path)/extentdb
-fi
-[[ -x "$BIN" ]] || { echo "bench-export: no extentdb binary at $BIN" >&2; exit 1; }
+source scripts/bench-binary.sh
 
 now_ns() { date +%s%N; }
 # once_ms CMD...: one run in ms, after removing earlier outputs and flushing dirty pages, so that every

@@ -24,13 +24,7 @@ for tool in nbdcopy nbdinfo qemu-nbd qemu-img qemu-io; do
     command -v "$tool" > /dev/null || { echo "bench-nbd: $tool is missing (bash scripts/install-deps.sh)" >&2; exit 1; }
 done
 
-if [[ -n "${EXTENTDB:-}" ]]; then
-    BIN=$EXTENTDB
-else
-    [[ "${SKIP_BUILD:-0}" == 1 ]] || swift build -c release --product extentdb >&2
-    BIN=$(swift build -c release --show-bin-path)/extentdb
-fi
-[[ -x "$BIN" ]] || { echo "bench-nbd: no extentdb binary at $BIN" >&2; exit 1; }
+source scripts/bench-binary.sh
 export EXTENTDB_DB=$BENCH_DIR/index.sqlite
 
 now_ns() { date +%s%N; }

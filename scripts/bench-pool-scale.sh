@@ -16,13 +16,7 @@ BENCH_DIR=${BENCH_DIR:-/tmp/extentdb-bench/scale}
 IMAGES=${IMAGES:-100000}
 DURATION=${SECONDS_PER_RUN:-10}
 mkdir -p "$BENCH_DIR"
-if [[ -n "${EXTENTDB:-}" ]]; then
-    BIN=$EXTENTDB
-else
-    [[ "${SKIP_BUILD:-0}" == 1 ]] || nice -n 5 swift build -c release --product extentdb >&2
-    BIN=$(swift build -c release --show-bin-path)/extentdb
-fi
-[[ -x "$BIN" ]] || { echo "bench-pool-scale: no extentdb binary at $BIN" >&2; exit 1; }
+source scripts/bench-binary.sh
 cd "$BENCH_DIR"
 rm -rf sr template.qcow2 index.sqlite* && mkdir sr
 SR=$PWD/sr

@@ -18,13 +18,7 @@ BENCH_DIR=${BENCH_DIR:-/tmp/extentdb-bench/pool}
 IMAGES=${IMAGES:-1000}
 HOSTS=${HOSTS:-4}
 mkdir -p "$BENCH_DIR"
-if [[ -n "${EXTENTDB:-}" ]]; then
-    BIN=$EXTENTDB
-else
-    [[ "${SKIP_BUILD:-0}" == 1 ]] || nice -n 5 swift build -c release --product extentdb >&2
-    BIN=$(swift build -c release --show-bin-path)/extentdb
-fi
-[[ -x "$BIN" ]] || { echo "bench-pool: no extentdb binary at $BIN" >&2; exit 1; }
+source scripts/bench-binary.sh
 cd "$BENCH_DIR"
 now_ns() { date +%s%N; }
 
