@@ -200,7 +200,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Catalog", "Operations", "AllocationIndex", "Scanner", "TestSupport",
+                "Server", "Catalog", "Operations", "AllocationIndex", "Scanner", "Report", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

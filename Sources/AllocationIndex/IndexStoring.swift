@@ -78,6 +78,12 @@ public protocol IndexStoring: AnyObject, Sendable {
     /// their paths, those after `after` (nil: from the start), at most `limit`, only under `directories`
     /// (none: all). Work is per page, not per image in the index.
     func imagePage(after: String?, limit: Int, under directories: [String]) throws -> [ListedImage]
+    /// The rows ``imagePage(after:limit:under:)`` answers, as keys only: what a cached summary of each is
+    /// checked against (one light query per page; a summary is rebuilt only when its key moved).
+    func imagePageKeys(after: String?, limit: Int, under directories: [String]) throws -> [ListedImageKey]
+    /// The rows of the image list at `paths`, in the order given; a path the index no longer knows is left
+    /// out.
+    func listedImages(paths: [String]) throws -> [ListedImage]
 
     // MARK: Failures
 

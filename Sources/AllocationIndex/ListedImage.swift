@@ -25,3 +25,32 @@ public enum PathRanges {
         }
     }
 }
+
+/// What a listed image's summary is made from, in a few numbers: two equal keys mean the index holds the
+/// same latest scan, the same failure record and the same number of scans for the path (a rescan, a failed
+/// scan, a forget or a retention pass moves the key).
+public struct ListedImageKey: Sendable, Hashable {
+    public var path: String
+    /// The latest scan's id and time (an index from before migration 0004 can reuse a row id after a forget).
+    public var scanID: Int64?
+    public var scannedAtNanoseconds: Int64?
+    public var failedAtNanoseconds: Int64?
+    public var scansKept: Int
+
+    public init(path: String, scanID: Int64?, scannedAtNanoseconds: Int64?, failedAtNanoseconds: Int64?, scansKept: Int) {
+        self.path = path
+        self.scanID = scanID
+        self.scannedAtNanoseconds = scannedAtNanoseconds
+        self.failedAtNanoseconds = failedAtNanoseconds
+        self.scansKept = scansKept
+    }
+}
+
+extension ListedImage {
+    /// This row's key, equal to what ``IndexStoring/imagePageKeys(after:limit:under:)`` answers for it.
+    public var key: ListedImageKey {
+        ListedImageKey(
+            path: path, scanID: scanned?.scan.id, scannedAtNanoseconds: scanned?.scan.scannedAtNs,
+            failedAtNanoseconds: failure?.failedAtNanoseconds, scansKept: scanned == nil ? 0 : scansKept)
+    }
+}

@@ -73,16 +73,39 @@ public struct ImageCatalog: Sendable {
     ) throws(CatalogError) -> (summaries: [ImageSummary], next: String?) {
         try classified {
             let rows = try store.imagePage(after: after, limit: limit, under: directories)
-            let summaries = rows.filter { matches($0.path) }.map { row in
-                guard let scanned = row.scanned else {
-                    return row.failure.map { ImageSummary(failure: $0) } ?? ImageSummary(path: row.path, state: .missing)
-                }
-                return ImageSummary(
-                    IndexedScan(image: scanned.image, scan: scanned.scan, layers: scanned.layers), failure: row.failure,
-                    knownMissing: knownMissing(row.path), scansKept: row.scansKept)
-            }
+            let summaries = rows.filter { matches($0.path) }.map { Self.summary(of: $0, knownMissing: knownMissing($0.path)) }
             return (summaries, rows.count == limit ? rows.last?.path : nil)
         }
+    }
+
+    /// The keys of one page of ``summariesPage(after:limit:under:matching:knownMissing:)``, for a caller
+    /// that keeps summaries between requests: the page's rows as a few numbers each, one light query.
+    public func pageKeys(after: String?, limit: Int, under directories: [String]) throws(CatalogError) -> [ListedImageKey] {
+        try classified { try store.imagePageKeys(after: after, limit: limit, under: directories) }
+    }
+
+    /// The summaries of the listed images at `paths` (each with its key and the paths of its chain's
+    /// layers), for those the index still lists.
+    public func listedSummaries(paths: [String], knownMissing: (String) -> Bool = { _ in false }) throws(CatalogError)
+        -> [ListedSummary]
+    {
+        try classified {
+            try store.listedImages(paths: paths).map { row in
+                ListedSummary(
+                    key: row.key, summary: Self.summary(of: row, knownMissing: knownMissing(row.path)),
+                    layerPaths: row.scanned?.layers.map(\.path) ?? [])
+            }
+        }
+    }
+
+    /// The summary of one row of the image list, its state from the disk as ``summary(of:knownMissing:)``.
+    static func summary(of row: ListedImage, knownMissing: Bool) -> ImageSummary {
+        guard let scanned = row.scanned else {
+            return row.failure.map { ImageSummary(failure: $0) } ?? ImageSummary(path: row.path, state: .missing)
+        }
+        return ImageSummary(
+            IndexedScan(image: scanned.image, scan: scanned.scan, layers: scanned.layers), failure: row.failure,
+            knownMissing: knownMissing, scansKept: row.scansKept)
     }
 
     /// The summary of one indexed image, its state and figures as every output shows them.
@@ -101,5 +124,19 @@ public struct ImageCatalog: Sendable {
         } catch {
             throw CatalogError(classifying: error)
         }
+    }
+}
+
+/// One listed image's summary with what it was made from: its ``ListedImageKey`` and its chain's layer paths
+/// (a change to any of them can change its state).
+public struct ListedSummary: Sendable {
+    public var key: ListedImageKey
+    public var summary: ImageSummary
+    public var layerPaths: [String]
+
+    public init(key: ListedImageKey, summary: ImageSummary, layerPaths: [String]) {
+        self.key = key
+        self.summary = summary
+        self.layerPaths = layerPaths
     }
 }

@@ -6,6 +6,58 @@ extension PostgresStore {
     /// One page of the image list in byte order of the paths (`COLLATE "C"`, the order SQLite and every
     /// listing use), answered by the path indexes of migration 0002 and one statement.
     public func imagePage(after: String?, limit: Int, under directories: [String]) throws -> [ListedImage] {
+        let (listed, bindings) = Self.pageSQL(after: after, limit: limit, under: directories)
+        return try listedImages(listed: listed, bindings: bindings)
+    }
+
+    /// The keys come back as one row of five arrays (nulls as `Int64.min`): a thousand rows cost the client
+    /// far more to receive and decode one by one, on every request of a listing.
+    public func imagePageKeys(after: String?, limit: Int, under directories: [String]) throws -> [ListedImageKey] {
+        let (listed, bindings) = Self.pageSQL(after: after, limit: limit, under: directories)
+        let none = "-9223372036854775808"
+        let sql = """
+            WITH listed AS (\(listed)),
+            keys AS (
+                SELECT l.ordinality, l.path, s.id AS scan_id, s.scanned_at_ns, f.failed_at_ns,
+                    CASE WHEN s.id IS NULL THEN 0 ELSE (SELECT count(*) FROM scans k WHERE k.image_id = i.id) END AS kept
+                FROM listed l
+                LEFT JOIN images i ON i.path = l.path AND i.latest_scan_id IS NOT NULL
+                LEFT JOIN scans s ON s.id = i.latest_scan_id
+                LEFT JOIN scan_failures f ON f.path = l.path
+            )
+            SELECT coalesce(array_agg(path ORDER BY ordinality), '{}'),
+                coalesce(array_agg(coalesce(scan_id, \(none)) ORDER BY ordinality), '{}'),
+                coalesce(array_agg(coalesce(scanned_at_ns, \(none)) ORDER BY ordinality), '{}'),
+                coalesce(array_agg(coalesce(failed_at_ns, \(none)) ORDER BY ordinality), '{}'),
+                coalesce(array_agg(kept ORDER BY ordinality), '{}')
+            FROM keys
+            """
+        return try database.withConnection { session in
+            guard let row = try session.rows(PostgresQuery(unsafeSQL: sql, binds: bindings)).first else { return [] }
+            let (paths, scanIDs, scannedAt, failedAt, kept) = try row.decode(([String], [Int64], [Int64], [Int64], [Int64]).self)
+            guard [scanIDs.count, scannedAt.count, failedAt.count, kept.count].allSatisfy({ $0 == paths.count }) else {
+                throw StoreError.server(location: location.description, reason: "the image page's key arrays differ in length")
+            }
+            func value(_ number: Int64) -> Int64? { number == Int64.min ? nil : number }
+            return paths.indices.map { index in
+                ListedImageKey(
+                    path: paths[index], scanID: value(scanIDs[index]), scannedAtNanoseconds: value(scannedAt[index]),
+                    failedAtNanoseconds: value(failedAt[index]), scansKept: Int(kept[index]))
+            }
+        }
+    }
+
+    public func listedImages(paths: [String]) throws -> [ListedImage] {
+        guard !paths.isEmpty else { return [] }
+        var bindings = PostgresBindings()
+        bindings.append(paths)
+        let listed = "SELECT path, ordinality FROM unnest($1::text[]) WITH ORDINALITY AS given(path)"
+        return try listedImages(listed: listed, bindings: bindings).filter { $0.scanned != nil || $0.failure != nil }
+    }
+
+    /// The page's paths (column `path`, and `ordinality`, their order): scanned images and paths with only
+    /// a failed scan, after `after` in byte order, under `directories`, at most `limit`.
+    private static func pageSQL(after: String?, limit: Int, under directories: [String]) -> (String, PostgresBindings) {
         var bindings = PostgresBindings()
         bindings.append(after ?? "")
         var filter = ""
@@ -19,14 +71,20 @@ extension PostgresStore {
         bindings.append(Int64(max(limit, 0)))
         let limitIndex = bindings.count
         let sql = """
-            WITH listed AS (
-                SELECT path FROM (
-                    (SELECT path FROM images WHERE latest_scan_id IS NOT NULL AND path COLLATE "C" > $1\(filter)
-                     ORDER BY path COLLATE "C" LIMIT $\(limitIndex))
-                    UNION
-                    (SELECT path FROM scan_failures WHERE path COLLATE "C" > $1\(filter) ORDER BY path COLLATE "C" LIMIT $\(limitIndex))
-                ) candidates ORDER BY path COLLATE "C" LIMIT $\(limitIndex)
-            )
+            SELECT path, row_number() OVER (ORDER BY path COLLATE "C") AS ordinality FROM (
+                (SELECT path FROM images WHERE latest_scan_id IS NOT NULL AND path COLLATE "C" > $1\(filter)
+                 ORDER BY path COLLATE "C" LIMIT $\(limitIndex))
+                UNION
+                (SELECT path FROM scan_failures WHERE path COLLATE "C" > $1\(filter) ORDER BY path COLLATE "C" LIMIT $\(limitIndex))
+            ) candidates ORDER BY path COLLATE "C" LIMIT $\(limitIndex)
+            """
+        return (sql, bindings)
+    }
+
+    /// The list rows of the paths `listed` selects (with their `ordinality`), in that order: one statement.
+    private func listedImages(listed: String, bindings: PostgresBindings) throws -> [ListedImage] {
+        let sql = """
+            WITH listed AS (\(listed))
             SELECT l.path,
                 CASE WHEN s.id IS NULL THEN NULL ELSE row_to_json(s)::text END,
                 CASE WHEN s.id IS NULL THEN NULL ELSE row_to_json(i)::text END,
@@ -38,7 +96,7 @@ extension PostgresStore {
             LEFT JOIN images i ON i.path = l.path AND i.latest_scan_id IS NOT NULL
             LEFT JOIN scans s ON s.id = i.latest_scan_id
             LEFT JOIN scan_failures f ON f.path = l.path
-            ORDER BY l.path COLLATE "C"
+            ORDER BY l.ordinality
             """
         return try database.withConnection { session in
             try session.rows(PostgresQuery(unsafeSQL: sql, binds: bindings)).map { row in

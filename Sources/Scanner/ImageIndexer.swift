@@ -60,8 +60,13 @@ public struct ImageIndexer: Sendable {
     /// Compares every layer's recorded identity (device, inode, size, mtime, ctime) with a fresh `stat`;
     /// reads nothing from the images.
     public static func freshness(of indexed: IndexedScan) -> Freshness {
-        if let disagreement = hostDisagreement(of: indexed) { return .stale(disagreement) }
-        for layer in indexed.layers {
+        freshness(layers: indexed.layers, scannedBy: indexed.scan.host)
+    }
+
+    /// ``freshness(of:)`` from what it reads of a scan: its chain's layers and the host that made it.
+    public static func freshness(layers: [ScanLayerRecord], scannedBy host: String?) -> Freshness {
+        if let disagreement = hostDisagreement(layers: layers, scannedBy: host) { return .stale(disagreement) }
+        for layer in layers {
             guard let now = try? FileIdentity(path: layer.path) else {
                 return .stale("layer \(layer.depth) \(layer.path) is missing")
             }
@@ -100,7 +105,12 @@ public struct ImageIndexer: Sendable {
     /// and forth; `scan --force` still rescans it here. A file changed after the scan has later times on
     /// every host and is rescanned as usual.
     public static func hostDisagreement(of indexed: IndexedScan) -> String? {
-        guard let host = indexed.scan.host, !host.isEmpty, host != HostName.current, let layer = indexed.layers.first,
+        hostDisagreement(layers: indexed.layers, scannedBy: indexed.scan.host)
+    }
+
+    /// ``hostDisagreement(of:)`` from a scan's layers and the host that made it.
+    public static func hostDisagreement(layers: [ScanLayerRecord], scannedBy host: String?) -> String? {
+        guard let host, !host.isEmpty, host != HostName.current, let layer = layers.first,
             let recordedChange = layer.ctimeNs, let seen = try? FileIdentity(path: layer.path),
             seen.changeTimeNanoseconds < recordedChange || seen.modificationTimeNanoseconds < layer.mtimeNs
         else { return nil }

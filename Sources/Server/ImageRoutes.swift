@@ -52,9 +52,7 @@ struct ImageRoutes {
                 throw APIError.badRequest("limit must be a number from 1 to \(Self.largestPage)")
             }
             let after = request.uri.queryParameters.get("after").map { String($0) }
-            let page = try service.catalog.summariesPage(
-                after: after, limit: limit, under: directories, matching: matches, knownMissing: service.isMarkedMissing)
-            return Response.json(ImagePage(images: page.summaries.map(stamp), next: page.next))
+            return Self.jsonResponse(try page(after: after, limit: limit, under: directories, matching: matches))
         }
         if request.uri.queryParameters.get("after") != nil && request.uri.queryParameters.get("limit") == nil {
             throw APIError.badRequest("after needs limit (GET /v1/images?limit=N&after=PATH)")
@@ -63,7 +61,26 @@ struct ImageRoutes {
         return Response.json(["images": summaries])
     }
 
-    /// A page of the image list.
+    /// A page of the image list from the ``ListingCache``: the page's keys from the index, then summaries
+    /// built only for the rows whose entry is gone or no longer true.
+    func page(after: String?, limit: Int, under directories: [String], matching matches: (String) -> Bool) throws -> ByteBuffer {
+        let keys = try service.catalog.pageKeys(after: after, limit: limit, under: directories)
+        let listed = keys.filter { matches($0.path) }
+        var entries = service.listing.entries(for: listed, markedMissing: service.areMarkedMissing(listed.map(\.path)))
+        let misses = zip(listed, entries).compactMap { key, entry in entry == nil ? key.path : nil }
+        if !misses.isEmpty {
+            let built = service.listing.remember(
+                try service.catalog.listedSummaries(paths: misses, knownMissing: service.isMarkedMissing),
+                isMarkedMissing: service.isMarkedMissing)
+            for index in entries.indices where entries[index] == nil { entries[index] = built[listed[index].path] }
+        }
+        // A row forgotten between the two reads is left out, as a later page would.
+        let answered = entries.compactMap { $0 }
+        return ListingCache.page(
+            answered, next: keys.count == limit ? keys.last?.path : nil, lastChecked: service.lastChecked(answered.map(\.key.path)))
+    }
+
+    /// A page of the image list (the shape ``page(after:limit:under:matching:)`` renders).
     struct ImagePage: Encodable {
         var images: [ImageSummary]
         /// The `after` of the next page; absent on the last page.

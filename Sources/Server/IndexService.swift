@@ -20,6 +20,8 @@ public final class IndexService: Sendable {
     public let metrics: ServiceMetrics
     let logger: Logger
     let cache = ResponseCache()
+    /// The image list's summaries between requests (`GET /v1/images?limit=`), kept true by the watcher.
+    let listing: ListingCache
     /// Export producers and the reads of their pipes.
     let blockingPool: NIOThreadPool
     private let activeExports = NIOLockedValueBox((total: 0, byClient: [String: Int]()))
@@ -36,6 +38,7 @@ public final class IndexService: Sendable {
     public init(configuration: ServerConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
+        listing = ListingCache(watched: configuration.watchInterval > 0)
         // A PostgreSQL catalog gets a connection for each scan, export and a few lookups at once.
         let connections = configuration.concurrentScans + 2 * configuration.concurrentExports + 4
         store = try IndexLocation(configuration.databasePath).open(maximumConnections: connections)
@@ -122,6 +125,16 @@ public final class IndexService: Sendable {
 
     public func isMarkedMissing(_ path: String) -> Bool {
         missing.withLockedValue { $0.contains(path) }
+    }
+
+    /// ``lastChecked(_:)`` of each of `paths`, under one lock.
+    func lastChecked(_ paths: [String]) -> [Double?] {
+        checked.withLockedValue { checked in paths.map { checked[$0] } }
+    }
+
+    /// ``isMarkedMissing(_:)`` of each of `paths`, under one lock.
+    func areMarkedMissing(_ paths: [String]) -> [Bool] {
+        missing.withLockedValue { missing in missing.isEmpty ? Array(repeating: false, count: paths.count) : paths.map(missing.contains) }
     }
 
     /// Lets running scans finish. The blocking pool is left running: responses still streaming an export

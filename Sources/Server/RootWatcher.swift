@@ -25,7 +25,14 @@ struct RootWatcher: Service {
         let state = WatchState(service: service, inotify: InotifyWatch(roots: service.configuration.roots))
         service.logger.info(
             "watching roots", metadata: ["roots": "\(service.configuration.roots)", "inotify": "\(state.inotify != nil)"])
-        state.sweep()
+        let started = WatchState.now()
+        let swept = state.sweep()
+        service.logger.info(
+            "first sweep done",
+            metadata: [
+                "images": "\(swept.compared)", "new": "\(swept.found)",
+                "milliseconds": "\(Int((WatchState.now() - started) * 1000))",
+            ])
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 state.poll()
@@ -39,6 +46,14 @@ struct RootWatcher: Service {
 final class WatchState: @unchecked Sendable {
     let service: IndexService
     let inotify: InotifyWatch?
+    /// What a sweep compares with the disk, for each indexed image under the roots, kept between sweeps:
+    /// the key of its latest scan (``ListedImageKey``), its chain's layers and the host that scanned it.
+    private var indexed: [String: IndexedLayers] = [:]
+    struct IndexedLayers {
+        var key: ListedImageKey
+        var layers: [ScanLayerRecord]
+        var host: String?
+    }
     /// Dirty paths and when they last changed (seconds, monotonic).
     private var dirty: [String: Double] = [:]
     /// Paths with a scan queued or running (a change during it marks them dirty again).
@@ -68,6 +83,8 @@ final class WatchState: @unchecked Sendable {
         let now = Self.now()
         if let inotify {
             for change in inotify.drain() where !change.isDirectory {
+                // The listed summary goes at once: until the rescan, the list says stale (or missing).
+                service.listing.forget(path: change.path)
                 if change.removed || isCandidate(change.path) || isIndexedPath(change.path) { dirty[change.path] = now }
             }
             if inotify.overflowed { sweep() }
@@ -80,19 +97,21 @@ final class WatchState: @unchecked Sendable {
     }
 
     /// Compares every indexed image under the roots with the disk, and finds new images.
-    func sweep() {
+    ///
+    /// - Returns: how many indexed images it compared, and how many new images it found.
+    @discardableResult
+    func sweep() -> (compared: Int, found: Int) {
         lastSweep = Self.now()
         let now = lastSweep
-        guard let images = try? service.store.scannedImages(matching: [], directories: service.configuration.roots) else { return }
+        guard refreshIndexed() else { return (0, 0) }
         var known = Set<String>()
-        var dataFiles = Set(images.flatMap { $0.layers.compactMap(\.dataPath) })
-        for image in images {
-            let indexed = IndexedScan(image: image.image, scan: image.scan, layers: image.layers)
-            let path = image.image.path
+        var dataFiles = Set(indexed.values.flatMap { $0.layers.compactMap(\.dataPath) })
+        for (path, image) in indexed {
             known.insert(path)
-            if ImageIndexer.freshness(of: indexed).isFresh {
+            if ImageIndexer.freshness(layers: image.layers, scannedBy: image.host).isFresh {
                 service.markChecked(path)
             } else if dirty[path] == nil {
+                service.listing.forget(path: path)
                 dirty[path] = now
             }
         }
@@ -115,6 +134,41 @@ final class WatchState: @unchecked Sendable {
         dataFiles.formUnion(ChainScanner.externalDataFiles(among: found).keys)
         self.dataFiles = dataFiles
         for path in found where !dataFiles.contains(PathResolver.canonical(path) ?? path) { dirty[path] = now }
+        return (indexed.count, found.count)
+    }
+
+    /// Brings ``indexed`` up to the index: the keys of every image under the roots (10,000 a query), then
+    /// the rows of those whose key moved since the last sweep. A sweep of an unchanged index of 100,000
+    /// images reads ten pages of keys, not 100,000 scans' records.
+    ///
+    /// - Returns: false when the index could not be read (the sweep waits for the next round).
+    private func refreshIndexed() -> Bool {
+        let pageSize = 10_000
+        var keys: [ListedImageKey] = []
+        var after: String?
+        do {
+            repeat {
+                let page = try service.store.imagePageKeys(after: after, limit: pageSize, under: service.configuration.roots)
+                keys += page.filter { $0.scanID != nil }
+                after = page.count == pageSize ? page.last?.path : nil
+            } while after != nil
+            let moved = keys.filter { indexed[$0.path]?.key != $0 }.map(\.path)
+            var start = 0
+            while start < moved.count {
+                let batch = Array(moved[start..<min(start + 1000, moved.count)])
+                for row in try service.store.listedImages(paths: batch) {
+                    guard let scanned = row.scanned else { continue }
+                    indexed[row.path] = IndexedLayers(key: row.key, layers: scanned.layers, host: scanned.scan.host)
+                }
+                start += batch.count
+            }
+        } catch {
+            service.logger.warning("sweep: the index cannot be read", metadata: ["error": "\(error)"])
+            return false
+        }
+        let listed = Set(keys.map(\.path))
+        indexed = indexed.filter { listed.contains($0.key) }
+        return true
     }
 
     /// True when `canonical` is the external data file of a qcow2 image: one found by the last sweep, or

@@ -201,5 +201,25 @@ import Testing
                 "/sr/a/3.qcow2", "/sr/a/Z.qcow2",
             ])
         #expect(try store.imagePage(after: "/sr/zzz", limit: 5, under: []).isEmpty)
+
+        // The keys of a page are its rows' keys; the rows by path come back in the order asked, unknown
+        // paths left out; a rescan, a failure and a forget each move or remove a key.
+        let keys = try store.imagePageKeys(after: nil, limit: 100, under: ["/sr/a"])
+        #expect(keys == underA.map(\.key))
+        #expect(keys[1].scansKept == 2 && keys[1].scanID != nil && keys[2].scanID == nil && keys[2].failedAtNanoseconds == 9)
+        let asked = ["/sr/b/1.qcow2", "/nowhere.qcow2", "/sr/a/3.qcow2", "/sr/a/10.qcow2"]
+        let rows = try store.listedImages(paths: asked)
+        #expect(rows.map(\.path) == ["/sr/b/1.qcow2", "/sr/a/3.qcow2", "/sr/a/10.qcow2"])
+        #expect(rows[2].key == keys[0])
+        #expect(try store.imagePageKeys(after: "/sr/a/2.qcow2", limit: 2, under: []).map(\.path) == ["/sr/a/3.qcow2", "/sr/a/Z.qcow2"])
+        _ = try store.save(scanOf("/sr/a/Z.qcow2", extents: syntheticExtents(count: 7)))
+        try store.recordFailure(path: "/sr/a/2.qcow2", message: "now failing", atNanoseconds: 1_000)
+        _ = try store.forget(paths: ["/sr/a/10.qcow2"])
+        let moved = try store.imagePageKeys(after: nil, limit: 100, under: ["/sr/a"])
+        #expect(moved.map(\.path) == ["/sr/a/2.qcow2", "/sr/a/3.qcow2", "/sr/a/Z.qcow2", "/sr/a/é.qcow2"])
+        #expect(moved[0].failedAtNanoseconds == 1_000 && moved[0].scanID == keys[1].scanID)
+        #expect(moved[2].scanID != keys[3].scanID && moved[2].scansKept == 2)
+        #expect(moved[3] == keys[4])
+        #expect(try store.listedImages(paths: []).isEmpty)
     }
 }
