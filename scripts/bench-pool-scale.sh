@@ -110,7 +110,7 @@ measure() {  # measure NAME DB
     start=$(now_ms); "$BIN" list --db "$db" > list-$name.txt; list=$(($(now_ms) - start))
     echo "serve-token-0123456789abcdef" > token
     start=$(now_ms)
-    "$BIN" serve --listen 127.0.0.1:0 --root "$SR" --token-file token --db "$db" > serve-$name.out 2> serve-$name.log &
+    "$BIN" serve --listen 127.0.0.1:0 --root "$SR" --token-file token --db "$db" ${SERVE_OPTIONS:-} > serve-$name.out 2> serve-$name.log &
     servers+=($!)
     for _ in $(seq 400); do grep -q 'Server started and listening on' serve-$name.log && break; sleep 0.05; done
     port=$(grep -o 'Server started and listening on 127.0.0.1:[0-9]*' serve-$name.log | cut -d: -f2)

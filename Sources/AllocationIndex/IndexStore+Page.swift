@@ -12,11 +12,10 @@ extension IndexStore {
         let (listed, arguments) = Self.pageSQL(after: after, limit: limit, under: directories)
         let sql = """
             WITH listed AS (\(listed))
-            SELECT l.path, s.id, s.scanned_at_ns, f.failed_at_ns,
-                CASE WHEN s.id IS NULL THEN 0 ELSE (SELECT count(*) FROM scans k WHERE k.image_id = i.id) END
+            SELECT l.path, i.latest_scan_id, f.failed_at_ns,
+                CASE WHEN i.id IS NULL THEN 0 ELSE (SELECT count(*) FROM scans k WHERE k.image_id = i.id) END
             FROM listed l
             LEFT JOIN images i ON i.path = l.path AND i.latest_scan_id IS NOT NULL
-            LEFT JOIN scans s ON s.id = i.latest_scan_id
             LEFT JOIN scan_failures f ON f.path = l.path
             ORDER BY l.path
             """
@@ -28,8 +27,7 @@ extension IndexStore {
             while let row = try rows.next() {
                 keys.append(
                     ListedImageKey(
-                        path: row[0], scanID: number(row, 1), scannedAtNanoseconds: number(row, 2), failedAtNanoseconds: number(row, 3),
-                        scansKept: row[4]))
+                        path: row[0], scanID: number(row, 1), failedAtNanoseconds: number(row, 2), scansKept: row[3]))
             }
             return keys
         }

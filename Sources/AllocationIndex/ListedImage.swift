@@ -31,16 +31,15 @@ public enum PathRanges {
 /// scan, a forget or a retention pass moves the key).
 public struct ListedImageKey: Sendable, Hashable {
     public var path: String
-    /// The latest scan's id and time (an index from before migration 0004 can reuse a row id after a forget).
+    /// The latest scan's id: ids are never reused (SQLite since migration 0004, which every index a service
+    /// opens has; an identity column on PostgreSQL), so the id alone names one scan.
     public var scanID: Int64?
-    public var scannedAtNanoseconds: Int64?
     public var failedAtNanoseconds: Int64?
     public var scansKept: Int
 
-    public init(path: String, scanID: Int64?, scannedAtNanoseconds: Int64?, failedAtNanoseconds: Int64?, scansKept: Int) {
+    public init(path: String, scanID: Int64?, failedAtNanoseconds: Int64?, scansKept: Int) {
         self.path = path
         self.scanID = scanID
-        self.scannedAtNanoseconds = scannedAtNanoseconds
         self.failedAtNanoseconds = failedAtNanoseconds
         self.scansKept = scansKept
     }
@@ -50,7 +49,6 @@ extension ListedImage {
     /// This row's key, equal to what ``IndexStoring/imagePageKeys(after:limit:under:)`` answers for it.
     public var key: ListedImageKey {
         ListedImageKey(
-            path: path, scanID: scanned?.scan.id, scannedAtNanoseconds: scanned?.scan.scannedAtNs,
-            failedAtNanoseconds: failure?.failedAtNanoseconds, scansKept: scanned == nil ? 0 : scansKept)
+            path: path, scanID: scanned?.scan.id, failedAtNanoseconds: failure?.failedAtNanoseconds, scansKept: scanned == nil ? 0 : scansKept)
     }
 }

@@ -123,7 +123,13 @@ public enum PathResolver {
     /// `e` + U+0301), but Linux names are bytes, and those are two different directories.
     public static func isInside(_ path: String, directory: String) -> Bool {
         if directory == "/" { return path.utf8.first == UInt8(ascii: "/") }
-        return path.utf8.elementsEqual(directory.utf8) || beneath(path, directory: directory) != nil
+        // As `beneath`, without making its answer: listings ask this of every row.
+        let (bytes, prefix) = (path.utf8, directory.utf8)
+        guard bytes.starts(with: prefix) else { return false }
+        let (length, prefixLength) = (bytes.count, prefix.count)
+        if length == prefixLength { return true }
+        if prefix.last == UInt8(ascii: "/") { return length > prefixLength }
+        return length > prefixLength + 1 && bytes[bytes.index(bytes.startIndex, offsetBy: prefixLength)] == UInt8(ascii: "/")
     }
 
     /// `path` relative to `directory` when it lies strictly below it (both absolute, normalised), compared

@@ -10,41 +10,51 @@ extension PostgresStore {
         return try listedImages(listed: listed, bindings: bindings)
     }
 
-    /// The keys come back as one row of five arrays (nulls as `Int64.min`): a thousand rows cost the client
-    /// far more to receive and decode one by one, on every request of a listing.
+    /// The keys come back as one row of four arrays (nulls as `Int64.min`): a thousand rows cost the client
+    /// far more to receive and decode one by one, on every request of a listing. The page's scanned images
+    /// come from one scan of the path index (with their ids), merged with the failed paths; the scans kept
+    /// are counted by the image index for each row.
     public func imagePageKeys(after: String?, limit: Int, under directories: [String]) throws -> [ListedImageKey] {
-        let (listed, bindings) = Self.pageSQL(after: after, limit: limit, under: directories)
+        let (filter, bindings, limitIndex) = Self.pageFilter(after: after, limit: limit, under: directories)
         let none = "-9223372036854775808"
         let sql = """
-            WITH listed AS (\(listed)),
-            keys AS (
-                SELECT l.ordinality, l.path, s.id AS scan_id, s.scanned_at_ns, f.failed_at_ns,
-                    CASE WHEN s.id IS NULL THEN 0 ELSE (SELECT count(*) FROM scans k WHERE k.image_id = i.id) END AS kept
-                FROM listed l
-                LEFT JOIN images i ON i.path = l.path AND i.latest_scan_id IS NOT NULL
-                LEFT JOIN scans s ON s.id = i.latest_scan_id
-                LEFT JOIN scan_failures f ON f.path = l.path
+            WITH scanned AS (
+                SELECT path, id, latest_scan_id FROM images WHERE latest_scan_id IS NOT NULL AND path COLLATE "C" > $1\(filter)
+                ORDER BY path COLLATE "C" LIMIT $\(limitIndex)
+            ),
+            failed AS (
+                SELECT path, failed_at_ns FROM scan_failures WHERE path COLLATE "C" > $1\(filter)
+                ORDER BY path COLLATE "C" LIMIT $\(limitIndex)
+            ),
+            listed AS (
+                SELECT coalesce(s.path, f.path) AS path, s.id, s.latest_scan_id, f.failed_at_ns
+                FROM scanned s FULL JOIN failed f ON f.path = s.path
+                ORDER BY coalesce(s.path, f.path) COLLATE "C" LIMIT $\(limitIndex)
             )
-            SELECT coalesce(array_agg(path ORDER BY ordinality), '{}'),
-                coalesce(array_agg(coalesce(scan_id, \(none)) ORDER BY ordinality), '{}'),
-                coalesce(array_agg(coalesce(scanned_at_ns, \(none)) ORDER BY ordinality), '{}'),
-                coalesce(array_agg(coalesce(failed_at_ns, \(none)) ORDER BY ordinality), '{}'),
-                coalesce(array_agg(kept ORDER BY ordinality), '{}')
-            FROM keys
+            SELECT coalesce(array_agg(l.path), '{}'),
+                coalesce(array_agg(coalesce(l.latest_scan_id, \(none))), '{}'),
+                coalesce(array_agg(coalesce(l.failed_at_ns, \(none))), '{}'),
+                coalesce(array_agg(CASE WHEN l.id IS NULL THEN 0 ELSE (SELECT count(*) FROM scans k WHERE k.image_id = l.id) END), '{}')
+            FROM listed l
             """
-        return try database.withConnection { session in
+        var keys = try database.withConnection { session -> [ListedImageKey] in
             guard let row = try session.rows(PostgresQuery(unsafeSQL: sql, binds: bindings)).first else { return [] }
-            let (paths, scanIDs, scannedAt, failedAt, kept) = try row.decode(([String], [Int64], [Int64], [Int64], [Int64]).self)
-            guard [scanIDs.count, scannedAt.count, failedAt.count, kept.count].allSatisfy({ $0 == paths.count }) else {
+            let (paths, scanIDs, failedAt, kept) = try row.decode(([String], [Int64], [Int64], [Int64]).self)
+            // One aggregate pass fills all four arrays from the same rows: they stay aligned.
+            guard [scanIDs.count, failedAt.count, kept.count].allSatisfy({ $0 == paths.count }) else {
                 throw StoreError.server(location: location.description, reason: "the image page's key arrays differ in length")
             }
             func value(_ number: Int64) -> Int64? { number == Int64.min ? nil : number }
             return paths.indices.map { index in
                 ListedImageKey(
-                    path: paths[index], scanID: value(scanIDs[index]), scannedAtNanoseconds: value(scannedAt[index]),
-                    failedAtNanoseconds: value(failedAt[index]), scansKept: Int(kept[index]))
+                    path: paths[index], scanID: value(scanIDs[index]), failedAtNanoseconds: value(failedAt[index]),
+                    scansKept: Int(kept[index]))
             }
         }
+        // An aggregate keeps the order of a sorted subquery in practice, not by promise: sorted here if not.
+        let ordered = zip(keys, keys.dropFirst()).allSatisfy { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        if !ordered { keys.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) } }
+        return keys
     }
 
     public func listedImages(paths: [String]) throws -> [ListedImage] {
@@ -58,6 +68,23 @@ extension PostgresStore {
     /// The page's paths (column `path`, and `ordinality`, their order): scanned images and paths with only
     /// a failed scan, after `after` in byte order, under `directories`, at most `limit`.
     private static func pageSQL(after: String?, limit: Int, under directories: [String]) -> (String, PostgresBindings) {
+        let (filter, bindings, limitIndex) = pageFilter(after: after, limit: limit, under: directories)
+        let sql = """
+            SELECT path, row_number() OVER (ORDER BY path COLLATE "C") AS ordinality FROM (
+                (SELECT path FROM images WHERE latest_scan_id IS NOT NULL AND path COLLATE "C" > $1\(filter)
+                 ORDER BY path COLLATE "C" LIMIT $\(limitIndex))
+                UNION
+                (SELECT path FROM scan_failures WHERE path COLLATE "C" > $1\(filter) ORDER BY path COLLATE "C" LIMIT $\(limitIndex))
+            ) candidates ORDER BY path COLLATE "C" LIMIT $\(limitIndex)
+            """
+        return (sql, bindings)
+    }
+
+    /// A page's bindings: `$1` the cursor, then each directory's path range (`filter`, in byte order), then
+    /// the limit (`$limitIndex`).
+    private static func pageFilter(after: String?, limit: Int, under directories: [String]) -> (
+        filter: String, bindings: PostgresBindings, limitIndex: Int
+    ) {
         var bindings = PostgresBindings()
         bindings.append(after ?? "")
         var filter = ""
@@ -69,16 +96,7 @@ extension PostgresStore {
         }
         filter = filter.isEmpty ? "" : " AND (\(filter))"
         bindings.append(Int64(max(limit, 0)))
-        let limitIndex = bindings.count
-        let sql = """
-            SELECT path, row_number() OVER (ORDER BY path COLLATE "C") AS ordinality FROM (
-                (SELECT path FROM images WHERE latest_scan_id IS NOT NULL AND path COLLATE "C" > $1\(filter)
-                 ORDER BY path COLLATE "C" LIMIT $\(limitIndex))
-                UNION
-                (SELECT path FROM scan_failures WHERE path COLLATE "C" > $1\(filter) ORDER BY path COLLATE "C" LIMIT $\(limitIndex))
-            ) candidates ORDER BY path COLLATE "C" LIMIT $\(limitIndex)
-            """
-        return (sql, bindings)
+        return (filter, bindings, bindings.count)
     }
 
     /// The list rows of the paths `listed` selects (with their `ordinality`), in that order: one statement.

@@ -52,7 +52,13 @@ struct ImageRoutes {
                 throw APIError.badRequest("limit must be a number from 1 to \(Self.largestPage)")
             }
             let after = request.uri.queryParameters.get("after").map { String($0) }
-            return Self.jsonResponse(try page(after: after, limit: limit, under: directories, matching: matches))
+            // On the blocking pool: a catalog's answer is waited for there, not on the few threads every
+            // request's task runs on, so several pages are read at once.
+            let (routes, roots, selects) = (self, directories, matches)
+            let body = try await service.blockingPool.runIfActive {
+                try routes.page(after: after, limit: limit, under: roots, matching: selects)
+            }
+            return Self.jsonResponse(body)
         }
         if request.uri.queryParameters.get("after") != nil && request.uri.queryParameters.get("limit") == nil {
             throw APIError.badRequest("after needs limit (GET /v1/images?limit=N&after=PATH)")

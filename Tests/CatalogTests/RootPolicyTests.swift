@@ -26,6 +26,23 @@ import Testing
         return (canonicalRoot, PathResolver.canonical(outside) ?? outside, scratch.cleanup)
     }
 
+    @Test("isInside answers as its definition (the directory itself, or a path beneath it) for every pair of tricky paths")
+    func isInsideByBytes() {
+        let names = [
+            "/", "/sr", "/sr/", "/sr0", "/sr/a", "/sr/a/", "/sra", "/sr//a", "/s", "", "sr", "/sr/é", "/sré", "/sr/a/b.qcow2",
+            "/sr/\u{0}", "/srv/vm", "/srv/vm/disk", "/srv/vmA/disk",
+        ]
+        for path in names {
+            for directory in names where directory.hasPrefix("/") {
+                let defined =
+                    directory == "/"
+                    ? path.utf8.first == UInt8(ascii: "/")
+                    : path.utf8.elementsEqual(directory.utf8) || PathResolver.beneath(path, directory: directory) != nil
+                #expect(PathResolver.isInside(path, directory: directory) == defined, "\(path) in \(directory)")
+            }
+        }
+    }
+
     @Test("inside: resolved; a link in the same directory is followed")
     func inside() throws {
         let (root, _, cleanup) = try Self.layout()

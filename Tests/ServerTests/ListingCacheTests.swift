@@ -28,13 +28,13 @@ import Testing
         let missing = ImageSummary(path: "/sr/c.qcow2", state: .missing)
         return [
             ListedSummary(
-                key: ListedImageKey(path: scanned.path, scanID: 42, scannedAtNanoseconds: 1, failedAtNanoseconds: nil, scansKept: 3),
+                key: ListedImageKey(path: scanned.path, scanID: 42, failedAtNanoseconds: nil, scansKept: 3),
                 summary: scanned, layerPaths: [scanned.path, "/sr/base.raw"]),
             ListedSummary(
-                key: ListedImageKey(path: failed.path, scanID: nil, scannedAtNanoseconds: nil, failedAtNanoseconds: 5, scansKept: 0),
+                key: ListedImageKey(path: failed.path, scanID: nil, failedAtNanoseconds: 5, scansKept: 0),
                 summary: failed, layerPaths: []),
             ListedSummary(
-                key: ListedImageKey(path: missing.path, scanID: 9, scannedAtNanoseconds: 2, failedAtNanoseconds: nil, scansKept: 1),
+                key: ListedImageKey(path: missing.path, scanID: 9, failedAtNanoseconds: nil, scansKept: 1),
                 summary: missing, layerPaths: [missing.path]),
         ]
     }
