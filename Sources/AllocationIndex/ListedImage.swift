@@ -49,6 +49,7 @@ extension ListedImage {
     /// This row's key, equal to what ``IndexStoring/imagePageKeys(after:limit:under:)`` answers for it.
     public var key: ListedImageKey {
         ListedImageKey(
-            path: path, scanID: scanned?.scan.id, failedAtNanoseconds: failure?.failedAtNanoseconds, scansKept: scanned == nil ? 0 : scansKept)
+            path: path, scanID: scanned?.scan.id, failedAtNanoseconds: failure?.failedAtNanoseconds,
+            scansKept: scanned == nil ? 0 : scansKept)
     }
 }
