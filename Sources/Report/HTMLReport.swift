@@ -134,9 +134,14 @@ extension Report {
                 + "<td class=\"text \(image.state)\">\(image.state)</td><td class=\"text\">\(escape(image.scannedAt))</td></tr>\n"
         }
         html += "</tbody>\n<tfoot>\n"
-        for total in (totals.directories.count > 1 ? totals.directories : []) + [totals.overall] {
+        // As the table: per directory when there are several, per host when several hosts scanned (a pool).
+        let totalRows = (totals.directories.count > 1 ? totals.directories : []) + (totals.hosts.count > 1 ? totals.hosts : [])
+        for total in totalRows + [totals.overall] {
+            let name =
+                total.host.map { "total scanned by " + escape($0) } ?? total.directory.map { "total " + display($0 + "/", under: root) }
+                ?? "total"
             html +=
-                "<tr class=\"total\"><td class=\"path\">\(total.directory.map { "total " + display($0 + "/", under: root) } ?? "total")</td>"
+                "<tr class=\"total\"><td class=\"path\">\(name)</td>"
                 + "<td class=\"text\">\(total.imageCount) \(total.imageCount == 1 ? "image" : "images")</td>"
                 + cell(total.virtualSize) + cell(total.diskUsage) + cell(total.allocatedBytes) + cell(total.zeroBytes)
                 + cell(total.chainAllocatedBytes) + "<td>\(String(format: "%.1f%%", total.usedFraction * 100))</td>"

@@ -53,6 +53,9 @@ public struct ImageReport: Codable, Sendable, Equatable {
     public var parent: String?
     public var scanId: Int64
     public var scannedAt: String
+    /// The host that made the scan (``ScanRecord/host``: a pool catalog's hosts); nil for scans recorded
+    /// before hosts were (schema version 8).
+    public var scannedBy: String?
     public var stale: Bool
     public var staleReason: String?
     /// Bytes a full export sends (data over the whole chain).
@@ -100,6 +103,7 @@ public struct ImageReport: Codable, Sendable, Equatable {
         parent = entry.image.backingPath
         scanId = scan.id ?? 0
         scannedAt = Self.timestamp(scan.scannedAtNs)
+        scannedBy = scan.host
         let imageState = ImageState.of(
             path: entry.image.path, indexed: IndexedScan(image: entry.image, scan: scan, layers: entry.layers), failure: failure,
             knownMissing: knownMissing)

@@ -1,4 +1,5 @@
 import Foundation
+import ImageIO
 
 /// Human byte units, binary (KiB, MiB, ...), like `df -h` and `qemu-img info`.
 public enum ByteUnits {
@@ -75,13 +76,14 @@ extension Report {
         return text
     }
 
-    /// One row per image, raw numbers, RFC 4180 quoting.
+    /// One row per image, raw numbers, RFC 4180 quoting; `directory` and `scanned_by` (the host that made the
+    /// scan) are what a pool's report is grouped by.
     public func csv() -> String {
         let columns = [
             "path", "format", "virtual_size", "disk_usage", "allocated_bytes", "zero_bytes", "compressed_bytes",
             "chain_allocated_bytes", "extent_count", "data_extent_count", "mean_extent", "median_extent", "largest_extent",
             "used_fraction", "chain_length", "parent", "scan_id", "scanned_at", "stale", "export_bytes", "delta_bytes", "id", "state",
-            "error",
+            "error", "directory", "scanned_by",
         ]
         func quote(_ text: String) -> String {
             text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
@@ -95,15 +97,16 @@ extension Report {
                 "\(image.dataExtentCount)", "\(image.meanExtent)", "\(image.medianExtent)", "\(image.largestExtent)",
                 String(format: "%.6f", image.usedFraction), "\(image.chainLength)", image.parent ?? "", "\(image.scanId)",
                 image.scannedAt, image.stale ? "true" : "false", "\(image.exportBytes)", image.deltaBytes.map { "\($0)" } ?? "",
-                "\(image.id)", image.state, image.error ?? "",
+                "\(image.id)", image.state, image.error ?? "", image.directory, image.scannedBy ?? "",
             ]
             lines.append(cells.map(quote).joined(separator: ","))
         }
         for failure in failures {
             var cells = [String](repeating: "", count: columns.count)
             cells[0] = failure.path
-            cells[columns.count - 2] = failure.state
-            cells[columns.count - 1] = failure.error ?? ""
+            cells[columns.firstIndex(of: "state") ?? 0] = failure.state
+            cells[columns.firstIndex(of: "error") ?? 0] = failure.error ?? ""
+            cells[columns.firstIndex(of: "directory") ?? 0] = PathResolver.directory(of: failure.path)
             lines.append(cells.map(quote).joined(separator: ","))
         }
         return lines.joined(separator: "\r\n") + "\r\n"

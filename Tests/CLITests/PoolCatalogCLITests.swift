@@ -38,7 +38,7 @@ import Testing
         import json, sys
         def clean(v):
             if isinstance(v, dict):
-                return {k: clean(x) for k, x in v.items() if k not in ("scanned_at", "duration_ms", "generated_at", "age_seconds", "host", "hosts", "index", "id", "scan_id")}
+                return {k: clean(x) for k, x in v.items() if k not in ("scanned_at", "duration_ms", "generated_at", "age_seconds", "host", "hosts", "scanned_by", "index", "id", "scan_id")}
             if isinstance(v, list):
                 return [clean(x) for x in v]
             return v
@@ -77,6 +77,19 @@ import Testing
                 $X report --output csv --db "$PG" pool | cut -d, -f1-4 > pg.csv
                 $X report --output csv --db single.sqlite pool | cut -d, -f1-4 > sqlite.csv
                 cmp pg.csv sqlite.csv
+                # CSV and HTML group by host too: each image's host in CSV, a total per host in HTML, as in JSON.
+                $X report --output json --db "$PG" pool > pool.json
+                $X report --output csv --db "$PG" pool > pool.csv
+                $X report --output html --db "$PG" pool > pool.html
+                python3 -c '
+                import collections, csv, json, re
+                hosts = {h["host"]: h for h in json.load(open("pool.json"))["totals"]["hosts"]}
+                rows = list(csv.DictReader(open("pool.csv", newline="")))
+                assert len(rows) == 25 and all(r["directory"].endswith("/pool") for r in rows), rows[:2]
+                counted = collections.Counter(r["scanned_by"] for r in rows)
+                assert counted == {h: t["image_count"] for h, t in hosts.items()}, (counted, hosts)
+                totals = re.findall(r"<td class=.path.>total scanned by ([^<]*)</td><td class=.text.>([0-9]+) image", open("pool.html").read())
+                assert {h: int(n) for h, n in totals} == counted, (totals, counted)'
                 $X check --db "$PG" | grep -q 'orphan rows: none'
                 $X db migrate --db "$PG" | grep -q 'nothing to apply'
                 echo ok
