@@ -7,7 +7,7 @@
 # the recorded identity holds), so every image lists as fresh. Measured, for each store: `extentdb report
 # --output json`, `extentdb list`, and `serve` as deployed (the watcher on): its first sweep of the roots,
 # one client walking every page of `GET /v1/images?limit=1000` (the listing cache empty), then
-# `GET /v1/images?limit=1000&after=<random path>` under 8 concurrent clients (wrk, 10 s), p50 and p99.
+# `GET /v1/images?limit=1000&after=<random path>` under 8 concurrent clients (wrk, 30 s), p50 and p99.
 # Target (#21): p99 < 50 ms on both stores.
 #
 # Environment: SKIP_BUILD=1, EXTENTDB=path, BENCH_DIR (default /tmp/extentdb-bench/scale), IMAGES, SECONDS_PER_RUN.
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 BENCH_DIR=${BENCH_DIR:-/tmp/extentdb-bench/scale}
 IMAGES=${IMAGES:-100000}
-DURATION=${SECONDS_PER_RUN:-10}
+DURATION=${SECONDS_PER_RUN:-30}
 mkdir -p "$BENCH_DIR"
 source scripts/bench-binary.sh
 cd "$BENCH_DIR"

@@ -7,7 +7,8 @@
 #    with its own EXTENTDB_HOST, scan it into another fresh catalog at once (wall time TN). Checked: every
 #    image scanned exactly once, and the pool's catalog answers as the single host's (report JSON without
 #    times, hosts and ids). Reported: T1, TN, T1/TN (ideal: HOSTS on as many cores; this machine has
-#    $(nproc)), and how the scans were shared among the hosts.
+#    $(nproc)), the CPU time each run used (every process, from /proc/stat) and so how many cores it kept
+#    busy, and how the scans were shared among the hosts.
 # B. The same directory into a SQLite index with one host, for scale.
 #
 # Environment: SKIP_BUILD=1, EXTENTDB=path, BENCH_DIR (default /tmp/extentdb-bench/pool), IMAGES, HOSTS.
@@ -21,6 +22,8 @@ mkdir -p "$BENCH_DIR"
 source scripts/bench-binary.sh
 cd "$BENCH_DIR"
 now_ns() { date +%s%N; }
+# busy_cs: CPU time (all cores, every process: extentdb and the PostgreSQL backends) in centiseconds.
+busy_cs() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 
 if [[ ! -f images-$IMAGES.ok ]]; then
     rm -rf images && mkdir images
@@ -42,10 +45,13 @@ psql "$ADMIN" -qc "CREATE DATABASE single" -c "CREATE DATABASE pool"
 "$BIN" db migrate --db "$(db pool)" > /dev/null
 
 start=$(now_ns)
+cpu=$(busy_cs)
 EXTENTDB_HOST=host0 "$BIN" scan -q --db "$(db single)" images
 one=$((($(now_ns) - start) / 1000000))
+one_cpu=$(($(busy_cs) - cpu))
 
 start=$(now_ns)
+cpu=$(busy_cs)
 pids=()
 for h in $(seq 1 "$HOSTS"); do
     EXTENTDB_HOST=host$h "$BIN" scan -q --db "$(db pool)" images > "host$h.txt" 2>&1 &
@@ -53,6 +59,7 @@ for h in $(seq 1 "$HOSTS"); do
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
 many=$((($(now_ns) - start) / 1000000))
+many_cpu=$(($(busy_cs) - cpu))
 
 rm -f single.sqlite*
 start=$(now_ns)
@@ -66,7 +73,7 @@ strip() { python3 -c '
 import json, sys
 def clean(v):
     if isinstance(v, dict):
-        return {k: clean(x) for k, x in v.items() if k not in ("scanned_at", "duration_ms", "generated_at", "host", "index", "id", "scan_id")}
+        return {k: clean(x) for k, x in v.items() if k not in ("scanned_at", "duration_ms", "generated_at", "host", "hosts", "scanned_by", "index", "id", "scan_id")}
     if isinstance(v, list):
         return [clean(x) for x in v]
     return v
@@ -77,8 +84,12 @@ same=no
 cmp -s single.json pool.json && same=yes
 
 echo "A. pool simulation, $IMAGES images, $HOSTS hosts on $(nproc) cores"
-echo "   one host:  $one ms"
-echo "   $HOSTS hosts: $many ms  (one host / $HOSTS hosts = $(python3 -c "print(round($one / $many, 2))"))"
+# Cores kept busy: CPU time over wall time. One host that already keeps most of the cores busy leaves a
+# pool on the same machine little to gain; real hosts bring their own cores.
+cores() { python3 -c "print(round($1 * 10 / $2, 2))"; }
+echo "   one host:  $one ms, $((one_cpu * 10)) ms of CPU ($(cores "$one_cpu" "$one") of $(nproc) cores busy)"
+echo "   $HOSTS hosts: $many ms, $((many_cpu * 10)) ms of CPU ($(cores "$many_cpu" "$many") of $(nproc) cores busy)" \
+    "(one host / $HOSTS hosts = $(python3 -c "print(round($one / $many, 2))"))"
 echo "   scans: $scans for $distinct images (each image once: $([[ $scans == "$IMAGES" && $distinct == "$IMAGES" ]] && echo yes || echo NO)); shared $shares"
 echo "   pool catalog equals the single host's: $same"
 echo "B. the same scan into SQLite, one host: $sqlite ms"

@@ -11,6 +11,9 @@ public protocol IndexStoring: AnyObject, Sendable {
     var path: String? { get }
     /// This process can only read the index: nothing is migrated, scanned or recorded.
     var isReadOnly: Bool { get }
+    /// True when several hosts may scan into this index at once (a pool catalog): ``withScanLock(path:_:)``
+    /// then coordinates them, and a directory scan visits its images in an order of its own host's.
+    var isShared: Bool { get }
 
     // MARK: Save a scan
 
@@ -119,6 +122,8 @@ public protocol IndexStoring: AnyObject, Sendable {
 }
 
 extension IndexStoring {
+    public var isShared: Bool { false }
+
     public func withScanLock<T>(path: String, _ body: () throws -> T) throws -> T {
         try body()
     }

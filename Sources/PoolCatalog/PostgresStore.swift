@@ -22,6 +22,7 @@ public final class PostgresStore: IndexStoring, Sendable {
     /// The role may not write the catalog (no INSERT on `scans`): a monitoring role. Commands then answer from
     /// what is there and say the index is read-only instead of failing on the server's refusal.
     public let isReadOnly: Bool
+    public var isShared: Bool { true }
 
     /// Connects (the first connection is made now, so a wrong URL fails at once) and applies pending
     /// migrations under an advisory lock.

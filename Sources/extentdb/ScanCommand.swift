@@ -90,6 +90,10 @@ struct ScanCommand: ParsableCommand {
         // Images another host of a pool is scanning right now are put off to a second round, which waits for
         // that scan and reuses it: hosts scanning one shared directory share the work.
         let busy = Mutex<[Int]>([])
+        // On a pool catalog each host visits the images in an order of its own (seeded by its name), so hosts
+        // that start together mostly scan different images instead of queueing behind each other's locks;
+        // the results are reported in the directory's order whatever the visiting order.
+        let order = store.isShared ? HostOrder.permutation(count: candidates.count, seed: HostName.current) : Array(candidates.indices)
         let work: @Sendable (Int, Bool) -> Void = { index, waits in
             let path = candidates[index]
             var result = Result(path: path, action: "failed")
@@ -132,7 +136,7 @@ struct ScanCommand: ParsableCommand {
             while true {
                 let first: Int? = next.withLock { value in
                     defer { value += 1 }
-                    return value < candidates.count ? value : nil
+                    return value < candidates.count ? order[value] : nil
                 }
                 guard let first else { break }
                 work(first, false)
