@@ -145,8 +145,9 @@ LUA
     p50=$(awk '$1 == "50%" { print $2 }' wrk-$name.txt)
     p99=$(awk '$1 == "99%" { print $2 }' wrk-$name.txt)
     rate=$(awk '/Requests\/sec/ { print $2 }' wrk-$name.txt)
+    rss=$(awk '/^VmHWM/ { printf "%d MiB", $2 / 1024 }' "/proc/${servers[-1]}/status")
     echo "$name: report --output json $report ms, list $list ms; serve: started and swept in $sweep ms, first walk of $pages pages $walk ms;" \
-        "GET /v1/images?limit=1000 under 8 clients: $rate req/s, p50 $p50, p99 $p99"
+        "GET /v1/images?limit=1000 under 8 clients: $rate req/s, p50 $p50, p99 $p99; serve's peak RSS $rss"
 }
 echo "catalog of $((IMAGES + 2)) images ($(nproc) cores)"
 measure postgres "$PG"
