@@ -26,7 +26,7 @@ public final class IndexService: Sendable {
     let blockingPool: NIOThreadPool
     private let activeExports = NIOLockedValueBox((total: 0, byClient: [String: Int]()))
     /// When the watcher (or a request) last compared each image with the disk, in seconds since 1970.
-    private let checked = NIOLockedValueBox([String: Double]())
+    private let checked = NIOLockedValueBox([PathKey: Double]())
     /// Indexed images the watcher found deleted.
     private let missing = NIOLockedValueBox(Set<String>())
     /// The pool catalog's change feed (nil on SQLite): other hosts' rescans and forgets reach the caches.
@@ -114,13 +114,13 @@ public final class IndexService: Sendable {
 
     /// Records that `path` was just compared with the disk; `exists` false marks it missing.
     public func markChecked(_ path: String, exists: Bool = true) {
-        checked.withLockedValue { $0[path] = Date().timeIntervalSince1970 }
+        checked.withLockedValue { $0[PathKey(path)] = Date().timeIntervalSince1970 }
         missing.withLockedValue { if exists { $0.remove(path) } else { $0.insert(path) } }
     }
 
     /// When `path` was last compared with the disk, if it was since the service started.
     public func lastChecked(_ path: String) -> Double? {
-        checked.withLockedValue { $0[path] }
+        checked.withLockedValue { $0[PathKey(path)] }
     }
 
     public func isMarkedMissing(_ path: String) -> Bool {
@@ -129,7 +129,8 @@ public final class IndexService: Sendable {
 
     /// ``lastChecked(_:)`` of each of `paths`, under one lock.
     func lastChecked(_ paths: [String]) -> [Double?] {
-        checked.withLockedValue { checked in paths.map { checked[$0] } }
+        let keys = paths.map(PathKey.init)
+        return checked.withLockedValue { checked in keys.map { checked[$0] } }
     }
 
     /// ``isMarkedMissing(_:)`` of each of `paths`, under one lock.

@@ -39,7 +39,7 @@ final class ListingCache: Sendable {
     }
 
     private struct State {
-        var entries: [String: Entry] = [:]
+        var entries: [PathKey: Entry] = [:]
         /// Images of more than one layer, by each of their layers' paths: a change to a backing file can
         /// make the image on top stale.
         var chained: [String: Set<String>] = [:]
@@ -58,7 +58,8 @@ final class ListingCache: Sendable {
     /// watcher's missing mark of each key's path.
     func entries(for keys: [ListedImageKey], markedMissing: [Bool]) -> [Entry?] {
         let now = Self.now()
-        let found = state.withLockedValue { state in keys.map { state.entries[$0.path] } }
+        let paths = keys.map { PathKey($0.path) }
+        let found = state.withLockedValue { state in paths.map { state.entries[$0] } }
         return keys.indices.map { index in
             guard let entry = found[index], entry.key == keys[index], now - entry.builtAt < lifetime,
                 entry.markedMissing == markedMissing[index]
@@ -85,7 +86,7 @@ final class ListingCache: Sendable {
         state.withLockedValue { state in
             if state.entries.count + made.count > Self.capacity { state = State() }
             for item in built where made[item.key.path] != nil {
-                state.entries[item.key.path] = made[item.key.path]
+                state.entries[PathKey(item.key.path)] = made[item.key.path]
                 for layer in item.layerPaths.dropFirst() { state.chained[layer, default: []].insert(item.key.path) }
             }
         }
@@ -96,8 +97,8 @@ final class ListingCache: Sendable {
     /// change.
     func forget(path: String) {
         state.withLockedValue { state in
-            state.entries.removeValue(forKey: path)
-            for image in state.chained.removeValue(forKey: path) ?? [] { state.entries.removeValue(forKey: image) }
+            state.entries.removeValue(forKey: PathKey(path))
+            for image in state.chained.removeValue(forKey: path) ?? [] { state.entries.removeValue(forKey: PathKey(image)) }
         }
     }
 
