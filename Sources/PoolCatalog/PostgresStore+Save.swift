@@ -21,23 +21,35 @@ extension PostgresStore {
                 let below = depth + 1 < scan.layers.count ? imageIDs[depth + 1] : nil
                 imageIDs[depth] = try Self.upsertImage(scan.layers[depth], backingImageID: below, session)
             }
+            // The scan's row, and in the same round trip the image's previous scan (the owner of its chunks, and
+            // their count): the statement's snapshot predates the insert, so `previous` cannot see the new row.
             let scanRow = try session.rows(
                 """
-                INSERT INTO scans (image_id, scanned_at_ns, duration_ns, tool_version, virtual_size, chain_depth, extent_count,
-                    data_bytes, own_data_bytes, zero_bytes, compressed_bytes, own_zero_bytes, data_extent_count, data_extent_largest,
-                    data_extent_median, data_extent_histogram, warnings_json, trust_json, host)
-                VALUES (\(imageIDs[0]), \(scan.scannedAtNanoseconds), \(Int64(scan.durationNanoseconds)), \(scan.toolVersion),
-                    \(Int64(scan.layers[0].virtualSize)), \(Int64(scan.layers.count)), \(Int64(ScanCounts.displayRows(scan.extents))),
-                    \(Int64(totals.data)), \(Int64(totals.ownData)), \(Int64(totals.zero)), \(Int64(totals.compressed)),
-                    \(Int64(totals.ownZero)), \(Int64(statistics.count)), \(Int64(statistics.largest)), \(Int64(statistics.median)),
-                    \(histogram), \(warnings), \(scan.trust.json), \(scan.host))
-                RETURNING id
+                WITH previous AS (
+                    SELECT coalesce(extents_scan_id, id) AS owner FROM scans WHERE image_id = \(imageIDs[0]) ORDER BY id DESC LIMIT 1
+                ),
+                inserted AS (
+                    INSERT INTO scans (image_id, scanned_at_ns, duration_ns, tool_version, virtual_size, chain_depth, extent_count,
+                        data_bytes, own_data_bytes, zero_bytes, compressed_bytes, own_zero_bytes, data_extent_count, data_extent_largest,
+                        data_extent_median, data_extent_histogram, warnings_json, trust_json, host)
+                    VALUES (\(imageIDs[0]), \(scan.scannedAtNanoseconds), \(Int64(scan.durationNanoseconds)), \(scan.toolVersion),
+                        \(Int64(scan.layers[0].virtualSize)), \(Int64(scan.layers.count)), \(Int64(ScanCounts.displayRows(scan.extents))),
+                        \(Int64(totals.data)), \(Int64(totals.ownData)), \(Int64(totals.zero)), \(Int64(totals.compressed)),
+                        \(Int64(totals.ownZero)), \(Int64(statistics.count)), \(Int64(statistics.largest)), \(Int64(statistics.median)),
+                        \(histogram), \(warnings), \(scan.trust.json), \(scan.host))
+                    RETURNING id
+                )
+                SELECT inserted.id, previous.owner, (SELECT count(*) FROM extent_chunks WHERE scan_id = previous.owner)
+                FROM inserted LEFT JOIN previous ON true
                 """)
-            guard let scanID = try scanRow.first?.decode(Int64.self) else { throw StoreError.notFound("inserted scan id") }
+            guard let (scanID, previousOwner, previousChunks) = try scanRow.first?.decode((Int64, Int64?, Int64?).self) else {
+                throw StoreError.notFound("inserted scan id")
+            }
             for (depth, layer) in scan.layers.enumerated() {
                 try Self.insertLayer(layer, depth: depth, scanID: scanID, session)
             }
-            if let owner = try Self.chunkOwnerWithSameExtents(as: chunks, imageID: imageIDs[0], excluding: scanID, session) {
+            let previous = previousOwner.map { (owner: $0, chunks: previousChunks ?? -1) }
+            if let owner = try Self.chunkOwnerWithSameExtents(as: chunks, previous: previous, session) {
                 try session.execute("UPDATE scans SET extents_scan_id = \(owner) WHERE id = \(scanID)")
             } else {
                 try Self.insertChunks(chunks, scanID: scanID, session)
@@ -50,16 +62,22 @@ extension PostgresStore {
                         \(Int64(bitmap.ranges.count)), \(Int64(bitmap.dirtyBytes)), \(RangePacking.pack(bitmap.ranges)))
                     """)
             }
-            try session.execute("DELETE FROM scan_failures WHERE path = \(scan.layers[0].path)")
+            // The failure record goes, the scan becomes the latest, and the change is announced, in one round
+            // trip; the notification reaches the listening hosts when this transaction commits, never before.
+            let change = CatalogChange(imageID: imageIDs[0], scanID: scanID, host: scan.host, path: scan.layers[0].path)
             try session.execute(
-                "UPDATE images SET latest_scan_id = \(scanID), allows_outside_backing = \(scan.allowsOutsideBacking) WHERE id = \(imageIDs[0])"
-            )
+                """
+                WITH cleared AS (DELETE FROM scan_failures WHERE path = \(scan.layers[0].path)),
+                latest AS (
+                    UPDATE images SET latest_scan_id = \(scanID), allows_outside_backing = \(scan.allowsOutsideBacking)
+                    WHERE id = \(imageIDs[0])
+                )
+                SELECT pg_notify(\(Self.changeChannel), \(change.payload))
+                """)
             if let keep = scan.keepScans {
                 try Self.pruneHistory(imageID: imageIDs[0], keep: keep, olderThanNanoseconds: nil, session)
             }
             guard let stored = try Self.indexedScan(scanID: scanID, session) else { throw StoreError.notFound("scan \(scanID)") }
-            // Delivered to every listening host when this transaction commits, never before.
-            try Self.notify(CatalogChange(imageID: imageIDs[0], scanID: scanID, host: scan.host, path: scan.layers[0].path), session)
             return stored
         }
     }
@@ -113,23 +131,18 @@ extension PostgresStore {
             """)
     }
 
-    /// The scan holding chunks equal to `chunks` when it is the image's previous scan, else nil (an unchanged
-    /// rescan stores no second copy).
+    /// The scan holding chunks equal to `chunks` when it is the image's previous scan (the owner of its
+    /// chunks and their count, which the scan's INSERT returned), else nil (an unchanged rescan stores no
+    /// second copy).
     static func chunkOwnerWithSameExtents(
-        as chunks: [IndexStore.PackedChunk], imageID: Int64, excluding scanID: Int64, _ session: BlockingPostgres.Session
+        as chunks: [IndexStore.PackedChunk], previous: (owner: Int64, chunks: Int64)?, _ session: BlockingPostgres.Session
     ) throws -> Int64? {
-        guard
-            let previous = try session.rows(
-                "SELECT coalesce(extents_scan_id, id) FROM scans WHERE image_id = \(imageID) AND id <> \(scanID) ORDER BY id DESC LIMIT 1"
-            ).first?.decode(Int64.self)
-        else { return nil }
-        let count = try session.rows("SELECT count(*) FROM extent_chunks WHERE scan_id = \(previous)").first?.decode(Int64.self) ?? -1
-        guard count == chunks.count else { return nil }
-        let rows = try session.rows("SELECT start, length, runs FROM extent_chunks WHERE scan_id = \(previous) ORDER BY start")
+        guard let previous, previous.chunks == chunks.count else { return nil }
+        let rows = try session.rows("SELECT start, length, runs FROM extent_chunks WHERE scan_id = \(previous.owner) ORDER BY start")
         for (row, chunk) in zip(rows, chunks) {
             let (start, length, runs) = try row.decode((Int64, Int64, Data).self)
             guard start == Int64(chunk.start), length == Int64(chunk.length), runs == chunk.runs else { return nil }
         }
-        return previous
+        return previous.owner
     }
 }
