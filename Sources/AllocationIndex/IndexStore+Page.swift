@@ -2,12 +2,6 @@ import Foundation
 internal import GRDB
 
 extension IndexStore {
-    public func imagePage(after: String?, limit: Int, under directories: [String]) throws -> [ListedImage] {
-        try writer.read { db in
-            try Self.listedImages(db, paths: try Self.pagePaths(db, after: after, limit: limit, under: directories))
-        }
-    }
-
     public func imagePageKeys(after: String?, limit: Int, under directories: [String]) throws -> [ListedImageKey] {
         let (listed, arguments) = Self.pageSQL(after: after, limit: limit, under: directories)
         let sql = """
@@ -54,11 +48,6 @@ extension IndexStore {
             ORDER BY path LIMIT ?
             """
         return (sql, StatementArguments(arguments + arguments + [max(limit, 0)]))
-    }
-
-    private static func pagePaths(_ db: Database, after: String?, limit: Int, under directories: [String]) throws -> [String] {
-        let (sql, arguments) = pageSQL(after: after, limit: limit, under: directories)
-        return try String.fetchAll(db, sql: sql, arguments: arguments)
     }
 
     /// The list rows at `paths`, in that order, read in `db`'s transaction.

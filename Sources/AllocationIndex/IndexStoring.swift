@@ -77,12 +77,10 @@ public protocol IndexStoring: AnyObject, Sendable {
     /// unless both are empty.
     func scannedImages(matching paths: [String], directories: [String]) throws -> [ImageWithScan]
 
-    /// One page of the image list: images with a scan and paths with only a failed scan, in byte order of
-    /// their paths, those after `after` (nil: from the start), at most `limit`, only under `directories`
-    /// (none: all). Work is per page, not per image in the index.
-    func imagePage(after: String?, limit: Int, under directories: [String]) throws -> [ListedImage]
-    /// The rows ``imagePage(after:limit:under:)`` answers, as keys only: what a cached summary of each is
-    /// checked against (one light query per page; a summary is rebuilt only when its key moved).
+    /// One page of the image list as keys: images with a scan and paths with only a failed scan, in byte
+    /// order of their paths, those after `after` (nil: from the start), at most `limit`, only under
+    /// `directories` (none: all). Work is per page, not per image in the index. A key is what a kept summary
+    /// of the row is checked against (a summary is rebuilt only when its key moved).
     func imagePageKeys(after: String?, limit: Int, under directories: [String]) throws -> [ListedImageKey]
     /// The rows of the image list at `paths`, in the order given; a path the index no longer knows is left
     /// out.
@@ -123,6 +121,12 @@ public protocol IndexStoring: AnyObject, Sendable {
 
 extension IndexStoring {
     public var isShared: Bool { false }
+
+    /// One page of the image list (``imagePageKeys(after:limit:under:)``) with each row whole
+    /// (``listedImages(paths:)``); a row forgotten between the two reads is left out.
+    public func imagePage(after: String?, limit: Int, under directories: [String]) throws -> [ListedImage] {
+        try listedImages(paths: imagePageKeys(after: after, limit: limit, under: directories).map(\.path))
+    }
 
     public func withScanLock<T>(path: String, _ body: () throws -> T) throws -> T {
         try body()

@@ -63,23 +63,9 @@ public struct ImageCatalog: Sendable {
         }
     }
 
-    /// One page of ``summaries(matching:knownMissing:)``: the images under `directories` whose paths follow
-    /// `after` in byte order, at most `limit`, read from the index a page at a time.
-    ///
-    /// - Returns: the summaries, and the cursor of the next page (the last path) when the page is full.
-    public func summariesPage(
-        after: String?, limit: Int, under directories: [String], matching matches: (String) -> Bool,
-        knownMissing: (String) -> Bool = { _ in false }
-    ) throws(CatalogError) -> (summaries: [ImageSummary], next: String?) {
-        try classified {
-            let rows = try store.imagePage(after: after, limit: limit, under: directories)
-            let summaries = rows.filter { matches($0.path) }.map { Self.summary(of: $0, knownMissing: knownMissing($0.path)) }
-            return (summaries, rows.count == limit ? rows.last?.path : nil)
-        }
-    }
-
-    /// The keys of one page of ``summariesPage(after:limit:under:matching:knownMissing:)``, for a caller
-    /// that keeps summaries between requests: the page's rows as a few numbers each, one light query.
+    /// The keys of one page of ``summaries(matching:knownMissing:)`` (the images under `directories` whose
+    /// paths follow `after` in byte order, at most `limit`), for a caller that keeps summaries between
+    /// requests: the page's rows as a few numbers each, one light query.
     public func pageKeys(after: String?, limit: Int, under directories: [String]) throws(CatalogError) -> [ListedImageKey] {
         try classified { try store.imagePageKeys(after: after, limit: limit, under: directories) }
     }

@@ -3,13 +3,9 @@ import Foundation
 import PostgresNIO
 
 extension PostgresStore {
-    /// One page of the image list in byte order of the paths (`COLLATE "C"`, the order SQLite and every
-    /// listing use), answered by the path indexes of migration 0002 and one statement.
-    public func imagePage(after: String?, limit: Int, under directories: [String]) throws -> [ListedImage] {
-        let (listed, bindings) = Self.pageSQL(after: after, limit: limit, under: directories)
-        return try listedImages(listed: listed, bindings: bindings)
-    }
-
+    /// One page of the image list's keys in byte order of the paths (`COLLATE "C"`, the order SQLite and
+    /// every listing use), answered by the path indexes of migration 0002.
+    ///
     /// The keys come back as one row of four arrays (nulls as `Int64.min`): a thousand rows cost the client
     /// far more to receive and decode one by one, on every request of a listing. The page's scanned images
     /// come from one scan of the path index (with their ids), merged with the failed paths; the scans kept
@@ -57,29 +53,6 @@ extension PostgresStore {
         return keys
     }
 
-    public func listedImages(paths: [String]) throws -> [ListedImage] {
-        guard !paths.isEmpty else { return [] }
-        var bindings = PostgresBindings()
-        bindings.append(paths)
-        let listed = "SELECT path, ordinality FROM unnest($1::text[]) WITH ORDINALITY AS given(path)"
-        return try listedImages(listed: listed, bindings: bindings).filter { $0.scanned != nil || $0.failure != nil }
-    }
-
-    /// The page's paths (column `path`, and `ordinality`, their order): scanned images and paths with only
-    /// a failed scan, after `after` in byte order, under `directories`, at most `limit`.
-    private static func pageSQL(after: String?, limit: Int, under directories: [String]) -> (String, PostgresBindings) {
-        let (filter, bindings, limitIndex) = pageFilter(after: after, limit: limit, under: directories)
-        let sql = """
-            SELECT path, row_number() OVER (ORDER BY path COLLATE "C") AS ordinality FROM (
-                (SELECT path FROM images WHERE latest_scan_id IS NOT NULL AND path COLLATE "C" > $1\(filter)
-                 ORDER BY path COLLATE "C" LIMIT $\(limitIndex))
-                UNION
-                (SELECT path FROM scan_failures WHERE path COLLATE "C" > $1\(filter) ORDER BY path COLLATE "C" LIMIT $\(limitIndex))
-            ) candidates ORDER BY path COLLATE "C" LIMIT $\(limitIndex)
-            """
-        return (sql, bindings)
-    }
-
     /// A page's bindings: `$1` the cursor, then each directory's path range (`filter`, in byte order), then
     /// the limit (`$limitIndex`).
     private static func pageFilter(after: String?, limit: Int, under directories: [String]) -> (
@@ -99,10 +72,14 @@ extension PostgresStore {
         return (filter, bindings, bindings.count)
     }
 
-    /// The list rows of the paths `listed` selects (with their `ordinality`), in that order: one statement.
-    private func listedImages(listed: String, bindings: PostgresBindings) throws -> [ListedImage] {
+    /// The list rows of `paths`, in that order (one statement), answered by the path indexes of migration
+    /// 0002; paths the index no longer knows are left out.
+    public func listedImages(paths: [String]) throws -> [ListedImage] {
+        guard !paths.isEmpty else { return [] }
+        var bindings = PostgresBindings()
+        bindings.append(paths)
         let sql = """
-            WITH listed AS (\(listed))
+            WITH listed AS (SELECT path, ordinality FROM unnest($1::text[]) WITH ORDINALITY AS given(path))
             SELECT l.path,
                 CASE WHEN s.id IS NULL THEN NULL ELSE row_to_json(s)::text END,
                 CASE WHEN s.id IS NULL THEN NULL ELSE row_to_json(i)::text END,
@@ -116,19 +93,19 @@ extension PostgresStore {
             LEFT JOIN scan_failures f ON f.path = l.path
             ORDER BY l.ordinality
             """
-        return try database.withConnection { session in
+        let rows = try database.withConnection { session in
             try session.rows(PostgresQuery(unsafeSQL: sql, binds: bindings)).map { row in
                 let (path, scanJSON, imageJSON, layersJSON, failedAt, message, kept) = try row.decode(
                     (String, String?, String?, String?, Int64?, String?, Int64).self)
                 var scanned: ImageWithScan?
                 if let scanJSON, let imageJSON, let layersJSON {
-                    scanned = ImageWithScan(
-                        image: try Self.record(ImageRecord.self, json: imageJSON), scan: try Self.record(ScanRecord.self, json: scanJSON),
-                        layers: try Self.record([ScanLayerRecord].self, json: layersJSON))
+                    let indexed = try Self.indexedScan(scanJSON: scanJSON, imageJSON: imageJSON, layersJSON: layersJSON)
+                    scanned = ImageWithScan(image: indexed.image, scan: indexed.scan, layers: indexed.layers)
                 }
                 let failure = failedAt.map { ScanFailure(path: path, failedAtNanoseconds: $0, message: message ?? "") }
                 return ListedImage(path: path, scanned: scanned, failure: failure, scansKept: Int(kept))
             }
         }
+        return rows.filter { $0.scanned != nil || $0.failure != nil }
     }
 }

@@ -112,7 +112,12 @@ public final class PostgresStore: IndexStoring, Sendable {
 
     static func indexedScan(from row: PostgresRow) throws -> IndexedScan {
         let (scanJSON, imageJSON, layersJSON) = try row.decode((String, String, String).self)
-        return IndexedScan(
+        return try indexedScan(scanJSON: scanJSON, imageJSON: imageJSON, layersJSON: layersJSON)
+    }
+
+    /// A scan, its image and its layers from the three JSON texts of ``indexedScanColumns``.
+    static func indexedScan(scanJSON: String, imageJSON: String, layersJSON: String) throws -> IndexedScan {
+        IndexedScan(
             image: try record(ImageRecord.self, json: imageJSON), scan: try record(ScanRecord.self, json: scanJSON),
             layers: try record([ScanLayerRecord].self, json: layersJSON))
     }

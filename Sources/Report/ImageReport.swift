@@ -131,15 +131,20 @@ public struct ImageReport: Codable, Sendable, Equatable {
         layer.format == .raw || (layer.format == .vhd && layer.clusterSize == nil)
     }
 
+    /// The second since the epoch that ``timestamp(_:)`` shows for `nanoseconds`: as the formatter it replaced
+    /// counted, to the nearest millisecond, then down to the second. Equal seconds give equal texts.
+    public static func timestampSecond(_ nanoseconds: Int64) -> Int64 {
+        func floorDivide(_ value: Int64, _ divisor: Int64) -> Int64 { value >= 0 ? value / divisor : (value - divisor + 1) / divisor }
+        let (shifted, overflow) = nanoseconds.addingReportingOverflow(500_000)
+        return floorDivide(floorDivide(overflow ? Int64.max : shifted, 1_000_000), 1000)
+    }
+
     /// A time in the index (ns since the epoch) as every output shows it: UTC, ISO 8601, to the second.
     ///
     /// Formatted with `gmtime_r`, not a new `ISO8601DateFormatter` each time (making one took a third of a
     /// 1,000-image list); the text is the same (`2026-12-06T21:08:02Z`).
     public static func timestamp(_ nanoseconds: Int64) -> String {
-        // As the formatter counted: to the nearest millisecond, then down to the second.
-        func floorDivide(_ value: Int64, _ divisor: Int64) -> Int64 { value >= 0 ? value / divisor : (value - divisor + 1) / divisor }
-        let (shifted, overflow) = nanoseconds.addingReportingOverflow(500_000)
-        var seconds = time_t(floorDivide(floorDivide(overflow ? Int64.max : shifted, 1_000_000), 1000))
+        var seconds = time_t(timestampSecond(nanoseconds))
         var parts = tm()
         guard gmtime_r(&seconds, &parts) != nil else {
             return ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(nanoseconds) / 1e9))

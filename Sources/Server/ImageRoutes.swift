@@ -72,12 +72,14 @@ struct ImageRoutes {
     func page(after: String?, limit: Int, under directories: [String], matching matches: (String) -> Bool) throws -> ByteBuffer {
         let keys = try service.catalog.pageKeys(after: after, limit: limit, under: directories)
         let listed = keys.filter { matches($0.path) }
-        var entries = service.listing.entries(for: listed, markedMissing: service.areMarkedMissing(listed.map(\.path)))
+        // The watcher's missing marks, read once: an entry is built and kept under the mark it was built with.
+        let marks = service.areMarkedMissing(listed.map(\.path))
+        var entries = service.listing.entries(for: listed, markedMissing: marks)
         let misses = zip(listed, entries).compactMap { key, entry in entry == nil ? key.path : nil }
         if !misses.isEmpty {
+            let marked = Set(zip(listed, marks).compactMap { key, mark in mark ? key.path : nil })
             let built = service.listing.remember(
-                try service.catalog.listedSummaries(paths: misses, knownMissing: service.isMarkedMissing),
-                isMarkedMissing: service.isMarkedMissing)
+                try service.catalog.listedSummaries(paths: misses, knownMissing: marked.contains), isMarkedMissing: marked.contains)
             for index in entries.indices where entries[index] == nil { entries[index] = built[listed[index].path] }
         }
         // A row forgotten between the two reads is left out, as a later page would.

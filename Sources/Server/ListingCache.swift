@@ -52,12 +52,10 @@ final class ListingCache: Sendable {
         lifetime = watched ? .infinity : Self.unwatchedLifetime
     }
 
-    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
-
     /// The entries still true for `keys`, in order; nil where one must be built. `markedMissing` holds the
     /// watcher's missing mark of each key's path.
     func entries(for keys: [ListedImageKey], markedMissing: [Bool]) -> [Entry?] {
-        let now = Self.now()
+        let now = WatchState.now()
         let paths = keys.map { PathKey($0.path) }
         let found = state.withLockedValue { state in paths.map { state.entries[$0] } }
         return keys.indices.map { index in
@@ -70,15 +68,16 @@ final class ListingCache: Sendable {
 
     /// Encodes and keeps freshly built summaries; returns their entries by path.
     func remember(_ built: [ListedSummary], isMarkedMissing: (String) -> Bool) -> [String: Entry] {
-        let now = Self.now()
+        let now = WatchState.now()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var made: [String: Entry] = [:]
         for item in built {
             var summary = item.summary
             summary.lastChecked = nil
-            guard let json = try? encoder.encode(summary), let cut = Self.pathKeyOffset(in: Array(json)) else { continue }
+            guard let json = try? encoder.encode(summary) else { continue }
             let bytes = Array(json)
+            guard let cut = Self.pathKeyOffset(in: bytes) else { continue }
             made[item.key.path] = Entry(
                 key: item.key, markedMissing: isMarkedMissing(item.key.path), builtAt: now, head: Array(bytes[..<cut]),
                 tail: Array(bytes[cut...]))
@@ -117,8 +116,7 @@ final class ListingCache: Sendable {
     }
 
     /// The body of a page, byte for byte what `Response.json` makes of `{images, next}` with each summary's
-    /// `last_checked` set from `lastChecked` (seconds since 1970).
-    /// `lastChecked` holds each entry's time in seconds since 1970, or nil.
+    /// `last_checked` set from `lastChecked` (each entry's time in seconds since 1970, or nil).
     static func page(_ entries: [Entry], next: String?, lastChecked: [Double?]) -> ByteBuffer {
         var body = ByteBuffer()
         body.reserveCapacity(entries.reduce(64) { $0 + $1.head.count + $1.tail.count + 40 })
@@ -130,9 +128,7 @@ final class ListingCache: Sendable {
             body.writeBytes(entry.head)
             if let checked = lastChecked[index] {
                 let nanoseconds = Int64(checked * 1e9)
-                // `timestamp` rounds to the millisecond, then down to the second.
-                let shifted = nanoseconds + 500_000
-                let number = shifted >= 0 ? shifted / 1_000_000_000 : (shifted - 999_999_999) / 1_000_000_000
+                let number = ImageReport.timestampSecond(nanoseconds)
                 let field: [UInt8]
                 if let second, second.number == number {
                     field = second.field

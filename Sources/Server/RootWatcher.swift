@@ -153,14 +153,11 @@ final class WatchState: @unchecked Sendable {
                 after = page.count == pageSize ? page.last?.path : nil
             } while after != nil
             let moved = keys.filter { indexed[$0.path]?.key != $0 }.map(\.path)
-            var start = 0
-            while start < moved.count {
-                let batch = Array(moved[start..<min(start + 1000, moved.count)])
-                for row in try service.store.listedImages(paths: batch) {
+            for start in stride(from: 0, to: moved.count, by: 1000) {
+                for row in try service.store.listedImages(paths: Array(moved[start..<min(start + 1000, moved.count)])) {
                     guard let scanned = row.scanned else { continue }
                     indexed[row.path] = IndexedLayers(key: row.key, layers: scanned.layers, host: scanned.scan.host)
                 }
-                start += batch.count
             }
         } catch {
             service.logger.warning("sweep: the index cannot be read", metadata: ["error": "\(error)"])

@@ -132,6 +132,9 @@ struct ScanCommand: ParsableCommand {
                 Console.progress("[\(finished)/\(candidates.count)] \(metadata) of metadata read; \(result.action) \(path)")
             }
         }
+        let workPutOff: @Sendable () -> Void = {
+            while let putOff = busy.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { work(putOff, true) }
+        }
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             while true {
                 let first: Int? = next.withLock { value in
@@ -141,10 +144,10 @@ struct ScanCommand: ParsableCommand {
                 guard let first else { break }
                 work(first, false)
             }
-            while let putOff = busy.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { work(putOff, true) }
+            workPutOff()
         }
         // Put off by a worker after the others had finished.
-        while let putOff = busy.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { work(putOff, true) }
+        workPutOff()
         if showProgress { Console.endProgress() }
         let all = results.withLock { $0.compactMap { $0 } } + skippedFiles
         try report(all, notRecognised: notRecognised)
