@@ -2,8 +2,9 @@
 # Benchmark (not a test): extentdb export vs qemu-img convert, measured in the same run.
 #
 # Image: a 4 GiB qcow2 (64 KiB clusters), 50% allocated in 64 MiB runs (one 64 MiB run every 128 MiB).
-# Targets: `export --format raw --to FILE` and `export --format qcow2 | cat > /dev/null` each take no
-# longer than `qemu-img convert` to the same format (ratio qemu/extentdb >= 1). Also reported: throughput
+# Targets: `export --format raw --to FILE` takes at most 0.8 of `qemu-img convert -O raw`'s time (ratio
+# qemu/extentdb >= 1.25, the content issue's figure); `export --format qcow2 | cat > /dev/null` takes no
+# longer than `qemu-img convert -O qcow2` (ratio >= 1). Also reported: throughput
 # against `cp --sparse=always` of the equivalent raw file (the copy limit on this machine).
 #
 # Every run starts with the earlier outputs removed and dirty pages flushed, and ours alternates with the
@@ -70,14 +71,14 @@ read -r r_again c_cp < <(best_pair_ms raw_ours cp_sparse)
 raw_ours
 qemu-img compare -q "$OUT.raw" "$IMG" || { echo "bench-export: raw export differs!"; exit 1; }
 FAILED=0
-line() { # label ours peer target-text
-    awk -v l="$1" -v o="$2" -v p="$3" -v n="$4" 'BEGIN {
+line() { # label ours peer target-text least-ratio
+    awk -v l="$1" -v o="$2" -v p="$3" -v n="$4" -v t="$5" 'BEGIN {
         r = (o > 0) ? p / o : 0
-        printf "%-34s %6d ms   %-28s %6d ms   ratio %5.2fx %s\n", l, o, n, p, r, (r >= 1) ? "PASS" : "FAIL"
-        exit (r >= 1) ? 0 : 1 }' || FAILED=1
+        printf "%-34s %6d ms   %-28s %6d ms   ratio %5.2fx (target >= %.2fx) %s\n", l, o, n, p, r, t, (r >= t) ? "PASS" : "FAIL"
+        exit (r >= t) ? 0 : 1 }' || FAILED=1
 }
-line "export --format raw --to FILE" "$r_ours" "$r_qemu" "qemu-img convert -O raw:"
-line "export --format qcow2 | cat" "$q_ours" "$q_qemu" "qemu-img convert -O qcow2:"
+line "export --format raw --to FILE" "$r_ours" "$r_qemu" "qemu-img convert -O raw:" 1.25
+line "export --format qcow2 | cat" "$q_ours" "$q_qemu" "qemu-img convert -O qcow2:" 1
 awk -v o="$r_ours" -v c="$c_cp" 'BEGIN {
     printf "raw export throughput %.2f GB/s vs cp --sparse=always %.2f GB/s (%d ms): %.0f%% of the copy limit\n",
         2.147 / (o / 1000), 2.147 / (c / 1000), c, 100 * c / o }'
