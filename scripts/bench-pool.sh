@@ -10,14 +10,22 @@
 #    $(nproc)), the CPU time each run used (every process, from /proc/stat) and so how many cores it kept
 #    busy, and how the scans were shared among the hosts.
 # B. The same directory into a SQLite index with one host, for scale.
+# C. Hosts with CPUs of their own. On one machine the "hosts" of A share its cores, so A cannot show what
+#    a pool gains: real hosts each bring their own. Here every host process (the lone host, and each of the
+#    HOSTS) runs in its own CPU cgroup limited to HOST_CPU cores (default 0.25, so HOSTS of them fit beside
+#    the server), while PostgreSQL, the catalog server, stays unlimited: the lone host's wall time T1 and
+#    the pool's TN are then each host's own work at the same speed. Needs root and a writable cgroup CPU
+#    controller (v1 `cpu` or v2 `cpu.max`); skipped otherwise.
 #
-# Environment: SKIP_BUILD=1, EXTENTDB=path, BENCH_DIR (default /tmp/extentdb-bench/pool), IMAGES, HOSTS.
+# Environment: SKIP_BUILD=1, EXTENTDB=path, BENCH_DIR (default /tmp/extentdb-bench/pool), IMAGES, HOSTS,
+# HOST_CPU (cores per host in C; 0 skips C).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 BENCH_DIR=${BENCH_DIR:-/tmp/extentdb-bench/pool}
 IMAGES=${IMAGES:-1000}
 HOSTS=${HOSTS:-4}
+HOST_CPU=${HOST_CPU:-0.25}
 mkdir -p "$BENCH_DIR"
 source scripts/bench-binary.sh
 cd "$BENCH_DIR"
@@ -44,22 +52,56 @@ psql "$ADMIN" -qc "CREATE DATABASE single" -c "CREATE DATABASE pool"
 "$BIN" db migrate --db "$(db single)" > /dev/null
 "$BIN" db migrate --db "$(db pool)" > /dev/null
 
-start=$(now_ns)
-cpu=$(busy_cs)
-EXTENTDB_HOST=host0 "$BIN" scan -q --db "$(db single)" images
-one=$((($(now_ns) - start) / 1000000))
-one_cpu=$(($(busy_cs) - cpu))
+# A CPU cgroup limited to HOST_CPU cores (C); prints its directory, or nothing when none can be made.
+make_cgroup() {
+    local name=extentdb-bench-$1 quota
+    quota=$(python3 -c "print(int($HOST_CPU * 100000))")
+    if [[ -w /sys/fs/cgroup/cpu && -f /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]]; then
+        mkdir -p "/sys/fs/cgroup/cpu/$name" 2> /dev/null || return 0
+        echo 100000 > "/sys/fs/cgroup/cpu/$name/cpu.cfs_period_us"
+        echo "$quota" > "/sys/fs/cgroup/cpu/$name/cpu.cfs_quota_us"
+        echo "/sys/fs/cgroup/cpu/$name"
+    elif [[ -w /sys/fs/cgroup/cgroup.subtree_control ]] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
+        echo +cpu > /sys/fs/cgroup/cgroup.subtree_control 2> /dev/null || true
+        mkdir -p "/sys/fs/cgroup/$name" 2> /dev/null || return 0
+        echo "$quota 100000" > "/sys/fs/cgroup/$name/cpu.max" 2> /dev/null || { rmdir "/sys/fs/cgroup/$name"; return 0; }
+        echo "/sys/fs/cgroup/$name"
+    fi
+}
+cgroups=()
+trap 'for g in "${cgroups[@]}"; do rmdir "$g" 2> /dev/null || true; done; bash "$REPO/scripts/pg-test-cluster.sh" stop "$cluster"' EXIT
 
-start=$(now_ns)
-cpu=$(busy_cs)
-pids=()
-for h in $(seq 1 "$HOSTS"); do
-    EXTENTDB_HOST=host$h "$BIN" scan -q --db "$(db pool)" images > "host$h.txt" 2>&1 &
-    pids+=($!)
-done
-for pid in "${pids[@]}"; do wait "$pid"; done
-many=$((($(now_ns) - start) / 1000000))
-many_cpu=$(($(busy_cs) - cpu))
+# pool_run DB LABEL [CPU]: one host scans into DB, then HOSTS hosts into DB-pool at once, each host alone in a
+# cgroup when CPU is given; sets one, one_cpu, many, many_cpu (ms).
+pool_run() {
+    local single=$1 pool=$2 limit=${3:-} h pids=()
+    if [[ -n "$limit" ]]; then
+        for h in $(seq 0 "$HOSTS"); do cgroups+=("$(make_cgroup "host$h")"); done
+    fi
+    run() { # host-name output-file db
+        if [[ -n "$limit" ]]; then
+            EXTENTDB_HOST=$1 sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$(make_cgroup "$1")" \
+                "$BIN" scan -q --db "$3" images > "$2" 2>&1
+        else
+            EXTENTDB_HOST=$1 "$BIN" scan -q --db "$3" images > "$2" 2>&1
+        fi
+    }
+    start=$(now_ns)
+    cpu=$(busy_cs)
+    run host0 host0.txt "$(db "$single")"
+    one=$((($(now_ns) - start) / 1000000))
+    one_cpu=$(($(busy_cs) - cpu))
+    start=$(now_ns)
+    cpu=$(busy_cs)
+    for h in $(seq 1 "$HOSTS"); do
+        run "host$h" "host$h.txt" "$(db "$pool")" &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid"; done
+    many=$((($(now_ns) - start) / 1000000))
+    many_cpu=$(($(busy_cs) - cpu))
+}
+pool_run single pool
 
 rm -f single.sqlite*
 start=$(now_ns)
@@ -93,4 +135,28 @@ echo "   $HOSTS hosts: $many ms, $((many_cpu * 10)) ms of CPU ($(cores "$many_cp
 echo "   scans: $scans for $distinct images (each image once: $([[ $scans == "$IMAGES" && $distinct == "$IMAGES" ]] && echo yes || echo NO)); shared $shares"
 echo "   pool catalog equals the single host's: $same"
 echo "B. the same scan into SQLite, one host: $sqlite ms"
-[[ $scans == "$IMAGES" && $distinct == "$IMAGES" && $same == yes ]]
+ok=$([[ $scans == "$IMAGES" && $distinct == "$IMAGES" && $same == yes ]] && echo yes || echo no)
+
+if [[ $HOST_CPU != 0 && -n "$(make_cgroup probe)" ]]; then
+    cgroups+=("$(make_cgroup probe)")
+    psql "$ADMIN" -qc "CREATE DATABASE single_c" -c "CREATE DATABASE pool_c"
+    "$BIN" db migrate --db "$(db single_c)" > /dev/null
+    "$BIN" db migrate --db "$(db pool_c)" > /dev/null
+    pool_run single_c pool_c limited
+    scans=$(psql "$(db pool_c)" -Atc "SELECT count(*) FROM scans")
+    distinct=$(psql "$(db pool_c)" -Atc "SELECT count(DISTINCT image_id) FROM scans")
+    shares=$(psql "$(db pool_c)" -Atc "SELECT string_agg(host || ':' || n, ' ' ORDER BY host) FROM (SELECT host, count(*) n FROM scans GROUP BY host) s")
+    "$BIN" report --output json --db "$(db pool_c)" images | strip > pool_c.json
+    same=no
+    cmp -s single.json pool_c.json && same=yes
+    echo "C. hosts with CPUs of their own: each host process limited to $HOST_CPU cores (cgroup), the server not"
+    echo "   one host:  $one ms, $((one_cpu * 10)) ms of CPU"
+    echo "   $HOSTS hosts: $many ms, $((many_cpu * 10)) ms of CPU" \
+        "($HOSTS hosts / one host = $(python3 -c "print(round($many / $one, 2))"); a quarter would be $((one / 4)) ms)"
+    echo "   scans: $scans for $distinct images (each image once: $([[ $scans == "$IMAGES" && $distinct == "$IMAGES" ]] && echo yes || echo NO)); shared $shares"
+    echo "   pool catalog equals the single host's: $same"
+    [[ $scans == "$IMAGES" && $distinct == "$IMAGES" && $same == yes ]] || ok=no
+else
+    echo "C. skipped: no writable CPU cgroup here (needs root), or HOST_CPU=0"
+fi
+[[ $ok == yes ]]
