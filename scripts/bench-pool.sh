@@ -2,8 +2,11 @@
 # Benchmark (not a test): a pool of hosts on one PostgreSQL catalog (#21), in a private cluster
 # (scripts/pg-test-cluster.sh: Unix socket, trust, no TCP).
 #
-# A. Pool simulation: a directory of IMAGES (default 1,000) small qcow2 images, each with a few scattered
-#    clusters. One host scans it into a fresh catalog (wall time T1); then HOSTS (default 4) processes, each
+# A. Pool simulation: a directory of IMAGES (default 1,000) qcow2 images. SET=small (the default): 1 GiB
+#    images with two data runs each (5 extents), so a scan costs little more than looking an image up.
+#    SET=fragmented: copies of one 16 GiB image with 2,000 scattered allocated clusters (3,983 extents, as a
+#    used VM disk has thousands), whose data clusters are holes (`fallocate --dig-holes`: 2 MiB on disk each,
+#    they read as zeros; the scan reads metadata and asks FIEMAP, never the data). One host scans it into a fresh catalog (wall time T1); then HOSTS (default 4) processes, each
 #    with its own EXTENTDB_HOST, scan it into another fresh catalog at once (wall time TN). Checked: every
 #    image scanned exactly once, and the pool's catalog answers as the single host's (report JSON without
 #    times, hosts and ids). Reported: T1, TN, T1/TN (ideal: HOSTS on as many cores; this machine has
@@ -12,7 +15,7 @@
 # B. The same directory into a SQLite index with one host, for scale.
 # C. Hosts with CPUs of their own. On one machine the "hosts" of A share its cores, so A cannot show what
 #    a pool gains: real hosts each bring their own. Here every host process (the lone host, and each of the
-#    HOSTS) runs in its own CPU cgroup limited to HOST_CPU cores (default 0.25, so HOSTS of them fit beside
+#    HOSTS) runs in its own CPU cgroup limited to HOST_CPU cores (default 0.2, so HOSTS of them fit beside
 #    the server), while PostgreSQL, the catalog server, stays unlimited: the lone host's wall time T1 and
 #    the pool's TN are then each host's own work at the same speed. Needs root and a writable cgroup CPU
 #    controller (v1 `cpu` or v2 `cpu.max`); skipped otherwise.
@@ -25,7 +28,7 @@ REPO=$PWD
 BENCH_DIR=${BENCH_DIR:-/tmp/extentdb-bench/pool}
 IMAGES=${IMAGES:-1000}
 HOSTS=${HOSTS:-4}
-HOST_CPU=${HOST_CPU:-0.25}
+HOST_CPU=${HOST_CPU:-0.2}
 mkdir -p "$BENCH_DIR"
 source scripts/bench-binary.sh
 cd "$BENCH_DIR"
@@ -33,14 +36,34 @@ now_ns() { date +%s%N; }
 # busy_cs: CPU time (all cores, every process: extentdb and the PostgreSQL backends) in centiseconds.
 busy_cs() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 
-if [[ ! -f images-$IMAGES.ok ]]; then
-    rm -rf images && mkdir images
-    echo "bench-pool: making $IMAGES images" >&2
-    for i in $(seq 1 "$IMAGES"); do
-        qemu-img create -q -f qcow2 images/disk$i.qcow2 1G
-        qemu-io -f qcow2 -c "write -q -P 1 $((i % 512))M 64k" -c "write -q -P 2 $((i % 700 + 100))M 192k" images/disk$i.qcow2
-    done
-    touch images-$IMAGES.ok
+SET=${SET:-small}
+images=images-$SET
+if [[ ! -f $images-$IMAGES.ok ]]; then
+    rm -rf "$images" && mkdir "$images"
+    echo "bench-pool: making $IMAGES $SET images" >&2
+    case $SET in
+        small)
+            for i in $(seq 1 "$IMAGES"); do
+                qemu-img create -q -f qcow2 "$images/disk$i.qcow2" 1G
+                qemu-io -f qcow2 -c "write -q -P 1 $((i % 512))M 64k" -c "write -q -P 2 $((i % 700 + 100))M 192k" \
+                    "$images/disk$i.qcow2"
+            done
+            ;;
+        fragmented)
+            qemu-img create -q -f qcow2 template.qcow2 16G
+            python3 -c '
+import random
+r = random.Random(3)
+for cluster in r.sample(range(16 << 14), 2000):
+    print("write -q -P 0 %d 64k" % (cluster << 16))
+' | qemu-io -f qcow2 template.qcow2 > /dev/null
+            fallocate --dig-holes template.qcow2
+            for i in $(seq 1 "$IMAGES"); do cp --sparse=always template.qcow2 "$images/disk$i.qcow2"; done
+            rm template.qcow2
+            ;;
+        *) echo "bench-pool: SET is small or fragmented" >&2; exit 2 ;;
+    esac
+    touch "$images-$IMAGES.ok"
 fi
 
 cluster=$(mktemp -d /tmp/extentdb-bench-pg.XXXXXX)
@@ -81,9 +104,9 @@ pool_run() {
     run() { # host-name output-file db
         if [[ -n "$limit" ]]; then
             EXTENTDB_HOST=$1 sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$(make_cgroup "$1")" \
-                "$BIN" scan -q --db "$3" images > "$2" 2>&1
+                "$BIN" scan -q --db "$3" "$images" > "$2" 2>&1
         else
-            EXTENTDB_HOST=$1 "$BIN" scan -q --db "$3" images > "$2" 2>&1
+            EXTENTDB_HOST=$1 "$BIN" scan -q --db "$3" "$images" > "$2" 2>&1
         fi
     }
     start=$(now_ns)
@@ -105,7 +128,7 @@ pool_run single pool
 
 rm -f single.sqlite*
 start=$(now_ns)
-"$BIN" scan -q --db single.sqlite images
+"$BIN" scan -q --db single.sqlite "$images"
 sqlite=$((($(now_ns) - start) / 1000000))
 
 scans=$(psql "$(db pool)" -Atc "SELECT count(*) FROM scans")
@@ -120,12 +143,12 @@ def clean(v):
         return [clean(x) for x in v]
     return v
 print(json.dumps(clean(json.load(sys.stdin)), sort_keys=True))'; }
-"$BIN" report --output json --db "$(db single)" images | strip > single.json
-"$BIN" report --output json --db "$(db pool)" images | strip > pool.json
+"$BIN" report --output json --db "$(db single)" "$images" | strip > single.json
+"$BIN" report --output json --db "$(db pool)" "$images" | strip > pool.json
 same=no
 cmp -s single.json pool.json && same=yes
 
-echo "A. pool simulation, $IMAGES images, $HOSTS hosts on $(nproc) cores"
+echo "A. pool simulation, $IMAGES $SET images, $HOSTS hosts on $(nproc) cores"
 # Cores kept busy: CPU time over wall time. One host that already keeps most of the cores busy leaves a
 # pool on the same machine little to gain; real hosts bring their own cores.
 cores() { python3 -c "print(round($1 * 10 / $2, 2))"; }
@@ -146,12 +169,12 @@ if [[ $HOST_CPU != 0 && -n "$(make_cgroup probe)" ]]; then
     scans=$(psql "$(db pool_c)" -Atc "SELECT count(*) FROM scans")
     distinct=$(psql "$(db pool_c)" -Atc "SELECT count(DISTINCT image_id) FROM scans")
     shares=$(psql "$(db pool_c)" -Atc "SELECT string_agg(host || ':' || n, ' ' ORDER BY host) FROM (SELECT host, count(*) n FROM scans GROUP BY host) s")
-    "$BIN" report --output json --db "$(db pool_c)" images | strip > pool_c.json
+    "$BIN" report --output json --db "$(db pool_c)" "$images" | strip > pool_c.json
     same=no
     cmp -s single.json pool_c.json && same=yes
     echo "C. hosts with CPUs of their own: each host process limited to $HOST_CPU cores (cgroup), the server not"
-    echo "   one host:  $one ms, $((one_cpu * 10)) ms of CPU"
-    echo "   $HOSTS hosts: $many ms, $((many_cpu * 10)) ms of CPU" \
+    echo "   one host:  $one ms, $((one_cpu * 10)) ms of CPU ($(cores "$one_cpu" "$one") of $(nproc) cores busy)"
+    echo "   $HOSTS hosts: $many ms, $((many_cpu * 10)) ms of CPU ($(cores "$many_cpu" "$many") of $(nproc) cores busy)" \
         "($HOSTS hosts / one host = $(python3 -c "print(round($many / $one, 2))"); a quarter would be $((one / 4)) ms)"
     echo "   scans: $scans for $distinct images (each image once: $([[ $scans == "$IMAGES" && $distinct == "$IMAGES" ]] && echo yes || echo NO)); shared $shares"
     echo "   pool catalog equals the single host's: $same"

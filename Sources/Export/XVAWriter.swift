@@ -1,4 +1,5 @@
 import Foundation
+import ImageFormats
 
 /// Writes the disk part of xapi's XVA stream (what `stream_vdi` writes and `vm-import` reads): a tar of
 /// 1 MiB chunks named `PREFIX/NNNNNNNN` (8-digit chunk number), each followed by `PREFIX/NNNNNNNN.xxhash`

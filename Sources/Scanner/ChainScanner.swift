@@ -196,9 +196,9 @@ public enum ChainScanner {
         return files
     }
 
-    /// The header checksum of one file, as a scan records it, reading only the header (no tables).
-    public static func headerChecksum(path: String, format: ImageFormat) throws -> String {
-        try LayerOpener.headerChecksum(path: path, format: format)
+    /// Whether one file's header still gives the checksum a scan `recorded`, reading only the header (no tables).
+    public static func headerMatches(path: String, format: ImageFormat, recorded: String) throws -> Bool {
+        try LayerOpener.headerMatches(path: path, format: format, recorded: recorded)
     }
 
     /// The format a backing reference declares, or nil to detect it by content.

@@ -140,10 +140,11 @@ public struct ImageIndexer: Sendable {
         let stat = freshness(of: indexed)
         guard stat.isFresh else { return stat }
         for layer in indexed.layers {
-            guard let current = try? ChainScanner.headerChecksum(path: layer.path, format: layer.format) else {
+            guard let same = try? ChainScanner.headerMatches(path: layer.path, format: layer.format, recorded: layer.headerChecksum)
+            else {
                 return .stale("layer \(layer.depth) \(layer.path) no longer reads as \(layer.format.rawValue)")
             }
-            if current != layer.headerChecksum { return .stale("layer \(layer.depth) \(layer.path) has a new header") }
+            if !same { return .stale("layer \(layer.depth) \(layer.path) has a new header") }
         }
         return .fresh
     }

@@ -37,12 +37,12 @@ enum LayerOpener {
         return Opened(layer: try FormatRegistry.driver(for: format).open(request))
     }
 
-    /// The checksum a scan records for `path`: the qcow2 header cluster, the VHD footer and dynamic header,
-    /// or a raw file's first 4 KiB. Nothing else is read.
-    static func headerChecksum(path: String, format: ImageFormat) throws -> String {
+    /// Whether `path`'s header bytes (the qcow2 header cluster, the VHD footer and dynamic header, or a raw
+    /// file's first 4 KiB) still give the checksum a scan recorded. Nothing else is read.
+    static func headerMatches(path: String, format: ImageFormat, recorded: String) throws -> Bool {
         let source = try attributing(to: path) { try FileBlockSource(path: path) }
         defer { source.close() }
-        return HeaderChecksum.fnv1a64(try FormatRegistry.driver(for: format).headerBytes(source))
+        return HeaderChecksum.matches(recorded, bytes: try FormatRegistry.driver(for: format).headerBytes(source))
     }
 
     /// What a file's content says it is: one of our formats, and the name of a foreign container whose

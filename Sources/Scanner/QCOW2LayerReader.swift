@@ -153,16 +153,3 @@ struct QCOW2LayerReader {
         return LayerMap(virtualSize: virtualSize, runs: runs.extents)
     }
 }
-
-/// FNV-1a, 64-bit: a cheap fingerprint of header bytes for the index's identity check.
-enum HeaderChecksum {
-    static func fnv1a64(_ bytes: some Sequence<UInt8>) -> String {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in bytes {
-            hash ^= UInt64(byte)
-            hash &*= 0x0000_0100_0000_01B3
-        }
-        let hex = String(hash, radix: 16)
-        return "fnv1a64:" + String(repeating: "0", count: 16 - hex.count) + hex
-    }
-}

@@ -100,7 +100,7 @@ struct QCOW2Driver: FormatDriver {
             }
         }
         var layer = ScannedLayer(
-            path: canonical, format: .qcow2, identity: identity, headerChecksum: HeaderChecksum.fnv1a64(reader.headerBytes),
+            path: canonical, format: .qcow2, identity: identity, headerChecksum: HeaderChecksum.of(reader.headerBytes),
             metadata: metadata, map: map, dataPath: dataSource?.openedPath, dataIdentity: dataSource?.identity)
         layer.bitmaps = bitmaps
         return layer

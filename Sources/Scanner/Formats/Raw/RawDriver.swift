@@ -22,7 +22,7 @@ struct RawDriver: FormatDriver {
             map = RawLayerMapper.map(size: source.size, dataSegments: segments)
         }
         return ScannedLayer(
-            path: canonical, format: .raw, identity: identity, headerChecksum: HeaderChecksum.fnv1a64(head),
+            path: canonical, format: .raw, identity: identity, headerChecksum: HeaderChecksum.of(head),
             metadata: metadata, map: map)
     }
 }

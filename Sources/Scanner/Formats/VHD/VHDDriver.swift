@@ -74,7 +74,7 @@ struct VHDDriver: FormatDriver {
             map.markHostHoles(segments: segments, fileSize: source.size, visibleToQemu: false)
         }
         return ScannedLayer(
-            path: canonical, format: .vhd, identity: identity, headerChecksum: HeaderChecksum.fnv1a64(reader.headerBytes),
+            path: canonical, format: .vhd, identity: identity, headerChecksum: HeaderChecksum.of(reader.headerBytes),
             metadata: metadata, map: map)
     }
 }
