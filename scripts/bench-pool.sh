@@ -15,7 +15,7 @@
 # B. The same directory into a SQLite index with one host, for scale.
 # C. Hosts with CPUs of their own. On one machine the "hosts" of A share its cores, so A cannot show what
 #    a pool gains: real hosts each bring their own. Here every host process (the lone host, and each of the
-#    HOSTS) runs in its own CPU cgroup limited to HOST_CPU cores (default 0.2, so HOSTS of them fit beside
+#    HOSTS) runs in its own CPU cgroup limited to HOST_CPU cores (default 0.15, so HOSTS of them fit beside
 #    the server), while PostgreSQL, the catalog server, stays unlimited: the lone host's wall time T1 and
 #    the pool's TN are then each host's own work at the same speed. Needs root and a writable cgroup CPU
 #    controller (v1 `cpu` or v2 `cpu.max`); skipped otherwise.
@@ -28,7 +28,7 @@ REPO=$PWD
 BENCH_DIR=${BENCH_DIR:-/tmp/extentdb-bench/pool}
 IMAGES=${IMAGES:-1000}
 HOSTS=${HOSTS:-4}
-HOST_CPU=${HOST_CPU:-0.2}
+HOST_CPU=${HOST_CPU:-0.15}
 mkdir -p "$BENCH_DIR"
 source scripts/bench-binary.sh
 cd "$BENCH_DIR"
@@ -101,13 +101,15 @@ pool_run() {
     if [[ -n "$limit" ]]; then
         for h in $(seq 0 "$HOSTS"); do cgroups+=("$(make_cgroup "host$h")"); done
     fi
-    run() { # host-name output-file db
+    run() { # host-name output-file db; the host's own CPU time (user + system, s) goes to host-name.cpu
         if [[ -n "$limit" ]]; then
-            EXTENTDB_HOST=$1 sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$(make_cgroup "$1")" \
-                "$BIN" scan -q --db "$3" "$images" > "$2" 2>&1
+            EXTENTDB_HOST=$1 bash -c 'echo $$ > "$1/cgroup.procs" && shift && TIMEFORMAT="%3U %3S" && time "$@"' \
+                sh "$(make_cgroup "$1")" "$BIN" scan -q --db "$3" "$images" > "$2" 2> "$1.time"
         else
-            EXTENTDB_HOST=$1 "$BIN" scan -q --db "$3" "$images" > "$2" 2>&1
+            EXTENTDB_HOST=$1 bash -c 'TIMEFORMAT="%3U %3S" && time "$@"' sh \
+                "$BIN" scan -q --db "$3" "$images" > "$2" 2> "$1.time"
         fi
+        tail -1 "$1.time" | awk '{ print $1 + $2 }' > "$1.cpu"
     }
     start=$(now_ns)
     cpu=$(busy_cs)
@@ -166,6 +168,9 @@ if [[ $HOST_CPU != 0 && -n "$(make_cgroup probe)" ]]; then
     "$BIN" db migrate --db "$(db single_c)" > /dev/null
     "$BIN" db migrate --db "$(db pool_c)" > /dev/null
     pool_run single_c pool_c limited
+    host_cpu() { python3 -c "import sys; print(' + '.join(open('host%s.cpu' % h).read().strip() for h in sys.argv[1:]))" "$@"; }
+    pool_hosts=$(host_cpu $(seq 1 "$HOSTS"))
+    busiest=$(python3 -c "print(max(float(open('host%d.cpu' % h).read()) for h in range(1, $HOSTS + 1)))")
     scans=$(psql "$(db pool_c)" -Atc "SELECT count(*) FROM scans")
     distinct=$(psql "$(db pool_c)" -Atc "SELECT count(DISTINCT image_id) FROM scans")
     shares=$(psql "$(db pool_c)" -Atc "SELECT string_agg(host || ':' || n, ' ' ORDER BY host) FROM (SELECT host, count(*) n FROM scans GROUP BY host) s")
@@ -177,6 +182,8 @@ if [[ $HOST_CPU != 0 && -n "$(make_cgroup probe)" ]]; then
     echo "   $HOSTS hosts: $many ms, $((many_cpu * 10)) ms of CPU ($(cores "$many_cpu" "$many") of $(nproc) cores busy)" \
         "($HOSTS hosts / one host = $(python3 -c "print(round($many / $one, 2))"); a quarter would be $((one / 4)) ms)"
     echo "   scans: $scans for $distinct images (each image once: $([[ $scans == "$IMAGES" && $distinct == "$IMAGES" ]] && echo yes || echo NO)); shared $shares"
+    echo "   each host's own CPU time (s): one host $(cat host0.cpu); $HOSTS hosts $pool_hosts" \
+        "(the busiest / one host = $(python3 -c "print(round($busiest / float(open('host0.cpu').read()), 2))"))"
     echo "   pool catalog equals the single host's: $same"
     [[ $scans == "$IMAGES" && $distinct == "$IMAGES" && $same == yes ]] || ok=no
 else
