@@ -131,22 +131,20 @@ public final class PostgresStore: IndexStoring, Sendable {
     // MARK: The latest scan, by path or id
 
     public func latestScan(path: String) throws -> IndexedScan? {
-        try database.withConnection { session in
-            try session.rows(
-                """
-                SELECT \(unescaped: Self.indexedScanColumns) FROM images i JOIN scans s ON s.id = i.latest_scan_id
-                WHERE i.path = \(path)
-                """
-            ).first.map(Self.indexedScan(from:))
-        }
+        try latestScan(imageColumn: "path", equals: path)
     }
 
     public func latestScan(imageID: Int64) throws -> IndexedScan? {
+        try latestScan(imageColumn: "id", equals: imageID)
+    }
+
+    /// The latest scan of the image whose `imageColumn` (a fixed column name, never input) equals `value`.
+    private func latestScan(imageColumn: String, equals value: some PostgresEncodable & Sendable) throws -> IndexedScan? {
         try database.withConnection { session in
             try session.rows(
                 """
                 SELECT \(unescaped: Self.indexedScanColumns) FROM images i JOIN scans s ON s.id = i.latest_scan_id
-                WHERE i.id = \(imageID)
+                WHERE i.\(unescaped: imageColumn) = \(value)
                 """
             ).first.map(Self.indexedScan(from:))
         }
@@ -157,17 +155,18 @@ public final class PostgresStore: IndexStoring, Sendable {
     }
 
     public func image(path: String) throws -> ImageRecord? {
-        try database.withConnection { session in
-            try session.rows("SELECT row_to_json(i)::text FROM images i WHERE path = \(path)").first.map {
-                try Self.record(ImageRecord.self, json: try $0.decode(String.self))
-            }
-        }
+        try image(column: "path", equals: path)
     }
 
     /// The image row with this id, scanned or not.
     public func image(id: Int64) throws -> ImageRecord? {
+        try image(column: "id", equals: id)
+    }
+
+    /// The image row whose `column` (a fixed column name, never input) equals `value`.
+    private func image(column: String, equals value: some PostgresEncodable & Sendable) throws -> ImageRecord? {
         try database.withConnection { session in
-            try session.rows("SELECT row_to_json(i)::text FROM images i WHERE id = \(id)").first.map {
+            try session.rows("SELECT row_to_json(i)::text FROM images i WHERE \(unescaped: column) = \(value)").first.map {
                 try Self.record(ImageRecord.self, json: try $0.decode(String.self))
             }
         }
