@@ -208,36 +208,11 @@ extension IndexStore {
                 // Encode the chunks first: their totals add up to the scan's.
                 let chunks = Self.packChunks(scan.extents)
                 let totals = chunks.reduce(into: ExtentTotals()) { $0.merge($1.totals) }
-                let statistics = DataExtentStatistics(scan.extents)
-                var record = ScanRecord(
-                    id: nil, imageId: imageIDs[0], scannedAtNs: scan.scannedAtNanoseconds,
-                    durationNs: Int64(scan.durationNanoseconds), toolVersion: scan.toolVersion,
-                    virtualSize: Int64(scan.layers[0].virtualSize), chainDepth: Int64(scan.layers.count),
-                    extentCount: Int64(ScanCounts.displayRows(scan.extents)), dataBytes: Int64(totals.data),
-                    ownDataBytes: Int64(totals.ownData),
-                    zeroBytes: Int64(totals.zero), compressedBytes: Int64(totals.compressed), ownZeroBytes: Int64(totals.ownZero),
-                    dataExtentCount: Int64(statistics.count), dataExtentLargest: Int64(statistics.largest),
-                    dataExtentMedian: Int64(statistics.median),
-                    dataExtentHistogram: String(decoding: try JSONEncoder().encode(statistics.histogram), as: UTF8.self),
-                    warningsJson: String(decoding: try JSONEncoder().encode(scan.warnings), as: UTF8.self),
-                    trustJson: scan.trust.json, host: scan.host)
+                var record = try scan.scanRecord(imageID: imageIDs[0], totals: totals)
                 record.id = try Int64.fetchOne(db, sql: Self.nextIDSQL(table: "scans"))
                 try Stored(record).insert(db)
                 guard let scanID = record.id else { throw StoreError.notFound("inserted scan id") }
-                for (depth, layer) in scan.layers.enumerated() {
-                    try Stored(
-                        ScanLayerRecord(
-                            scanId: scanID, depth: Int64(depth), path: layer.path, format: layer.format,
-                            device: Int64(bitPattern: layer.device), inode: Int64(bitPattern: layer.inode),
-                            fileSize: Int64(layer.fileSize), mtimeNs: layer.mtimeNanoseconds, ctimeNs: layer.ctimeNanoseconds,
-                            headerChecksum: layer.headerChecksum,
-                            clusterSize: layer.clusterSize.map { Int64($0) }, dataPath: layer.dataPath,
-                            dataDevice: layer.dataIdentity.map { Int64(bitPattern: $0.device) },
-                            dataInode: layer.dataIdentity.map { Int64(bitPattern: $0.inode) },
-                            dataFileSize: layer.dataIdentity.map { Int64($0.size) }, dataMtimeNs: layer.dataIdentity?.mtimeNanoseconds,
-                            dataCtimeNs: layer.dataIdentity?.ctimeNanoseconds)
-                    ).insert(db)
-                }
+                for layer in scan.layerRecords(scanID: scanID) { try Stored(layer).insert(db) }
                 if let owner = try Self.chunkOwnerWithSameExtents(as: chunks, imageID: imageIDs[0], excluding: scanID, db) {
                     // An unchanged rescan: the scan is recorded, its extents are the earlier scan's chunks.
                     try db.execute(sql: "UPDATE scans SET extents_scan_id = ? WHERE id = ?", arguments: [owner, scanID])

@@ -12,17 +12,16 @@ extension PostgresStore {
         try ScanCounts.checkTiling(scan.extents, virtualSize: scan.layers[0].virtualSize)
         let chunks = IndexStore.packChunks(scan.extents)
         let totals = chunks.reduce(into: ExtentTotals()) { $0.merge($1.totals) }
-        let statistics = DataExtentStatistics(scan.extents)
-        let histogram = String(decoding: try JSONEncoder().encode(statistics.histogram), as: UTF8.self)
-        let warnings = String(decoding: try JSONEncoder().encode(scan.warnings), as: UTF8.self)
         return try database.transaction { session in
             var imageIDs = [Int64](repeating: 0, count: scan.layers.count)
             for depth in stride(from: scan.layers.count - 1, through: 0, by: -1) {
                 let below = depth + 1 < scan.layers.count ? imageIDs[depth + 1] : nil
                 imageIDs[depth] = try Self.upsertImage(scan.layers[depth], backingImageID: below, session)
             }
+            let row = try scan.scanRecord(imageID: imageIDs[0], totals: totals)
             // The scan's row, and in the same round trip the image's previous scan (the owner of its chunks, and
-            // their count): the statement's snapshot predates the insert, so `previous` cannot see the new row.
+            // their count) and how many scans it had: the statement's snapshot predates the insert, so neither
+            // `previous` nor the count sees the new row.
             let scanRow = try session.rows(
                 """
                 WITH previous AS (
@@ -32,24 +31,26 @@ extension PostgresStore {
                     INSERT INTO scans (image_id, scanned_at_ns, duration_ns, tool_version, virtual_size, chain_depth, extent_count,
                         data_bytes, own_data_bytes, zero_bytes, compressed_bytes, own_zero_bytes, data_extent_count, data_extent_largest,
                         data_extent_median, data_extent_histogram, warnings_json, trust_json, host)
-                    VALUES (\(imageIDs[0]), \(scan.scannedAtNanoseconds), \(Int64(scan.durationNanoseconds)), \(scan.toolVersion),
-                        \(Int64(scan.layers[0].virtualSize)), \(Int64(scan.layers.count)), \(Int64(ScanCounts.displayRows(scan.extents))),
-                        \(Int64(totals.data)), \(Int64(totals.ownData)), \(Int64(totals.zero)), \(Int64(totals.compressed)),
-                        \(Int64(totals.ownZero)), \(Int64(statistics.count)), \(Int64(statistics.largest)), \(Int64(statistics.median)),
-                        \(histogram), \(warnings), \(scan.trust.json), \(scan.host))
+                    VALUES (\(row.imageId), \(row.scannedAtNs), \(row.durationNs), \(row.toolVersion), \(row.virtualSize),
+                        \(row.chainDepth), \(row.extentCount), \(row.dataBytes), \(row.ownDataBytes), \(row.zeroBytes),
+                        \(row.compressedBytes), \(row.ownZeroBytes), \(row.dataExtentCount), \(row.dataExtentLargest),
+                        \(row.dataExtentMedian), \(row.dataExtentHistogram), \(row.warningsJson), \(row.trustJson), \(scan.host))
                     RETURNING id
                 )
-                SELECT inserted.id, previous.owner, (SELECT count(*) FROM extent_chunks WHERE scan_id = previous.owner)
+                SELECT inserted.id, previous.owner, (SELECT count(*) FROM extent_chunks WHERE scan_id = previous.owner),
+                    (SELECT count(*) FROM scans WHERE image_id = \(imageIDs[0]))
                 FROM inserted LEFT JOIN previous ON true
                 """)
-            guard let (scanID, previousOwner, previousChunks) = try scanRow.first?.decode((Int64, Int64?, Int64?).self) else {
+            guard let (scanID, previousOwner, previousChunks, earlierScans) = try scanRow.first?.decode((Int64, Int64?, Int64?, Int64).self)
+            else {
                 throw StoreError.notFound("inserted scan id")
             }
             for (depth, layer) in scan.layers.enumerated() {
                 try Self.insertLayer(layer, depth: depth, scanID: scanID, session)
             }
             let previous = previousOwner.map { (owner: $0, chunks: previousChunks ?? -1) }
-            if let owner = try Self.chunkOwnerWithSameExtents(as: chunks, previous: previous, session) {
+            let owner = try Self.chunkOwnerWithSameExtents(as: chunks, previous: previous, session)
+            if let owner {
                 try session.execute("UPDATE scans SET extents_scan_id = \(owner) WHERE id = \(scanID)")
             } else {
                 try Self.insertChunks(chunks, scanID: scanID, session)
@@ -74,11 +75,15 @@ extension PostgresStore {
                 )
                 SELECT pg_notify(\(Self.changeChannel), \(change.payload))
                 """)
-            if let keep = scan.keepScans {
-                try Self.pruneHistory(imageID: imageIDs[0], keep: keep, olderThanNanoseconds: nil, session)
+            // Retention has work only past `keep` scans (this one included); when it deletes none, the saved
+            // rows are what was just written, with no read-back (a round trip and three rows to decode).
+            if let keep = scan.keepScans, earlierScans + 1 > Int64(max(keep, 1)),
+                try Self.pruneHistory(imageID: imageIDs[0], keep: keep, olderThanNanoseconds: nil, session) > 0
+            {
+                guard let stored = try Self.indexedScan(scanID: scanID, session) else { throw StoreError.notFound("scan \(scanID)") }
+                return stored
             }
-            guard let stored = try Self.indexedScan(scanID: scanID, session) else { throw StoreError.notFound("scan \(scanID)") }
-            return stored
+            return scan.savedRecords(imageIDs: imageIDs, scan: row, scanID: scanID, extentsScanID: owner)
         }
     }
 

@@ -87,6 +87,51 @@ import Testing
         #expect(try store.check().isHealthy)
     }
 
+    @Test(
+        "what save returns is what reading the scan back gives: new, unchanged, changed, retention, chains, trust",
+        arguments: StoreBackend.allCases)
+    func saveReturnsStoredRows(backend: StoreBackend) throws {
+        let scratch = try TemporaryDirectory(prefix: "extentdb-store")
+        defer { scratch.cleanup() }
+        let store = try backend.makeStore(in: scratch.url)
+        func saved(_ scan: NewScan, _ note: Comment) throws -> IndexedScan {
+            let returned = try store.save(scan)
+            let stored = try #require(try store.latestScan(path: scan.layers[0].path))
+            #expect(returned == stored, note)
+            return returned
+        }
+        let extents = syntheticExtents(count: 3000)
+        let changed = syntheticExtents(count: 3000, seed: 5)
+        var scan = scanOf("/pool/r.qcow2", extents: extents, at: 10)
+        scan.keepScans = 2
+        let first = try saved(scan, "new image")
+        scan.scannedAtNanoseconds = 20
+        let second = try saved(scan, "unchanged rescan sharing the first's chunks")
+        #expect(second.scan.extentsScanId == first.scan.id)
+        // The third save deletes the first, which owns the chunks the second shares and this one reuses.
+        scan.scannedAtNanoseconds = 30
+        let third = try saved(scan, "retention deletes the owner of the shared chunks")
+        #expect(try store.scans(path: "/pool/r.qcow2").map(\.id) == [second.scan.id, third.scan.id])
+        #expect(try store.extents(scanID: try #require(third.scan.id)) == extents)
+        scan = scanOf("/pool/r.qcow2", extents: changed, at: 40)
+        scan.keepScans = 2
+        let fourth = try saved(scan, "changed extents, retention deletes one")
+        #expect(fourth.scan.extentsScanId == nil)
+        scan.keepScans = nil
+        scan.allowsOutsideBacking = true
+        scan.trust = ScanTrust(outside: true, roots: ["/pool"])
+        scan.warnings = ["a \"quoted\" warning", "é"]
+        scan.scannedAtNanoseconds = 50
+        let fifth = try saved(scan, "no retention, trust and warnings recorded")
+        #expect(fifth.image.allowsOutsideBacking && fifth.scan.trust == scan.trust)
+        var chain = scanOf("/pool/top.qcow2", extents: syntheticExtents(count: 40), layers: 3)
+        chain.layers[2].dataPath = "/pool/data.raw"
+        chain.layers[2].dataIdentity = StoredFileIdentity(device: 9, inode: 8, size: 7, mtimeNanoseconds: 6, ctimeNanoseconds: 5)
+        chain.keepScans = 3
+        _ = try saved(chain, "a chain, a data file on its base")
+        #expect(try store.check().isHealthy)
+    }
+
     @Test("failures are recorded, listed, cleared by a scan, and forgotten", arguments: StoreBackend.allCases)
     func failuresAndForget(backend: StoreBackend) throws {
         let scratch = try TemporaryDirectory(prefix: "extentdb-store")
