@@ -16,7 +16,10 @@ public struct ImageRecord: Codable, Sendable, Equatable {
     /// Trust given at scan time (`--allow-outside-backing`), kept for later rescans (schema version 2).
     public var allowsOutsideBacking: Bool = false
 
-    enum CodingKeys: String, CodingKey {
+    /// The table's columns, as the record names them (a store that selects them by name).
+    public static var columnNames: [String] { CodingKeys.allCases.map(\.rawValue) }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case id, path, format
         case virtualSize = "virtual_size"
         case clusterSize = "cluster_size"
@@ -59,7 +62,10 @@ public struct ScanRecord: Codable, Sendable, Equatable {
     /// The trust the scan was made under, or nil when it was not recorded (or cannot be read).
     public var trust: ScanTrust? { trustJson.flatMap(ScanTrust.init(json:)) }
 
-    enum CodingKeys: String, CodingKey {
+    /// The table's columns, as the record names them (a store that selects them by name).
+    public static var columnNames: [String] { CodingKeys.allCases.map(\.rawValue) }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case id
         case imageId = "image_id"
         case scannedAtNs = "scanned_at_ns"

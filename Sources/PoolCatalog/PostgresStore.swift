@@ -104,18 +104,28 @@ public final class PostgresStore: IndexStoring, Sendable {
         }
     }
 
-    /// The SELECT list that reads a scan, its image and its layers as three JSON texts.
-    static let indexedScanColumns = """
-        row_to_json(s)::text, row_to_json(i)::text,
-        (SELECT coalesce(json_agg(l ORDER BY l.depth), '[]'::json)::text FROM scan_layers l WHERE l.scan_id = s.id)
-        """
+    /// The SELECT list that reads a scan and its image column by column (`s_`, `i_` prefixed, for
+    /// ``RowDecoder``) and its layers as one JSON text (`layers`).
+    static let indexedScanColumns =
+        (ImageRecord.columnNames.map { "i.\($0) AS i_\($0)" } + ScanRecord.columnNames.map { "s.\($0) AS s_\($0)" }).joined(
+            separator: ", ")
+        + ", (SELECT coalesce(json_agg(l ORDER BY l.depth), '[]'::json)::text FROM scan_layers l WHERE l.scan_id = s.id) AS layers"
 
     static func indexedScan(from row: PostgresRow) throws -> IndexedScan {
-        let (scanJSON, imageJSON, layersJSON) = try row.decode((String, String, String).self)
-        return try indexedScan(scanJSON: scanJSON, imageJSON: imageJSON, layersJSON: layersJSON)
+        let columns = row.makeRandomAccess()
+        do {
+            return IndexedScan(
+                image: try ImageRecord(from: RowDecoder(row: columns, prefix: "i_")),
+                scan: try ScanRecord(from: RowDecoder(row: columns, prefix: "s_")),
+                layers: try record([ScanLayerRecord].self, json: try columns["layers"].decode(String.self)))
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError.corruptChunk("a scan's image or scan row does not decode: \(error)")
+        }
     }
 
-    /// A scan, its image and its layers from the three JSON texts of ``indexedScanColumns``.
+    /// A scan, its image and its layers from three JSON texts (`row_to_json` of each, `json_agg` of the layers).
     static func indexedScan(scanJSON: String, imageJSON: String, layersJSON: String) throws -> IndexedScan {
         IndexedScan(
             image: try record(ImageRecord.self, json: imageJSON), scan: try record(ScanRecord.self, json: scanJSON),

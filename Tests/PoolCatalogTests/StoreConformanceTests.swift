@@ -88,7 +88,7 @@ import Testing
     }
 
     @Test(
-        "what save returns is what reading the scan back gives: new, unchanged, changed, retention, chains, trust",
+        "what save returns is what reading the scan back gives (and the listing): new, unchanged, changed, retention, chains, trust",
         arguments: StoreBackend.allCases)
     func saveReturnsStoredRows(backend: StoreBackend) throws {
         let scratch = try TemporaryDirectory(prefix: "extentdb-store")
@@ -98,6 +98,10 @@ import Testing
             let returned = try store.save(scan)
             let stored = try #require(try store.latestScan(path: scan.layers[0].path))
             #expect(returned == stored, note)
+            // The listing reads the same rows another way (on PostgreSQL: row_to_json texts, where a lookup
+            // decodes columns).
+            let listed = try #require(try store.listedImages(paths: [scan.layers[0].path]).first?.scanned)
+            #expect(listed.image == stored.image && listed.scan == stored.scan && listed.layers == stored.layers, note)
             return returned
         }
         let extents = syntheticExtents(count: 3000)
