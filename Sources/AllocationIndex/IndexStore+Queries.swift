@@ -28,15 +28,27 @@ extension IndexStore {
     /// The image row for `path`. This and ``indexedScan(scanID:_:)`` serve every lookup (a freshness check
     /// of each image a scan visits, each HTTP and NBD request): their statements are prepared once per
     /// connection (`cachedStatement`), as a query built each time was compiled and authorized again, a
-    /// sixth of the CPU of looking up an unchanged image.
+    /// sixth of the CPU of looking up an unchanged image. They name their columns: a cached `SELECT *`
+    /// keeps the columns it was prepared with while SQLite re-prepares it after another process's migration
+    /// adds one ("column not found", seen with eight processes creating one index).
     static func imageRow(path: String, _ db: Database) throws -> ImageRecord? {
-        try Stored<ImageRecord>.fetchOne(db.cachedStatement(sql: "SELECT * FROM images WHERE path = ?"), arguments: [path])?.value
+        try Stored<ImageRecord>.fetchOne(db.cachedStatement(sql: imagesByPath), arguments: [path])?.value
     }
 
     /// The image row with this id (the HTTP service names images by id), from a cached statement.
     static func imageRow(id: Int64, _ db: Database) throws -> ImageRecord? {
-        try Stored<ImageRecord>.fetchOne(db.cachedStatement(sql: "SELECT * FROM images WHERE id = ?"), arguments: [id])?.value
+        try Stored<ImageRecord>.fetchOne(db.cachedStatement(sql: imagesByID), arguments: [id])?.value
     }
+
+    /// `SELECT` of `columns` (quoted) from `table`, for a cached statement.
+    private static func select(_ columns: [String], from table: String, where condition: String) -> String {
+        "SELECT " + columns.map { "\"\($0)\"" }.joined(separator: ", ") + " FROM \(table) WHERE \(condition)"
+    }
+
+    private static let imagesByPath = select(ImageRecord.columnNames, from: "images", where: "path = ?")
+    private static let imagesByID = select(ImageRecord.columnNames, from: "images", where: "id = ?")
+    private static let scansByID = select(ScanRecord.columnNames, from: "scans", where: "id = ?")
+    private static let layersByScan = select(ScanLayerRecord.columnNames, from: "scan_layers", where: "scan_id = ? ORDER BY depth")
 
     /// True when scan `id` was recorded once and is gone now (history retention, `gc`, or its image
     /// forgotten): ids are never reused, and `id_high_water` keeps the largest ever given (migration 0004).
@@ -64,12 +76,11 @@ extension IndexStore {
 
     static func indexedScan(scanID: Int64, _ db: Database) throws -> IndexedScan? {
         guard
-            let scan = try Stored<ScanRecord>.fetchOne(db.cachedStatement(sql: "SELECT * FROM scans WHERE id = ?"), arguments: [scanID])?
-                .value,
+            let scan = try Stored<ScanRecord>.fetchOne(db.cachedStatement(sql: scansByID), arguments: [scanID])?.value,
             let image = try imageRow(id: scan.imageId, db)
         else { return nil }
         let layers = try Stored<ScanLayerRecord>.fetchAll(
-            db.cachedStatement(sql: "SELECT * FROM scan_layers WHERE scan_id = ? ORDER BY depth"), arguments: [scanID]
+            db.cachedStatement(sql: layersByScan), arguments: [scanID]
         ).map(\.value)
         return IndexedScan(image: image, scan: scan, layers: layers)
     }

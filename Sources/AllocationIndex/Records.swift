@@ -113,7 +113,10 @@ public struct ScanLayerRecord: Codable, Sendable, Equatable {
     public var dataMtimeNs: Int64?
     public var dataCtimeNs: Int64?
 
-    enum CodingKeys: String, CodingKey {
+    /// The table's columns, as the record names them (a store that selects them by name).
+    public static var columnNames: [String] { CodingKeys.allCases.map(\.rawValue) }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case scanId = "scan_id"
         case depth, path, format, device, inode
         case fileSize = "file_size"

@@ -23,6 +23,9 @@ public struct IndexingOutcome: Sendable {
     public var path: String
     public var action: Action
     public var indexed: IndexedScan
+    /// For `unchanged`: why this host's view of the file disagrees with the host that scanned it, when that
+    /// is why it was not rescanned (``ImageIndexer/hostDisagreement(of:)``); nil otherwise.
+    public var hostDisagreement: String? = nil
 }
 
 /// Keeps the index in step with images: scans when an image is new or changed, and records the result.
@@ -65,9 +68,11 @@ public struct ImageIndexer: Sendable {
 
     /// ``freshness(of:)`` from what it reads of a scan: its chain's layers and the host that made it.
     public static func freshness(layers: [ScanLayerRecord], scannedBy host: String?) -> Freshness {
-        if let disagreement = hostDisagreement(layers: layers, scannedBy: host) { return .stale(disagreement) }
-        for layer in layers {
-            guard let now = try? FileIdentity(path: layer.path) else {
+        // Layer 0's identity serves both the disagreement rule and the loop: one `stat` per layer.
+        let top = layers.first.flatMap { try? FileIdentity(path: $0.path) }
+        if let disagreement = hostDisagreement(layers: layers, scannedBy: host, seen: top) { return .stale(disagreement) }
+        for (index, layer) in layers.enumerated() {
+            guard let now = index == 0 ? top : try? FileIdentity(path: layer.path) else {
                 return .stale("layer \(layer.depth) \(layer.path) is missing")
             }
             if UInt64(bitPattern: layer.device) != now.device || UInt64(bitPattern: layer.inode) != now.inode {
@@ -110,8 +115,14 @@ public struct ImageIndexer: Sendable {
 
     /// ``hostDisagreement(of:)`` from a scan's layers and the host that made it.
     public static func hostDisagreement(layers: [ScanLayerRecord], scannedBy host: String?) -> String? {
+        hostDisagreement(layers: layers, scannedBy: host, seen: layers.first.flatMap { try? FileIdentity(path: $0.path) })
+    }
+
+    /// ``hostDisagreement(layers:scannedBy:)`` with layer 0's identity as this host sees it now (`seen`, nil
+    /// when it cannot be read).
+    static func hostDisagreement(layers: [ScanLayerRecord], scannedBy host: String?, seen: FileIdentity?) -> String? {
         guard let host, !host.isEmpty, host != HostName.current, let layer = layers.first,
-            let recordedChange = layer.ctimeNs, let seen = try? FileIdentity(path: layer.path),
+            let recordedChange = layer.ctimeNs, let seen,
             seen.changeTimeNanoseconds < recordedChange || seen.modificationTimeNanoseconds < layer.mtimeNs
         else { return nil }
         return "hosts disagree: \(host) scanned \(layer.path) as changed at \(Self.time(recordedChange)), this host "
@@ -163,10 +174,13 @@ public struct ImageIndexer: Sendable {
     public func ensureIndexed(path: String, force: Bool, progress: ScanProgress?, waitsForOtherHosts: Bool) throws -> IndexingOutcome? {
         let canonical = try Self.canonicalPath(path)
         let previous = try store.latestScan(path: canonical)
-        if !force, let indexed = previous,
-            staleness(of: indexed, checkHeaders: true) == nil || Self.hostDisagreement(of: indexed) != nil
-        {
-            return IndexingOutcome(path: canonical, action: .unchanged, indexed: indexed)
+        if !force, let indexed = previous {
+            // A fresh scan has no disagreement (freshness would have said stale); only a stale one is asked.
+            let stale = staleness(of: indexed, checkHeaders: true) != nil
+            let disagreement = stale ? Self.hostDisagreement(of: indexed) : nil
+            if !stale || disagreement != nil {
+                return IndexingOutcome(path: canonical, action: .unchanged, indexed: indexed, hostDisagreement: disagreement)
+            }
         }
         guard !store.isReadOnly else { throw StoreError.readOnly(store.path ?? "the index") }
         let scan = { () throws -> IndexingOutcome in

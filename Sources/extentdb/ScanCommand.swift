@@ -107,7 +107,7 @@ struct ScanCommand: ParsableCommand {
                 }
                 result = Result(path: outcome.path, action: outcome.action.rawValue, indexed: outcome.indexed)
                 result.warnings = Self.warnings(of: outcome.indexed)
-                if outcome.action == .unchanged, let disagreement = ImageIndexer.hostDisagreement(of: outcome.indexed) {
+                if let disagreement = outcome.hostDisagreement {
                     result.warnings.append("\(outcome.path): \(disagreement)")
                 }
                 if digests {
