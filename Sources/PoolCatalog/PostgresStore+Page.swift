@@ -80,30 +80,28 @@ extension PostgresStore {
         bindings.append(paths)
         let sql = """
             WITH listed AS (SELECT path, ordinality FROM unnest($1::text[]) WITH ORDINALITY AS given(path))
-            SELECT l.path,
-                CASE WHEN s.id IS NULL THEN NULL ELSE row_to_json(s)::text END,
-                CASE WHEN s.id IS NULL THEN NULL ELSE row_to_json(i)::text END,
-                CASE WHEN s.id IS NULL THEN NULL ELSE
-                    (SELECT coalesce(json_agg(y ORDER BY y.depth), '[]'::json)::text FROM scan_layers y WHERE y.scan_id = s.id) END,
-                f.failed_at_ns, f.message,
-                CASE WHEN s.id IS NULL THEN 0 ELSE (SELECT count(*) FROM scans k WHERE k.image_id = i.id) END
-            FROM listed l
-            LEFT JOIN images i ON i.path = l.path AND i.latest_scan_id IS NOT NULL
+            SELECT g.path AS listed_path, \(Self.indexedScanColumns), f.failed_at_ns AS failed_at_ns, f.message AS failure_message,
+                CASE WHEN s.id IS NULL THEN 0 ELSE (SELECT count(*) FROM scans k WHERE k.image_id = i.id) END AS scans_kept
+            FROM listed g
+            LEFT JOIN images i ON i.path = g.path AND i.latest_scan_id IS NOT NULL
             LEFT JOIN scans s ON s.id = i.latest_scan_id
-            LEFT JOIN scan_failures f ON f.path = l.path
-            ORDER BY l.ordinality
+            LEFT JOIN scan_failures f ON f.path = g.path
+            ORDER BY g.ordinality
             """
         let rows = try database.withConnection { session in
             try session.rows(PostgresQuery(unsafeSQL: sql, binds: bindings)).map { row in
-                let (path, scanJSON, imageJSON, layersJSON, failedAt, message, kept) = try row.decode(
-                    (String, String?, String?, String?, Int64?, String?, Int64).self)
+                let columns = row.makeRandomAccess()
+                let path = try columns["listed_path"].decode(String.self)
                 var scanned: ImageWithScan?
-                if let scanJSON, let imageJSON, let layersJSON {
-                    let indexed = try Self.indexedScan(scanJSON: scanJSON, imageJSON: imageJSON, layersJSON: layersJSON)
+                if columns["s_id"].bytes != nil {
+                    let indexed = try Self.indexedScan(columns: columns)
                     scanned = ImageWithScan(image: indexed.image, scan: indexed.scan, layers: indexed.layers)
                 }
-                let failure = failedAt.map { ScanFailure(path: path, failedAtNanoseconds: $0, message: message ?? "") }
-                return ListedImage(path: path, scanned: scanned, failure: failure, scansKept: Int(kept))
+                let failure = try columns["failed_at_ns"].decode(Int64?.self).map {
+                    ScanFailure(path: path, failedAtNanoseconds: $0, message: try columns["failure_message"].decode(String?.self) ?? "")
+                }
+                return ListedImage(
+                    path: path, scanned: scanned, failure: failure, scansKept: Int(try columns["scans_kept"].decode(Int64.self)))
             }
         }
         return rows.filter { $0.scanned != nil || $0.failure != nil }

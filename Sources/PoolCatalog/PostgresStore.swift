@@ -8,8 +8,9 @@ import PostgresNIO
 ///
 /// Same concepts and answers as the SQLite ``IndexStore`` (the same record types, the same packed extent
 /// blobs, `bytea` here), schema from `migrations/postgres/`. Every operation is one transaction; a reader
-/// sees one snapshot (`REPEATABLE READ`). Rows are read back as JSON objects (`row_to_json`) whose keys are
-/// the column names the records' coding keys already name, so both stores decode rows the same way.
+/// sees one snapshot (`REPEATABLE READ`). Records are decoded from their columns by the names the records'
+/// coding keys already give (``RowDecoder``), so both stores decode rows the same way; a scan's layers come
+/// as one JSON text.
 public final class PostgresStore: IndexStoring, Sendable {
     let database: BlockingPostgres
     /// Connections that hold scan locks (``withScanLock(path:_:)``) for as long as a scan runs, apart from
@@ -95,7 +96,7 @@ public final class PostgresStore: IndexStoring, Sendable {
 
     // MARK: Reading rows
 
-    /// Decodes a `row_to_json` text into a record.
+    /// Decodes a JSON text (a scan's layers, `json_agg`) into records.
     static func record<T: Decodable>(_ type: T.Type, json: String) throws -> T {
         do {
             return try JSONDecoder().decode(type, from: Data(json.utf8))
@@ -104,32 +105,37 @@ public final class PostgresStore: IndexStoring, Sendable {
         }
     }
 
-    /// The SELECT list that reads a scan and its image column by column (`s_`, `i_` prefixed, for
-    /// ``RowDecoder``) and its layers as one JSON text (`layers`).
-    static let indexedScanColumns =
-        (ImageRecord.columnNames.map { "i.\($0) AS i_\($0)" } + ScanRecord.columnNames.map { "s.\($0) AS s_\($0)" }).joined(
-            separator: ", ")
-        + ", (SELECT coalesce(json_agg(l ORDER BY l.depth), '[]'::json)::text FROM scan_layers l WHERE l.scan_id = s.id) AS layers"
-
-    static func indexedScan(from row: PostgresRow) throws -> IndexedScan {
-        let columns = row.makeRandomAccess()
+    /// Decodes the record whose columns carry `prefix` (``imageColumns``, ``scanColumns``) from a row.
+    static func record<T: Decodable>(_ type: T.Type, columns: PostgresRandomAccessRow, prefix: String) throws -> T {
         do {
-            return IndexedScan(
-                image: try ImageRecord(from: RowDecoder(row: columns, prefix: "i_")),
-                scan: try ScanRecord(from: RowDecoder(row: columns, prefix: "s_")),
-                layers: try record([ScanLayerRecord].self, json: try columns["layers"].decode(String.self)))
-        } catch let error as StoreError {
-            throw error
+            return try T(from: RowDecoder(row: columns, prefix: prefix))
         } catch {
-            throw StoreError.corruptChunk("a scan's image or scan row does not decode: \(error)")
+            throw StoreError.corruptChunk("a \(type) row does not decode: \(error)")
         }
     }
 
-    /// A scan, its image and its layers from three JSON texts (`row_to_json` of each, `json_agg` of the layers).
-    static func indexedScan(scanJSON: String, imageJSON: String, layersJSON: String) throws -> IndexedScan {
+    /// An image's columns as ``RowDecoder`` reads them (`i.id AS i_id`, ...), of the table aliased `i`.
+    static let imageColumns = ImageRecord.columnNames.map { "i.\($0) AS i_\($0)" }.joined(separator: ", ")
+    /// A scan's columns (`s.id AS s_id`, ...), of the table aliased `s`.
+    static let scanColumns = ScanRecord.columnNames.map { "s.\($0) AS s_\($0)" }.joined(separator: ", ")
+
+    /// The SELECT list that reads a scan and its image column by column (`s_`, `i_` prefixed, for
+    /// ``RowDecoder``) and its layers as one JSON text (`layers`). The scan's columns are null when an outer
+    /// join found none.
+    static let indexedScanColumns =
+        "\(imageColumns), \(scanColumns), "
+        + "(SELECT coalesce(json_agg(y ORDER BY y.depth), '[]'::json)::text FROM scan_layers y WHERE y.scan_id = s.id) AS layers"
+
+    static func indexedScan(from row: PostgresRow) throws -> IndexedScan {
+        try indexedScan(columns: row.makeRandomAccess())
+    }
+
+    /// The scan, image and layers of ``indexedScanColumns`` in a row.
+    static func indexedScan(columns: PostgresRandomAccessRow) throws -> IndexedScan {
         IndexedScan(
-            image: try record(ImageRecord.self, json: imageJSON), scan: try record(ScanRecord.self, json: scanJSON),
-            layers: try record([ScanLayerRecord].self, json: layersJSON))
+            image: try record(ImageRecord.self, columns: columns, prefix: "i_"),
+            scan: try record(ScanRecord.self, columns: columns, prefix: "s_"),
+            layers: try record([ScanLayerRecord].self, json: try columns["layers"].decode(String.self)))
     }
 
     static func indexedScan(scanID: Int64, _ session: BlockingPostgres.Session) throws -> IndexedScan? {
@@ -176,8 +182,8 @@ public final class PostgresStore: IndexStoring, Sendable {
     /// The image row whose `column` (a fixed column name, never input) equals `value`.
     private func image(column: String, equals value: some PostgresEncodable & Sendable) throws -> ImageRecord? {
         try database.withConnection { session in
-            try session.rows("SELECT row_to_json(i)::text FROM images i WHERE \(unescaped: column) = \(value)").first.map {
-                try Self.record(ImageRecord.self, json: try $0.decode(String.self))
+            try session.rows("SELECT \(unescaped: Self.imageColumns) FROM images i WHERE i.\(unescaped: column) = \(value)").first.map {
+                try Self.record(ImageRecord.self, columns: $0.makeRandomAccess(), prefix: "i_")
             }
         }
     }
@@ -242,8 +248,8 @@ public final class PostgresStore: IndexStoring, Sendable {
     public func scans(path: String) throws -> [ScanRecord] {
         try database.withConnection { session in
             try session.rows(
-                "SELECT row_to_json(s)::text FROM scans s JOIN images i ON i.id = s.image_id WHERE i.path = \(path) ORDER BY s.id"
-            ).map { try Self.record(ScanRecord.self, json: try $0.decode(String.self)) }
+                "SELECT \(unescaped: Self.scanColumns) FROM scans s JOIN images i ON i.id = s.image_id WHERE i.path = \(path) ORDER BY s.id"
+            ).map { try Self.record(ScanRecord.self, columns: $0.makeRandomAccess(), prefix: "s_") }
         }
     }
 

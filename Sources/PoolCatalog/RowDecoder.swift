@@ -3,8 +3,8 @@ import PostgresNIO
 /// Decodes a flat `Decodable` record (an ``ImageRecord``, a ``ScanRecord``) straight from one result row:
 /// each key is read from the column named `prefix` + key, in its binary form.
 ///
-/// A lookup reads an image and its latest scan in one row; decoding their columns this way costs a fraction
-/// of parsing `row_to_json` texts with `JSONDecoder`. Only what such records hold is supported: strings,
+/// A lookup or a listing reads an image and its latest scan in one row; decoding their columns this way costs
+/// a fraction of parsing `row_to_json` texts with `JSONDecoder`, which the store used before. Only what such records hold is supported: strings,
 /// 64-bit integers, booleans, NULLs, and `String`-backed enums; anything else is a decoding error.
 struct RowDecoder: Decoder {
     let row: PostgresRandomAccessRow

@@ -98,8 +98,7 @@ import Testing
             let returned = try store.save(scan)
             let stored = try #require(try store.latestScan(path: scan.layers[0].path))
             #expect(returned == stored, note)
-            // The listing reads the same rows another way (on PostgreSQL: row_to_json texts, where a lookup
-            // decodes columns).
+            // The listing reads the same rows with its own query (one statement for a page of paths).
             let listed = try #require(try store.listedImages(paths: [scan.layers[0].path]).first?.scanned)
             #expect(listed.image == stored.image && listed.scan == stored.scan && listed.layers == stored.layers, note)
             return returned
