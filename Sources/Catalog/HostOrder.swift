@@ -1,9 +1,11 @@
+import ImageFormats
+
 /// A host's own order of a directory's images on a pool catalog: a permutation drawn from a generator seeded
 /// by the host's name, the same on every run of that host, different from the other hosts'.
 public enum HostOrder {
     /// A permutation of `0..<count` (Fisher–Yates over SplitMix64 seeded by the FNV-1a hash of `seed`).
     public static func permutation(count: Int, seed: String) -> [Int] {
-        var state = seed.utf8.reduce(UInt64(0xcbf2_9ce4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x0000_0100_0000_01b3 }
+        var state = FNV1a.hash64(seed.utf8)
         func next() -> UInt64 {
             state &+= 0x9e37_79b9_7f4a_7c15
             var mixed = state

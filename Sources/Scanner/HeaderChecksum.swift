@@ -23,12 +23,7 @@ enum HeaderChecksum {
 
     /// FNV-1a, 64-bit, as earlier indexes recorded it.
     static func fnv1a64(_ bytes: [UInt8]) -> String {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in bytes {
-            hash ^= UInt64(byte)
-            hash &*= 0x0000_0100_0000_01B3
-        }
-        return fnvPrefix + hex(hash)
+        fnvPrefix + hex(FNV1a.hash64(bytes))
     }
 
     private static func hex(_ value: UInt64) -> String {
