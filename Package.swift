@@ -210,7 +210,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PoolCatalogTests",
-            dependencies: ["PoolCatalog", "AllocationIndex", "ImageFormats", "TestSupport"],
+            dependencies: ["PoolCatalog", "AllocationIndex", "ImageFormats", "Scanner", "TestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(

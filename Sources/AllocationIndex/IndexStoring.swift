@@ -25,6 +25,9 @@ public protocol IndexStoring: AnyObject, Sendable {
 
     func latestScan(path: String) throws -> IndexedScan?
     func latestScan(imageID: Int64) throws -> IndexedScan?
+    /// The latest scans of `paths` (paths with none are left out, the order is the store's): a directory
+    /// scan's look-ahead, one round trip for many images on a server.
+    func latestScans(paths: [String]) throws -> [IndexedScan]
     /// One scan by id, with its image and chain.
     func indexedScan(id: Int64) throws -> IndexedScan?
     /// The image row for `path`, scanned or not.
@@ -121,6 +124,11 @@ public protocol IndexStoring: AnyObject, Sendable {
 
 extension IndexStoring {
     public var isShared: Bool { false }
+
+    /// One ``latestScan(path:)`` after another: what an embedded store needs.
+    public func latestScans(paths: [String]) throws -> [IndexedScan] {
+        try paths.compactMap { try latestScan(path: $0) }
+    }
 
     /// One page of the image list (``imagePageKeys(after:limit:under:)``) with each row whole
     /// (``listedImages(paths:)``); a row forgotten between the two reads is left out.

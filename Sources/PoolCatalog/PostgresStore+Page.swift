@@ -80,30 +80,27 @@ extension PostgresStore {
         bindings.append(paths)
         let sql = """
             WITH listed AS (SELECT path, ordinality FROM unnest($1::text[]) WITH ORDINALITY AS given(path))
-            SELECT g.path AS listed_path, \(Self.indexedScanColumns), f.failed_at_ns AS failed_at_ns, f.message AS failure_message,
+            SELECT g.ordinality AS listed_at, g.path AS listed_path, \(Self.indexedScanColumns),
+                f.failed_at_ns AS failed_at_ns, f.message AS failure_message,
                 CASE WHEN s.id IS NULL THEN 0 ELSE (SELECT count(*) FROM scans k WHERE k.image_id = i.id) END AS scans_kept
             FROM listed g
             LEFT JOIN images i ON i.path = g.path AND i.latest_scan_id IS NOT NULL
             LEFT JOIN scans s ON s.id = i.latest_scan_id
+            LEFT JOIN scan_layers y ON y.scan_id = s.id
             LEFT JOIN scan_failures f ON f.path = g.path
-            ORDER BY g.ordinality
+            ORDER BY g.ordinality, y.depth
             """
-        let rows = try database.withConnection { session in
-            try session.rows(PostgresQuery(unsafeSQL: sql, binds: bindings)).map { row in
-                let columns = row.makeRandomAccess()
-                let path = try columns["listed_path"].decode(String.self)
-                var scanned: ImageWithScan?
-                if columns["s_id"].bytes != nil {
-                    let indexed = try Self.indexedScan(columns: columns)
-                    scanned = ImageWithScan(image: indexed.image, scan: indexed.scan, layers: indexed.layers)
-                }
-                let failure = try columns["failed_at_ns"].decode(Int64?.self).map {
-                    ScanFailure(path: path, failedAtNanoseconds: $0, message: try columns["failure_message"].decode(String?.self) ?? "")
-                }
-                return ListedImage(
-                    path: path, scanned: scanned, failure: failure, scansKept: Int(try columns["scans_kept"].decode(Int64.self)))
+        let rows = try database.withConnection { session in try session.rows(PostgresQuery(unsafeSQL: sql, binds: bindings)) }
+        let listed = try Self.indexedScans(rows, groupedBy: "listed_at").map { group in
+            let columns = group.row
+            let path = try columns["listed_path"].decode(String.self)
+            let failure = try columns["failed_at_ns"].decode(Int64?.self).map {
+                ScanFailure(path: path, failedAtNanoseconds: $0, message: try columns["failure_message"].decode(String?.self) ?? "")
             }
+            return ListedImage(
+                path: path, scanned: group.indexed.map { ImageWithScan(image: $0.image, scan: $0.scan, layers: $0.layers) },
+                failure: failure, scansKept: Int(try columns["scans_kept"].decode(Int64.self)))
         }
-        return rows.filter { $0.scanned != nil || $0.failure != nil }
+        return listed.filter { $0.scanned != nil || $0.failure != nil }
     }
 }

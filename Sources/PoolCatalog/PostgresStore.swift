@@ -9,8 +9,8 @@ import PostgresNIO
 /// Same concepts and answers as the SQLite ``IndexStore`` (the same record types, the same packed extent
 /// blobs, `bytea` here), schema from `migrations/postgres/`. Every operation is one transaction; a reader
 /// sees one snapshot (`REPEATABLE READ`). Records are decoded from their columns by the names the records'
-/// coding keys already give (``RowDecoder``), so both stores decode rows the same way; a scan's layers come
-/// as one JSON text.
+/// coding keys already give (``RowDecoder``), so both stores decode rows the same way; a scan comes as one
+/// row per layer.
 public final class PostgresStore: IndexStoring, Sendable {
     let database: BlockingPostgres
     /// Connections that hold scan locks (``withScanLock(path:_:)``) for as long as a scan runs, apart from
@@ -96,16 +96,8 @@ public final class PostgresStore: IndexStoring, Sendable {
 
     // MARK: Reading rows
 
-    /// Decodes a JSON text (a scan's layers, `json_agg`) into records.
-    static func record<T: Decodable>(_ type: T.Type, json: String) throws -> T {
-        do {
-            return try JSONDecoder().decode(type, from: Data(json.utf8))
-        } catch {
-            throw StoreError.corruptChunk("a \(type) row does not decode: \(error)")
-        }
-    }
-
-    /// Decodes the record whose columns carry `prefix` (``imageColumns``, ``scanColumns``) from a row.
+    /// Decodes the record whose columns carry `prefix` (``imageColumns``, ``scanColumns``, ``layerColumns``)
+    /// from a row.
     static func record<T: Decodable>(_ type: T.Type, columns: PostgresRandomAccessRow, prefix: String) throws -> T {
         do {
             return try T(from: RowDecoder(row: columns, prefix: prefix))
@@ -118,30 +110,49 @@ public final class PostgresStore: IndexStoring, Sendable {
     static let imageColumns = ImageRecord.columnNames.map { "i.\($0) AS i_\($0)" }.joined(separator: ", ")
     /// A scan's columns (`s.id AS s_id`, ...), of the table aliased `s`.
     static let scanColumns = ScanRecord.columnNames.map { "s.\($0) AS s_\($0)" }.joined(separator: ", ")
+    /// A chain layer's columns (`y.depth AS y_depth`, ...), of `scan_layers` aliased `y`.
+    static let layerColumns = ScanLayerRecord.columnNames.map { "y.\($0) AS y_\($0)" }.joined(separator: ", ")
 
-    /// The SELECT list that reads a scan and its image column by column (`s_`, `i_` prefixed, for
-    /// ``RowDecoder``) and its layers as one JSON text (`layers`). The scan's columns are null when an outer
-    /// join found none.
-    static let indexedScanColumns =
-        "\(imageColumns), \(scanColumns), "
-        + "(SELECT coalesce(json_agg(y ORDER BY y.depth), '[]'::json)::text FROM scan_layers y WHERE y.scan_id = s.id) AS layers"
+    /// The SELECT list that reads a scan, its image and one of its layers column by column (`i_`, `s_`, `y_`
+    /// prefixed, for ``RowDecoder``): a scan comes as one row per layer, which ``indexedScans(_:groupedBy:)``
+    /// puts back together. Joined as `images i`, `scans s`, `scan_layers y` and ordered by the scan, then
+    /// `y.depth`. The scan's and layer's columns are null when an outer join found none.
+    static let indexedScanColumns = "\(imageColumns), \(scanColumns), \(layerColumns)"
 
-    static func indexedScan(from row: PostgresRow) throws -> IndexedScan {
-        try indexedScan(columns: row.makeRandomAccess())
-    }
-
-    /// The scan, image and layers of ``indexedScanColumns`` in a row.
-    static func indexedScan(columns: PostgresRandomAccessRow) throws -> IndexedScan {
-        IndexedScan(
-            image: try record(ImageRecord.self, columns: columns, prefix: "i_"),
-            scan: try record(ScanRecord.self, columns: columns, prefix: "s_"),
-            layers: try record([ScanLayerRecord].self, json: try columns["layers"].decode(String.self)))
+    /// Rows of ``indexedScanColumns``, one per layer, as groups: consecutive rows with the same `column`
+    /// (a bigint: the scan's id, or a listing's position) are one scan. Each group gives its first row (for
+    /// the query's other columns) and its scan, nil when the row has no scan (`s_id` null).
+    static func indexedScans(_ rows: [PostgresRow], groupedBy column: String = "s_id") throws -> [(
+        row: PostgresRandomAccessRow, indexed: IndexedScan?
+    )] {
+        var groups: [(row: PostgresRandomAccessRow, key: Int64?, indexed: IndexedScan?)] = []
+        for row in rows {
+            let columns = row.makeRandomAccess()
+            let key = try columns[column].decode(Int64?.self)
+            let layer = columns["y_scan_id"].bytes == nil ? nil : try record(ScanLayerRecord.self, columns: columns, prefix: "y_")
+            if let last = groups.last, let key, last.key == key, let layer {
+                groups[groups.count - 1].indexed?.layers.append(layer)
+                continue
+            }
+            var indexed: IndexedScan?
+            if columns["s_id"].bytes != nil {
+                indexed = IndexedScan(
+                    image: try record(ImageRecord.self, columns: columns, prefix: "i_"),
+                    scan: try record(ScanRecord.self, columns: columns, prefix: "s_"), layers: layer.map { [$0] } ?? [])
+            }
+            groups.append((columns, key, indexed))
+        }
+        return groups.map { ($0.row, $0.indexed) }
     }
 
     static func indexedScan(scanID: Int64, _ session: BlockingPostgres.Session) throws -> IndexedScan? {
-        try session.rows(
-            "SELECT \(unescaped: indexedScanColumns) FROM scans s JOIN images i ON i.id = s.image_id WHERE s.id = \(scanID)"
-        ).first.map(indexedScan(from:))
+        try indexedScans(
+            session.rows(
+                """
+                SELECT \(unescaped: indexedScanColumns) FROM scans s JOIN images i ON i.id = s.image_id
+                JOIN scan_layers y ON y.scan_id = s.id WHERE s.id = \(scanID) ORDER BY y.depth
+                """)
+        ).first?.indexed
     }
 
     // MARK: The latest scan, by path or id
@@ -157,12 +168,28 @@ public final class PostgresStore: IndexStoring, Sendable {
     /// The latest scan of the image whose `imageColumn` (a fixed column name, never input) equals `value`.
     private func latestScan(imageColumn: String, equals value: some PostgresEncodable & Sendable) throws -> IndexedScan? {
         try database.withConnection { session in
-            try session.rows(
-                """
-                SELECT \(unescaped: Self.indexedScanColumns) FROM images i JOIN scans s ON s.id = i.latest_scan_id
-                WHERE i.\(unescaped: imageColumn) = \(value)
-                """
-            ).first.map(Self.indexedScan(from:))
+            try Self.indexedScans(
+                session.rows(
+                    """
+                    SELECT \(unescaped: Self.indexedScanColumns) FROM images i JOIN scans s ON s.id = i.latest_scan_id
+                    JOIN scan_layers y ON y.scan_id = s.id WHERE i.\(unescaped: imageColumn) = \(value) ORDER BY y.depth
+                    """)
+            ).first?.indexed
+        }
+    }
+
+    /// The latest scans of `paths` in one statement (a directory scan's look-ahead); paths with none are left
+    /// out.
+    public func latestScans(paths: [String]) throws -> [IndexedScan] {
+        guard !paths.isEmpty else { return [] }
+        return try database.withConnection { session in
+            try Self.indexedScans(
+                session.rows(
+                    """
+                    SELECT \(unescaped: Self.indexedScanColumns) FROM images i JOIN scans s ON s.id = i.latest_scan_id
+                    JOIN scan_layers y ON y.scan_id = s.id WHERE i.path = ANY(\(paths)) ORDER BY s.id, y.depth
+                    """)
+            ).compactMap(\.indexed)
         }
     }
 
@@ -279,21 +306,22 @@ public final class PostgresStore: IndexStoring, Sendable {
 
     public func scannedImages(matching paths: [String], directories: [String]) throws -> [ImageWithScan] {
         let exact = Set(paths)
-        return try database.withConnection { session in
+        let rows = try database.withConnection { session in
             try session.rows(
                 """
-                SELECT \(unescaped: Self.indexedScanColumns) FROM images i JOIN scans s ON s.id = i.latest_scan_id ORDER BY i.path
-                """
-            ).compactMap { row in
-                let indexed = try Self.indexedScan(from: row)
-                let path = indexed.image.path
-                if !exact.isEmpty || !directories.isEmpty,
-                    !exact.contains(path) && !directories.contains(where: { path.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") })
-                {
-                    return nil
-                }
-                return ImageWithScan(image: indexed.image, scan: indexed.scan, layers: indexed.layers)
+                SELECT \(unescaped: Self.indexedScanColumns) FROM images i JOIN scans s ON s.id = i.latest_scan_id
+                JOIN scan_layers y ON y.scan_id = s.id ORDER BY i.path, y.depth
+                """)
+        }
+        return try Self.indexedScans(rows).compactMap { group -> ImageWithScan? in
+            guard let indexed = group.indexed else { return nil }
+            let path = indexed.image.path
+            if !exact.isEmpty || !directories.isEmpty,
+                !exact.contains(path) && !directories.contains(where: { path.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") })
+            {
+                return nil
             }
+            return ImageWithScan(image: indexed.image, scan: indexed.scan, layers: indexed.layers)
         }
     }
 

@@ -171,9 +171,15 @@ public struct ImageIndexer: Sendable {
 
     /// Like ``ensureIndexed(path:force:progress:)``; when `waitsForOtherHosts` is false and another process
     /// sharing the index is scanning the image right now, returns nil at once (come back to it later).
-    public func ensureIndexed(path: String, force: Bool, progress: ScanProgress?, waitsForOtherHosts: Bool) throws -> IndexingOutcome? {
+    ///
+    /// - Parameter hint: the image's latest scan as read moments ago with others (``LatestScanLookahead``),
+    ///   used instead of reading it again when it is of this image's canonical path. It answers only when
+    ///   it is fresh; a stale one is read again under the scan lock, like any.
+    public func ensureIndexed(
+        path: String, force: Bool, progress: ScanProgress?, waitsForOtherHosts: Bool, hint: IndexedScan? = nil
+    ) throws -> IndexingOutcome? {
         let canonical = try Self.canonicalPath(path)
-        let previous = try store.latestScan(path: canonical)
+        let previous = try hint.flatMap { $0.image.path == canonical ? $0 : nil } ?? store.latestScan(path: canonical)
         if !force, let indexed = previous {
             // A fresh scan has no disagreement (freshness would have said stale); only a stale one is asked.
             let stale = staleness(of: indexed, checkHeaders: true) != nil

@@ -94,13 +94,18 @@ struct ScanCommand: ParsableCommand {
         // that start together mostly scan different images instead of queueing behind each other's locks;
         // the results are reported in the directory's order whatever the visiting order.
         let order = store.isShared ? HostOrder.permutation(count: candidates.count, seed: HostName.current) : Array(candidates.indices)
-        let work: @Sendable (Int, Bool) -> Void = { index, waits in
+        // On a pool catalog the latest scans of the images about to be visited are read a batch at a time.
+        let lookahead = LatestScanLookahead(store: store, paths: order.map { candidates[$0] })
+        // `position`: in the visiting order, for the first visit; nil for a visit put off.
+        let work: @Sendable (Int, Int?) -> Void = { index, position in
             let path = candidates[index]
+            let waits = position == nil
             var result = Result(path: path, action: "failed")
             // Checked before the scan: a writer may change the image while it is read.
             let inUse = QemuImageLock.hasWriter(path: path) == true
             do {
-                guard let outcome = try indexer.ensureIndexed(path: path, force: force, progress: nil, waitsForOtherHosts: waits)
+                guard let outcome = try indexer.ensureIndexed(
+                    path: path, force: force, progress: nil, waitsForOtherHosts: waits, hint: position.flatMap(lookahead.hint(at:)))
                 else {
                     busy.withLock { $0.append(index) }
                     return
@@ -133,16 +138,16 @@ struct ScanCommand: ParsableCommand {
             }
         }
         let workPutOff: @Sendable () -> Void = {
-            while let putOff = busy.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { work(putOff, true) }
+            while let putOff = busy.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { work(putOff, nil) }
         }
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             while true {
-                let first: Int? = next.withLock { value in
+                let position: Int? = next.withLock { value in
                     defer { value += 1 }
-                    return value < candidates.count ? order[value] : nil
+                    return value < candidates.count ? value : nil
                 }
-                guard let first else { break }
-                work(first, false)
+                guard let position else { break }
+                work(order[position], position)
             }
             workPutOff()
         }

@@ -55,6 +55,26 @@ import Testing
         #expect(try store.scannedImages().map(\.image.path) == ["/pool/top.qcow2"])
     }
 
+    @Test("the latest scans of many paths in one call: each image's latest, chains whole, the rest left out", arguments: StoreBackend.allCases)
+    func latestScansOfMany(backend: StoreBackend) throws {
+        let scratch = try TemporaryDirectory(prefix: "extentdb-store")
+        defer { scratch.cleanup() }
+        let store = try backend.makeStore(in: scratch.url)
+        var expected: [IndexedScan] = []
+        for index in 0..<12 {
+            let path = "/pool/m\(index).qcow2"
+            // Two scans of every third image (the batch answers the latest), chains of 1 to 3 layers (24 in all).
+            if index % 3 == 0 { _ = try store.save(scanOf(path, extents: syntheticExtents(count: 20), layers: 1 + index % 3, at: 1)) }
+            expected.append(try store.save(scanOf(path, extents: syntheticExtents(count: 20, seed: UInt64(index)), layers: 1 + index % 3, at: 2)))
+        }
+        let asked = expected.map(\.image.path) + ["/pool/m1.qcow2.base1", "/pool/never.qcow2"]
+        let found = try store.latestScans(paths: asked.reversed())
+        #expect(found.sorted { $0.image.path < $1.image.path } == expected.sorted { $0.image.path < $1.image.path })
+        let layerCount = found.reduce(0) { $0 + $1.layers.count }
+        #expect(layerCount == 24)
+        #expect(try store.latestScans(paths: []).isEmpty)
+    }
+
     @Test("history, shared chunks of unchanged rescans, retention and removed ids", arguments: StoreBackend.allCases)
     func history(backend: StoreBackend) throws {
         let scratch = try TemporaryDirectory(prefix: "extentdb-store")
@@ -101,6 +121,9 @@ import Testing
             // The listing reads the same rows with its own query (one statement for a page of paths).
             let listed = try #require(try store.listedImages(paths: [scan.layers[0].path]).first?.scanned)
             #expect(listed.image == stored.image && listed.scan == stored.scan && listed.layers == stored.layers, note)
+            // So do the batch lookup and the lookup by scan id.
+            #expect(try store.latestScans(paths: [scan.layers[0].path]) == [stored], note)
+            #expect(try store.indexedScan(id: try #require(stored.scan.id)) == stored, note)
             return returned
         }
         let extents = syntheticExtents(count: 3000)
