@@ -104,9 +104,9 @@ struct ScanCommand: ParsableCommand {
             // Checked before the scan: a writer may change the image while it is read.
             let inUse = QemuImageLock.hasWriter(path: path) == true
             do {
-                guard let outcome = try indexer.ensureIndexed(
-                    path: path, force: force, progress: nil, waitsForOtherHosts: waits, hint: position.flatMap(lookahead.hint(at:)))
-                else {
+                let hint = position.flatMap(lookahead.hint(at:))
+                let outcome = try indexer.ensureIndexed(path: path, force: force, progress: nil, waitsForOtherHosts: waits, hint: hint)
+                guard let outcome else {
                     busy.withLock { $0.append(index) }
                     return
                 }

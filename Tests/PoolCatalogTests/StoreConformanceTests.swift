@@ -55,7 +55,9 @@ import Testing
         #expect(try store.scannedImages().map(\.image.path) == ["/pool/top.qcow2"])
     }
 
-    @Test("the latest scans of many paths in one call: each image's latest, chains whole, the rest left out", arguments: StoreBackend.allCases)
+    @Test(
+        "the latest scans of many paths in one call: each image's latest, chains whole, the rest left out", arguments: StoreBackend.allCases
+    )
     func latestScansOfMany(backend: StoreBackend) throws {
         let scratch = try TemporaryDirectory(prefix: "extentdb-store")
         defer { scratch.cleanup() }
@@ -65,7 +67,8 @@ import Testing
             let path = "/pool/m\(index).qcow2"
             // Two scans of every third image (the batch answers the latest), chains of 1 to 3 layers (24 in all).
             if index % 3 == 0 { _ = try store.save(scanOf(path, extents: syntheticExtents(count: 20), layers: 1 + index % 3, at: 1)) }
-            expected.append(try store.save(scanOf(path, extents: syntheticExtents(count: 20, seed: UInt64(index)), layers: 1 + index % 3, at: 2)))
+            expected.append(
+                try store.save(scanOf(path, extents: syntheticExtents(count: 20, seed: UInt64(index)), layers: 1 + index % 3, at: 2)))
         }
         let asked = expected.map(\.image.path) + ["/pool/m1.qcow2.base1", "/pool/never.qcow2"]
         let found = try store.latestScans(paths: asked.reversed())
