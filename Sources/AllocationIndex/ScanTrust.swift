@@ -20,9 +20,17 @@ public struct ScanTrust: Sendable, Equatable, Codable {
 
     /// Decodes the recorded JSON; nil when it is not a trust record.
     public init?(json: String) {
+        // Most scans needed no trust: their record is known without parsing it (every lookup asks).
+        if json == Self.noTrustJSON {
+            self.init()
+            return
+        }
         guard let decoded = try? JSONDecoder().decode(ScanTrust.self, from: Data(json.utf8)) else { return nil }
         self = decoded
     }
+
+    /// What a scan that needed no trust records.
+    static let noTrustJSON = ScanTrust().json
 
     /// The JSON recorded in `scans.trust_json`.
     public var json: String {

@@ -46,11 +46,13 @@ public struct ImageDiscovery: Sendable {
         var link = stat()
         guard lstat(path, &link) == 0 else { return .none }
         if link.st_mode & S_IFMT == S_IFDIR { return .none }
-        if link.st_mode & S_IFMT == S_IFLNK {
+        let isLink = link.st_mode & S_IFMT == S_IFLNK
+        if isLink {
             guard let target = PathResolver.canonical(path) else { return .none }
             guard PathResolver.isInside(target, directory: root) else { return .skipped("symbolic link to \(target), outside \(root)") }
         }
-        guard let identity = try? FileIdentity(path: path) else { return .none }
+        // What a link leads to is stat'ed; anything else is what lstat saw.
+        guard let identity = isLink ? try? FileIdentity(path: path) : FileIdentity(status: link) else { return .none }
         if identity.kind == .directory { return .none }
         guard identity.kind == .regular else {
             var info = stat()

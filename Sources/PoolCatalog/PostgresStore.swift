@@ -99,8 +99,13 @@ public final class PostgresStore: IndexStoring, Sendable {
     /// Decodes the record whose columns carry `prefix` (``imageColumns``, ``scanColumns``, ``layerColumns``)
     /// from a row.
     static func record<T: Decodable>(_ type: T.Type, columns: PostgresRandomAccessRow, prefix: String) throws -> T {
+        try record(type, row: columns, at: RowDecoder.Columns(of: columns, prefix: prefix))
+    }
+
+    /// Decodes a record from a row whose columns for it were found already (once for all rows of a result).
+    static func record<T: Decodable>(_ type: T.Type, row: PostgresRandomAccessRow, at columns: RowDecoder.Columns) throws -> T {
         do {
-            return try T(from: RowDecoder(row: columns, prefix: prefix))
+            return try T(from: RowDecoder(row: row, columns: columns))
         } catch {
             throw StoreError.corruptChunk("a \(type) row does not decode: \(error)")
         }
@@ -126,10 +131,15 @@ public final class PostgresStore: IndexStoring, Sendable {
         row: PostgresRandomAccessRow, indexed: IndexedScan?
     )] {
         var groups: [(row: PostgresRandomAccessRow, key: Int64?, indexed: IndexedScan?)] = []
+        guard let first = rows.first?.makeRandomAccess() else { return [] }
+        // The rows of a result share their columns: each record's are found once.
+        let imageAt = RowDecoder.Columns(of: first, prefix: "i_")
+        let scanAt = RowDecoder.Columns(of: first, prefix: "s_")
+        let layerAt = RowDecoder.Columns(of: first, prefix: "y_")
         for row in rows {
             let columns = row.makeRandomAccess()
             let key = try columns[column].decode(Int64?.self)
-            let layer = columns["y_scan_id"].bytes == nil ? nil : try record(ScanLayerRecord.self, columns: columns, prefix: "y_")
+            let layer = columns["y_scan_id"].bytes == nil ? nil : try record(ScanLayerRecord.self, row: columns, at: layerAt)
             if let last = groups.last, let key, last.key == key, let layer {
                 groups[groups.count - 1].indexed?.layers.append(layer)
                 continue
@@ -137,8 +147,8 @@ public final class PostgresStore: IndexStoring, Sendable {
             var indexed: IndexedScan?
             if columns["s_id"].bytes != nil {
                 indexed = IndexedScan(
-                    image: try record(ImageRecord.self, columns: columns, prefix: "i_"),
-                    scan: try record(ScanRecord.self, columns: columns, prefix: "s_"), layers: layer.map { [$0] } ?? [])
+                    image: try record(ImageRecord.self, row: columns, at: imageAt),
+                    scan: try record(ScanRecord.self, row: columns, at: scanAt), layers: layer.map { [$0] } ?? [])
             }
             groups.append((columns, key, indexed))
         }

@@ -1,21 +1,38 @@
 import PostgresNIO
 
-/// Decodes a flat `Decodable` record (an ``ImageRecord``, a ``ScanRecord``) straight from one result row:
-/// each key is read from the column named `prefix` + key, in its binary form.
+/// Decodes a flat `Decodable` record (an ``ImageRecord``, a ``ScanRecord``, a ``ScanLayerRecord``) straight
+/// from one result row: each key is read from the column named `prefix` + key, in its binary form.
 ///
-/// A lookup or a listing reads an image and its latest scan in one row; decoding their columns this way costs
-/// a fraction of parsing `row_to_json` texts with `JSONDecoder`, which the store used before. Only what such records hold is supported: strings,
-/// 64-bit integers, booleans, NULLs, and `String`-backed enums; anything else is a decoding error.
+/// A lookup or a listing reads an image, its latest scan and a layer in one row; decoding their columns this
+/// way costs a fraction of parsing `row_to_json` texts with `JSONDecoder`, which the store used before. Only
+/// what such records hold is supported: strings, 64-bit integers, booleans, NULLs, and `String`-backed enums;
+/// anything else is a decoding error.
 struct RowDecoder: Decoder {
     let row: PostgresRandomAccessRow
-    /// Prefix of the columns that belong to this record (`i_` for `i.id AS i_id`, ...).
-    let prefix: String
+    /// Where this record's columns are in the row.
+    let columns: Columns
+
+    /// Where the columns named `prefix` + key are in the rows of one result (`i_` for `i.id AS i_id`, ...),
+    /// by key: worked out once for all the rows of a result, which share their columns.
+    struct Columns: Sendable {
+        let prefix: String
+        let indices: [String: Int]
+
+        init(of row: PostgresRandomAccessRow, prefix: String) {
+            self.prefix = prefix
+            var indices: [String: Int] = [:]
+            for (index, cell) in row.enumerated() where cell.columnName.hasPrefix(prefix) {
+                indices[String(cell.columnName.dropFirst(prefix.count))] = index
+            }
+            self.indices = indices
+        }
+    }
 
     var codingPath: [any CodingKey] { [] }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
-        KeyedDecodingContainer(Columns<Key>(row: row, prefix: prefix))
+        KeyedDecodingContainer(Cells<Key>(row: row, columns: columns))
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
@@ -26,23 +43,33 @@ struct RowDecoder: Decoder {
         throw DecodingError.typeMismatch(Any.self, .init(codingPath: [], debugDescription: "a row is read by column"))
     }
 
-    /// The row's columns for one record.
-    struct Columns<Key: CodingKey>: KeyedDecodingContainerProtocol {
+    /// The row's cells for one record.
+    struct Cells<Key: CodingKey>: KeyedDecodingContainerProtocol {
         let row: PostgresRandomAccessRow
-        let prefix: String
+        let columns: Columns
 
         var codingPath: [any CodingKey] { [] }
-        var allKeys: [Key] {
-            row.compactMap { $0.columnName.hasPrefix(prefix) ? Key(stringValue: String($0.columnName.dropFirst(prefix.count))) : nil }
-        }
+        var allKeys: [Key] { columns.indices.keys.compactMap { Key(stringValue: $0) } }
 
-        func contains(_ key: Key) -> Bool { row.contains(prefix + key.stringValue) }
+        func contains(_ key: Key) -> Bool { columns.indices[key.stringValue] != nil }
 
         func cell(_ key: Key) throws -> PostgresCell {
-            guard contains(key) else {
-                throw DecodingError.keyNotFound(key, .init(codingPath: [key], debugDescription: "no column \(prefix + key.stringValue)"))
+            guard let index = columns.indices[key.stringValue] else {
+                throw DecodingError.keyNotFound(
+                    key, .init(codingPath: [key], debugDescription: "no column \(columns.prefix + key.stringValue)"))
             }
-            return row[prefix + key.stringValue]
+            return row[index]
+        }
+
+        /// An optional's cell: nil for a column the row lacks or a NULL (one lookup for `decodeIfPresent`).
+        func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? { try optional(key)?.decode(String.self) }
+        func decodeIfPresent(_ type: Int64.Type, forKey key: Key) throws -> Int64? { try optional(key)?.decode(Int64.self) }
+        func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? { try optional(key)?.decode(Bool.self) }
+
+        private func optional(_ key: Key) -> PostgresCell? {
+            guard let index = columns.indices[key.stringValue] else { return nil }
+            let cell = row[index]
+            return cell.bytes == nil ? nil : cell
         }
 
         func decodeNil(forKey key: Key) throws -> Bool { try cell(key).bytes == nil }
@@ -76,11 +103,11 @@ struct RowDecoder: Decoder {
             try unsupported((any UnkeyedDecodingContainer).self, key)
         }
 
-        func superDecoder() throws -> any Decoder { RowDecoder(row: row, prefix: prefix) }
-        func superDecoder(forKey key: Key) throws -> any Decoder { RowDecoder(row: row, prefix: prefix) }
+        func superDecoder() throws -> any Decoder { RowDecoder(row: row, columns: columns) }
+        func superDecoder(forKey key: Key) throws -> any Decoder { RowDecoder(row: row, columns: columns) }
 
         private func unsupported<T>(_ type: T.Type, _ key: Key) throws -> T {
-            throw DecodingError.typeMismatch(type, .init(codingPath: [key], debugDescription: "column \(prefix + key.stringValue)"))
+            throw DecodingError.typeMismatch(type, .init(codingPath: [key], debugDescription: "column \(columns.prefix + key.stringValue)"))
         }
     }
 

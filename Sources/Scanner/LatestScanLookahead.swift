@@ -1,5 +1,5 @@
 import AllocationIndex
-import Synchronization
+import Foundation
 
 /// The latest scans of the images a directory scan is about to visit, read from a pool catalog a batch at a
 /// time: one round trip for ``batchSize`` images instead of one each, which was half of what a host spent on
@@ -9,21 +9,19 @@ import Synchronization
 /// here is checked for freshness like any other (and, when stale, read again under the image's scan lock), and
 /// an image without one here is looked up again when it is visited, since another host may have scanned it
 /// since. On a store that is not shared (SQLite: a lookup is no round trip) it reads nothing and hints nothing.
-public final class LatestScanLookahead: Sendable {
+public final class LatestScanLookahead: @unchecked Sendable {
     /// Images read per round trip.
     public static let batchSize = 32
 
     let store: any IndexStoring
     /// The paths in the order they are visited.
     let paths: [String]
-    let batches: Mutex<[Int: Batch]> = Mutex([:])
-
-    enum Batch {
-        /// One worker is reading it; the others do not wait for it.
-        case reading
-        /// The latest scans found, by the path as visited; an entry is removed when it is handed out.
-        case read([String: IndexedScan])
-    }
+    /// Guards `batches`; signalled when a batch has been read.
+    private let condition = NSCondition()
+    /// Batches by number: nil not asked for yet, an empty optional while one worker reads it (the others
+    /// wait for it, which costs them no more than a lookup of their own would), then what it found, by the
+    /// path as visited, each entry removed when it is handed out.
+    private var batches: [Int: [String: IndexedScan]?] = [:]
 
     /// - Parameter paths: the images in the order the scan visits them.
     public init(store: any IndexStoring, paths: [String]) {
@@ -32,34 +30,37 @@ public final class LatestScanLookahead: Sendable {
     }
 
     /// The latest scan of the image visited at `position` (an index into the visiting order) as the catalog
-    /// held it when its batch was read, or nil (none, not read, or read by a worker still at it). The first
-    /// visit of a batch reads the whole batch.
+    /// held it when its batch was read, or nil (none, or asked for already). The first visit of a batch reads
+    /// the whole batch; visits of it meanwhile wait for that read.
     public func hint(at position: Int) -> IndexedScan? {
         guard paths.indices.contains(position) else { return nil }
         let number = position / Self.batchSize
         let path = paths[position]
-        let state = batches.withLock { batches -> Batch? in
-            guard let batch = batches[number] else {
-                batches[number] = .reading
-                return nil
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            switch batches[number] {
+            case nil:
+                batches[number] = .some(nil)
+                condition.unlock()
+                let found = read(number)
+                condition.lock()
+                batches[number] = found
+                condition.broadcast()
+            case .some(nil):
+                condition.wait()
+            case .some(.some(var found)):
+                let hint = found.removeValue(forKey: path)
+                batches[number] = found
+                return hint
             }
-            guard case .read(var found) = batch else { return .reading }
-            let hint = found.removeValue(forKey: path)
-            batches[number] = .read(found)
-            return .read(hint.map { [path: $0] } ?? [:])
-        }
-        switch state {
-        case .read(let found): return found[path]
-        case .reading: return nil
-        case nil: return readBatch(number, taking: path)
         }
     }
 
-    /// Reads batch `number`, keeps it for the other visits, and hands out the scan of `path`.
-    private func readBatch(_ number: Int, taking path: String) -> IndexedScan? {
+    /// The latest scans of batch `number`, by the path as visited.
+    private func read(_ number: Int) -> [String: IndexedScan] {
         let members = paths[(number * Self.batchSize)..<min((number + 1) * Self.batchSize, paths.count)]
-        // Keyed by the path as visited; the catalog keys its canonical form (a path that no longer resolves is
-        // left to its visit to name).
+        // The catalog keys canonical paths (a path that no longer resolves is left to its visit to name).
         var visited: [String: String] = [:]
         for path in members {
             if let canonical = try? ImageIndexer.canonicalPath(path) { visited[canonical] = path }
@@ -69,8 +70,6 @@ public final class LatestScanLookahead: Sendable {
         for indexed in (try? store.latestScans(paths: Array(visited.keys))) ?? [] {
             if let visitedAs = visited[indexed.image.path] { found[visitedAs] = indexed }
         }
-        let hint = found.removeValue(forKey: path)
-        batches.withLock { $0[number] = .read(found) }
-        return hint
+        return found
     }
 }
