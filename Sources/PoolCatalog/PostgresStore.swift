@@ -160,7 +160,7 @@ public final class PostgresStore: IndexStoring, Sendable {
             session.rows(
                 """
                 SELECT \(unescaped: indexedScanColumns) FROM scans s JOIN images i ON i.id = s.image_id
-                JOIN scan_layers y ON y.scan_id = s.id WHERE s.id = \(scanID) ORDER BY y.depth
+                LEFT JOIN scan_layers y ON y.scan_id = s.id WHERE s.id = \(scanID) ORDER BY y.depth
                 """)
         ).first?.indexed
     }
@@ -182,7 +182,7 @@ public final class PostgresStore: IndexStoring, Sendable {
                 session.rows(
                     """
                     SELECT \(unescaped: Self.indexedScanColumns) FROM images i JOIN scans s ON s.id = i.latest_scan_id
-                    JOIN scan_layers y ON y.scan_id = s.id WHERE i.\(unescaped: imageColumn) = \(value) ORDER BY y.depth
+                    LEFT JOIN scan_layers y ON y.scan_id = s.id WHERE i.\(unescaped: imageColumn) = \(value) ORDER BY y.depth
                     """)
             ).first?.indexed
         }
@@ -197,7 +197,7 @@ public final class PostgresStore: IndexStoring, Sendable {
                 session.rows(
                     """
                     SELECT \(unescaped: Self.indexedScanColumns) FROM images i JOIN scans s ON s.id = i.latest_scan_id
-                    JOIN scan_layers y ON y.scan_id = s.id WHERE i.path = ANY(\(paths)) ORDER BY s.id, y.depth
+                    LEFT JOIN scan_layers y ON y.scan_id = s.id WHERE i.path = ANY(\(paths)) ORDER BY s.id, y.depth
                     """)
             ).compactMap(\.indexed)
         }
@@ -320,7 +320,7 @@ public final class PostgresStore: IndexStoring, Sendable {
             try session.rows(
                 """
                 SELECT \(unescaped: Self.indexedScanColumns) FROM images i JOIN scans s ON s.id = i.latest_scan_id
-                JOIN scan_layers y ON y.scan_id = s.id ORDER BY i.path, y.depth
+                LEFT JOIN scan_layers y ON y.scan_id = s.id ORDER BY i.path, y.depth
                 """)
         }
         return try Self.indexedScans(rows).compactMap { group -> ImageWithScan? in
