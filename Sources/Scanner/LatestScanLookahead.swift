@@ -1,5 +1,6 @@
 import AllocationIndex
-import Foundation
+import Dispatch
+import Synchronization
 
 /// The latest scans of the images a directory scan is about to visit, read from a pool catalog a batch at a
 /// time: one round trip for ``batchSize`` images instead of one each, which was half of what a host spent on
@@ -9,19 +10,23 @@ import Foundation
 /// here is checked for freshness like any other (and, when stale, read again under the image's scan lock), and
 /// an image without one here is looked up again when it is visited, since another host may have scanned it
 /// since. On a store that is not shared (SQLite: a lookup is no round trip) it reads nothing and hints nothing.
-public final class LatestScanLookahead: @unchecked Sendable {
+public final class LatestScanLookahead: Sendable {
     /// Images read per round trip.
     public static let batchSize = 32
 
     let store: any IndexStoring
     /// The paths in the order they are visited.
     let paths: [String]
-    /// Guards `batches`; signalled when a batch has been read.
-    private let condition = NSCondition()
-    /// Batches by number: nil not asked for yet, an empty optional while one worker reads it (the others
-    /// wait for it, which costs them no more than a lookup of their own would), then what it found, by the
-    /// path as visited, each entry removed when it is handed out.
-    private var batches: [Int: [String: IndexedScan]?] = [:]
+    /// Batches by number, from the first visit of one on.
+    let batches = Mutex<[Int: Batch]>([:])
+
+    enum Batch {
+        /// One worker is reading it; the others wait for it (left when it is read), which costs them no
+        /// more than a lookup of their own would.
+        case reading(DispatchGroup)
+        /// The latest scans found, by the path as visited; an entry is removed when it is handed out.
+        case read([String: IndexedScan])
+    }
 
     /// - Parameter paths: the images in the order the scan visits them.
     public init(store: any IndexStoring, paths: [String]) {
@@ -36,22 +41,35 @@ public final class LatestScanLookahead: @unchecked Sendable {
         guard paths.indices.contains(position) else { return nil }
         let number = position / Self.batchSize
         let path = paths[position]
-        condition.lock()
-        defer { condition.unlock() }
+        enum Step {
+            case readBatch(DispatchGroup)
+            case wait(DispatchGroup)
+            case answer(IndexedScan?)
+        }
         while true {
-            switch batches[number] {
-            case nil:
-                batches[number] = .some(nil)
-                condition.unlock()
+            let step = batches.withLock { batches -> Step in
+                switch batches[number] {
+                case nil:
+                    let reading = DispatchGroup()
+                    reading.enter()
+                    batches[number] = .reading(reading)
+                    return .readBatch(reading)
+                case .reading(let reading):
+                    return .wait(reading)
+                case .read(var found):
+                    let hint = found.removeValue(forKey: path)
+                    batches[number] = .read(found)
+                    return .answer(hint)
+                }
+            }
+            switch step {
+            case .readBatch(let reading):
                 let found = read(number)
-                condition.lock()
-                batches[number] = found
-                condition.broadcast()
-            case .some(nil):
-                condition.wait()
-            case .some(.some(var found)):
-                let hint = found.removeValue(forKey: path)
-                batches[number] = found
+                batches.withLock { $0[number] = .read(found) }
+                reading.leave()
+            case .wait(let reading):
+                reading.wait()
+            case .answer(let hint):
                 return hint
             }
         }

@@ -2,6 +2,7 @@ import AllocationIndex
 import Foundation
 import PoolCatalog
 import Scanner
+import Synchronization
 import Testing
 
 @testable import TestSupport
@@ -40,6 +41,30 @@ import Testing
         }
         #expect(lookahead.hint(at: visiting.count) == nil)
         #expect(lookahead.hint(at: -1) == nil)
+    }
+
+    @Test("visits from several threads at once: each image gets its own latest scan, once; a batch is read while others wait")
+    func concurrentVisits() throws {
+        let scratch = try TemporaryDirectory(prefix: "extentdb-lookahead")
+        defer { scratch.cleanup() }
+        let store = try StoreBackend.postgres.makeStore(in: scratch.url)
+        let paths = try Self.images(LatestScanLookahead.batchSize * 2 + 5, in: scratch)
+        let indexer = ImageIndexer(store: store)
+        var indexed: [String: IndexedScan] = [:]
+        for path in paths { indexed[path] = try indexer.ensureIndexed(path: path).indexed }
+        let lookahead = LatestScanLookahead(store: store, paths: paths)
+        let handedOut = Mutex<[Int: [IndexedScan]]>([:])
+        // Every position asked twice, by whichever threads take the turns, in an order where neighbours race
+        // for one batch.
+        DispatchQueue.concurrentPerform(iterations: paths.count * 2) { turn in
+            let position = turn % paths.count
+            let hint = lookahead.hint(at: position)
+            handedOut.withLock { $0[position, default: []] += hint.map { [$0] } ?? [] }
+        }
+        let answers = handedOut.withLock { $0 }
+        for (position, path) in paths.enumerated() {
+            #expect(answers[position] == [try #require(indexed[path])], "\(path): its scan, handed out once")
+        }
     }
 
     @Test("an embedded store is asked nothing ahead: each visit looks its image up itself")
