@@ -66,6 +66,21 @@ public struct ImageDiscovery: Sendable {
         return .other
     }
 
+    /// `paths` without the images named more than once (a symbolic link found beside its target, a file
+    /// given twice or also inside a directory given), each with its canonical path (what the index keys):
+    /// the first naming of each image is kept, in order. A path that does not resolve is kept as it is
+    /// (canonical nil), so that its scan names the error.
+    public static func distinctImages(_ paths: [String]) -> [(path: String, canonical: String?)] {
+        var seen = Set<String>()
+        var distinct: [(path: String, canonical: String?)] = []
+        for path in paths {
+            let canonical = try? ImageIndexer.canonicalPath(path)
+            if let canonical, !seen.insert(canonical).inserted { continue }
+            distinct.append((path, canonical))
+        }
+        return distinct
+    }
+
     /// What a walk of a directory found.
     public struct Found: Sendable {
         /// Images to index, sorted.

@@ -15,8 +15,8 @@ public final class LatestScanLookahead: Sendable {
     public static let batchSize = 32
 
     let store: any IndexStoring
-    /// The paths in the order they are visited.
-    let paths: [String]
+    /// The images' canonical paths in the order they are visited (nil: a path that did not resolve).
+    let paths: [String?]
     /// Batches by number, from the first visit of one on.
     let batches = Mutex<[Int: Batch]>([:])
 
@@ -28,19 +28,19 @@ public final class LatestScanLookahead: Sendable {
         case read([String: IndexedScan])
     }
 
-    /// - Parameter paths: the images in the order the scan visits them.
-    public init(store: any IndexStoring, paths: [String]) {
+    /// - Parameter canonicalPaths: the images' canonical paths (``ImageIndexer/canonicalPath(_:)``, as the
+    ///   index keys them; nil for one that did not resolve) in the order the scan visits them.
+    public init(store: any IndexStoring, canonicalPaths: [String?]) {
         self.store = store
-        self.paths = store.isShared ? paths : []
+        self.paths = store.isShared ? canonicalPaths : []
     }
 
     /// The latest scan of the image visited at `position` (an index into the visiting order) as the catalog
     /// held it when its batch was read, or nil (none, or asked for already). The first visit of a batch reads
     /// the whole batch; visits of it meanwhile wait for that read.
     public func hint(at position: Int) -> IndexedScan? {
-        guard paths.indices.contains(position) else { return nil }
+        guard paths.indices.contains(position), let path = paths[position] else { return nil }
         let number = position / Self.batchSize
-        let path = paths[position]
         enum Step {
             case readBatch(DispatchGroup)
             case wait(DispatchGroup)
@@ -75,19 +75,12 @@ public final class LatestScanLookahead: Sendable {
         }
     }
 
-    /// The latest scans of batch `number`, by the path as visited.
+    /// The latest scans of batch `number`, by canonical path.
     private func read(_ number: Int) -> [String: IndexedScan] {
-        let members = paths[(number * Self.batchSize)..<min((number + 1) * Self.batchSize, paths.count)]
-        // The catalog keys canonical paths (a path that no longer resolves is left to its visit to name).
-        var visited: [String: String] = [:]
-        for path in members {
-            if let canonical = try? ImageIndexer.canonicalPath(path) { visited[canonical] = path }
-        }
+        let members = paths[(number * Self.batchSize)..<min((number + 1) * Self.batchSize, paths.count)].compactMap { $0 }
         var found: [String: IndexedScan] = [:]
         // A failed read hints nothing: each visit then looks its image up and meets the error itself.
-        for indexed in (try? store.latestScans(paths: Array(visited.keys))) ?? [] {
-            if let visitedAs = visited[indexed.image.path] { found[visitedAs] = indexed }
-        }
+        for indexed in (try? store.latestScans(paths: members)) ?? [] { found[indexed.image.path] = indexed }
         return found
     }
 }

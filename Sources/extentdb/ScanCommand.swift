@@ -76,7 +76,11 @@ struct ScanCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (candidates, skippedFiles, notRecognised) = try collectImages()
+        let (found, skippedFiles, notRecognised) = try collectImages()
+        // An image named twice (a symbolic link beside its target, a file given twice) is scanned and
+        // reported once.
+        let distinct = ImageDiscovery.distinctImages(found)
+        let candidates = distinct.map(\.path)
         let store = try index.openStore()
         let indexer = ImageIndexer(store: store, options: chain.scanOptions, keepScans: keep)
         let results = Mutex<[Result?]>(Array(repeating: nil, count: candidates.count))
@@ -95,7 +99,7 @@ struct ScanCommand: ParsableCommand {
         // the results are reported in the directory's order whatever the visiting order.
         let order = store.isShared ? HostOrder.permutation(count: candidates.count, seed: HostName.current) : Array(candidates.indices)
         // On a pool catalog the latest scans of the images about to be visited are read a batch at a time.
-        let lookahead = LatestScanLookahead(store: store, paths: order.map { candidates[$0] })
+        let lookahead = LatestScanLookahead(store: store, canonicalPaths: order.map { distinct[$0].canonical })
         // `position`: in the visiting order, for the first visit; nil for a visit put off.
         let work: @Sendable (Int, Int?) -> Void = { index, position in
             let path = candidates[index]

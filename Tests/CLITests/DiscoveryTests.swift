@@ -61,6 +61,35 @@ import Testing
         #expect(output.contains("VHDX is not supported"), "\(output)")
     }
 
+    @Test("an image named twice (a symbolic link beside it, a file given again, a directory holding it) is scanned and counted once")
+    func imagesNamedTwice() throws {
+        let workspace = try TemporaryDirectory(
+            prefix: "extentdb-discovery",
+            setup: """
+                set -e
+                mkdir root
+                qemu-img create -q -f qcow2 root/a.qcow2 8M
+                qemu-img create -q -f qcow2 root/b.qcow2 8M
+                ln -s a.qcow2 root/link-to-a.qcow2
+                """)
+        defer { workspace.cleanup() }
+        let result = try script(
+            """
+            set -e
+            $X scan root > first.txt
+            $X scan --output json root/link-to-a.qcow2 root root/a.qcow2 > second.json
+            cat first.txt second.json
+            """, database: workspace.path("index.sqlite"), in: workspace.url)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("2 images: 2 scanned, 0 unchanged, 0 failed"), "\(result.stdout)")
+        let second = try JSONSerialization.jsonObject(with: Data(contentsOf: workspace.url.appendingPathComponent("second.json")))
+        let images = try #require((second as? [String: Any])?["images"] as? [[String: Any]])
+        // Reported under the canonical path, once each, whichever naming came first.
+        let canonical = workspace.url.appendingPathComponent("root").resolvingSymlinksInPath().path
+        #expect(images.compactMap { $0["path"] as? String }.sorted() == [canonical + "/a.qcow2", canonical + "/b.qcow2"], "\(images)")
+        #expect(images.allSatisfy { $0["action"] as? String == "unchanged" }, "\(images)")
+    }
+
     @Test("with --include-raw both also index the raw files, and still skip the foreign container")
     func sameRawRule() throws {
         let (scan, watcher, output) = try Self.found(extraFlags: "--include-raw")

@@ -33,13 +33,15 @@ import Testing
             indexed[path] = try indexer.ensureIndexed(path: path).indexed
         }
         let visiting = Array(paths.reversed())
-        let lookahead = LatestScanLookahead(store: store, paths: visiting)
+        let lookahead = LatestScanLookahead(store: store, canonicalPaths: visiting.map { try? ImageIndexer.canonicalPath($0) } + [nil])
         for (position, path) in visiting.enumerated() {
             #expect(lookahead.hint(at: position) == indexed[path], "\(path)")
             // Handed out once: a second ask finds nothing kept.
             #expect(lookahead.hint(at: position) == nil)
         }
+        // A path that did not resolve (nil), and positions outside the order, get none.
         #expect(lookahead.hint(at: visiting.count) == nil)
+        #expect(lookahead.hint(at: visiting.count + 1) == nil)
         #expect(lookahead.hint(at: -1) == nil)
     }
 
@@ -52,7 +54,7 @@ import Testing
         let indexer = ImageIndexer(store: store)
         var indexed: [String: IndexedScan] = [:]
         for path in paths { indexed[path] = try indexer.ensureIndexed(path: path).indexed }
-        let lookahead = LatestScanLookahead(store: store, paths: paths)
+        let lookahead = LatestScanLookahead(store: store, canonicalPaths: paths.map { try? ImageIndexer.canonicalPath($0) })
         let handedOut = Mutex<[Int: [IndexedScan]]>([:])
         // Every position asked twice, by whichever threads take the turns, in an order where neighbours race
         // for one batch.
@@ -74,7 +76,7 @@ import Testing
         let store = try StoreBackend.sqlite.makeStore(in: scratch.url)
         let paths = try Self.images(2, in: scratch)
         for path in paths { _ = try ImageIndexer(store: store).ensureIndexed(path: path) }
-        let lookahead = LatestScanLookahead(store: store, paths: paths)
+        let lookahead = LatestScanLookahead(store: store, canonicalPaths: paths.map { try? ImageIndexer.canonicalPath($0) })
         #expect(lookahead.hint(at: 0) == nil && lookahead.hint(at: 1) == nil)
     }
 
