@@ -34,7 +34,7 @@ extension PostgresStore {
                     VALUES (\(row.imageId), \(row.scannedAtNs), \(row.durationNs), \(row.toolVersion), \(row.virtualSize),
                         \(row.chainDepth), \(row.extentCount), \(row.dataBytes), \(row.ownDataBytes), \(row.zeroBytes),
                         \(row.compressedBytes), \(row.ownZeroBytes), \(row.dataExtentCount), \(row.dataExtentLargest),
-                        \(row.dataExtentMedian), \(row.dataExtentHistogram), \(row.warningsJson), \(row.trustJson), \(scan.host))
+                        \(row.dataExtentMedian), \(row.dataExtentHistogram), \(row.warningsJson), \(row.trustJson), \(row.host))
                     RETURNING id
                 )
                 SELECT inserted.id, previous.owner, (SELECT count(*) FROM extent_chunks WHERE scan_id = previous.owner),
